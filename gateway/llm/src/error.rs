@@ -1,0 +1,33 @@
+//! The crate's one error type.
+
+/// What can go wrong while reading or translating LLM traffic.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LlmError {
+    /// The body is not valid JSON, or not a JSON object.
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(String),
+    /// A required field is missing or has the wrong type.
+    #[error("invalid field `{field}`: {reason}")]
+    InvalidField {
+        /// The offending top-level field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A streamed event grew past the parser's limit without ending.
+    #[error("stream event larger than {limit} bytes")]
+    EventTooLarge {
+        /// The configured maximum event size.
+        limit: usize,
+    },
+}
+
+impl LlmError {
+    /// The request parameter the error is about, for the OpenAI error body's `param`.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidField { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Streaming: a push parser for server-sent events and the translators that turn a
+//! provider's stream into what the client asked for.
+//!
+//! Both are fed whatever bytes the network delivered (`feed(&[u8])`) and return whole
+//! events only; state lives in the value, so they fit Pingora's chunk-at-a-time flow and
+//! the edge worker's `ReadableStream` alike.
+
+pub mod openai;
+pub mod sse;
+
+use crate::Usage;
+
+/// What a translator has learnt from the stream so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// Usage reported by the provider (zero until its usage event arrives).
+    pub usage: Option<Usage>,
+    /// The final `finish_reason` seen, if any.
+    pub finish_reason: Option<String>,
+    /// The provider's terminal marker (`[DONE]` or equivalent) arrived.
+    pub done: bool,
+    /// The provider sent an error event in the stream.
+    pub error: bool,
+}
+
+/// Turns one provider's streamed bytes into client-format SSE bytes.
+///
+/// Contract: `feed` may be called with any split of the stream (down to single bytes) and
+/// produces the same concatenated output as one call with the whole stream; `finish` is
+/// called once when the upstream body ends and flushes anything held back.
+pub trait StreamTranslator: Send {
+    /// Consumes the next bytes from the provider and appends client bytes to `out`.
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), crate::LlmError>;
+    /// The upstream ended; appends any remaining client bytes to `out`.
+    fn finish(&mut self, out: &mut Vec<u8>);
+    /// What has been observed so far.
+    fn summary(&self) -> &StreamSummary;
+}

@@ -1,0 +1,158 @@
+//! OpenAI-format streams passed through to OpenAI-format clients.
+//!
+//! Events are forwarded byte for byte. On the way the translator records usage and the
+//! finish reason, and — when the gateway itself added `stream_options.include_usage` —
+//! removes the extra usage-only chunk the client never asked for.
+
+use serde::Deserialize;
+
+use super::sse::{SseEvent, SseParser};
+use super::{StreamSummary, StreamTranslator};
+use crate::usage::contains;
+use crate::{LlmError, Usage};
+
+/// Pass-through translator for OpenAI-compatible upstreams.
+#[derive(Debug)]
+pub struct OpenAiPassthrough {
+    parser: SseParser,
+    strip_usage_chunk: bool,
+    summary: StreamSummary,
+    events: Vec<SseEvent>,
+}
+
+#[derive(Deserialize)]
+struct ChunkProbe {
+    #[serde(default)]
+    choices: Option<Vec<ChoiceProbe>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceProbe {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+impl OpenAiPassthrough {
+    /// `strip_usage_chunk`: drop chunks that carry only usage (the gateway injected
+    /// `include_usage`, the client did not ask for it).
+    pub fn new(strip_usage_chunk: bool) -> Self {
+        Self {
+            parser: SseParser::default(),
+            strip_usage_chunk,
+            summary: StreamSummary::default(),
+            events: Vec::new(),
+        }
+    }
+
+    fn forward(&mut self, out: &mut Vec<u8>) {
+        for ev in self.events.drain(..) {
+            let keep = match &ev.data {
+                None => true,
+                Some(d) if d.as_slice() == b"[DONE]" => {
+                    self.summary.done = true;
+                    true
+                }
+                Some(d) => {
+                    let mut keep = true;
+                    // Only chunks that can carry what we look for are parsed.
+                    if contains(d, b"\"usage\"")
+                        || contains(d, b"\"finish_reason\":\"")
+                        || contains(d, b"\"finish_reason\": \"")
+                        || contains(d, b"\"error\"")
+                    {
+                        if let Ok(c) = serde_json::from_slice::<ChunkProbe>(d) {
+                            if let Some(u) = c.usage {
+                                self.summary.usage = Some(u);
+                            }
+                            if c.error.is_some() {
+                                self.summary.error = true;
+                            }
+                            let choices = c.choices.unwrap_or_default();
+                            for ch in &choices {
+                                if let Some(r) = &ch.finish_reason {
+                                    self.summary.finish_reason = Some(r.clone());
+                                }
+                            }
+                            if self.strip_usage_chunk && c.usage.is_some() && choices.is_empty() {
+                                keep = false;
+                            }
+                        }
+                    }
+                    keep
+                }
+            };
+            if keep {
+                out.extend_from_slice(&ev.raw);
+            }
+        }
+    }
+}
+
+impl StreamTranslator for OpenAiPassthrough {
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), LlmError> {
+        self.parser.feed(input, &mut self.events)?;
+        self.forward(out);
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.parser.finish(&mut self.events);
+        self.forward(out);
+    }
+
+    fn summary(&self) -> &StreamSummary {
+        &self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPSTREAM: &[u8] = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}\n\n\
+data: [DONE]\n\n";
+
+    fn run(strip: bool, split: usize) -> (Vec<u8>, StreamSummary) {
+        let mut t = OpenAiPassthrough::new(strip);
+        let mut out = Vec::new();
+        t.feed(&UPSTREAM[..split], &mut out).unwrap();
+        t.feed(&UPSTREAM[split..], &mut out).unwrap();
+        t.finish(&mut out);
+        (out, t.summary().clone())
+    }
+
+    #[test]
+    fn keeps_stream_verbatim_when_client_asked_for_usage() {
+        for split in 0..=UPSTREAM.len() {
+            let (out, s) = run(false, split);
+            assert_eq!(out, UPSTREAM, "split {split}");
+            assert_eq!(
+                s.usage,
+                Some(Usage {
+                    prompt_tokens: 9,
+                    completion_tokens: 2
+                })
+            );
+            assert_eq!(s.finish_reason.as_deref(), Some("stop"));
+            assert!(s.done);
+        }
+    }
+
+    #[test]
+    fn strips_injected_usage_chunk_but_records_usage() {
+        for split in 0..=UPSTREAM.len() {
+            let (out, s) = run(true, split);
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("usage"), "split {split}");
+            assert!(text.ends_with("data: [DONE]\n\n"));
+            assert_eq!(text.matches("data: ").count(), 3);
+            assert_eq!(s.usage.map(|u| u.total()), Some(11));
+        }
+    }
+}
