@@ -1,1 +1,11 @@
-//! placeholder
+//! Benchmark tooling for the DataMind gateway.
+//!
+//! - [`mock`]: the `mock-llm` upstream — an OpenAI-compatible server that is much cheaper than
+//!   any gateway, with faults (`reset`, `stall`, `drop-mid-stream`, error statuses) and
+//!   counters (`/stats`) that end-to-end tests assert on. Start reading at [`mock::MockServer`].
+//! - The binaries in `src/bin/` are thin CLIs over these modules: `mock-llm`.
+//!
+//! To add a mock endpoint: build its body in a module next to [`mock::body`], route it in
+//! [`mock::routes::handle`], and count it with a guard if tests need to see cancellations.
+
+pub mod mock;

@@ -1,0 +1,58 @@
+//! `mock-llm`: a fast OpenAI-compatible upstream with scriptable faults, for end-to-end tests
+//! and benchmarks of the gateway.
+//!
+//! Flow: [`conn`] accepts a socket (TCP_NODELAY, HTTP/1.1 or h2c) → [`routes`] reads the request
+//! and picks a [`Behaviour`] (CLI defaults ← `POST /control` ← `x-mock-*` headers) → [`body`],
+//! [`sse`] or [`embeddings`] build the reply in one buffer → [`response::MockBody`] releases it
+//! with the configured delays and faults, holding the request's [`stats::RequestGuard`] so
+//! `GET /stats` can tell completed requests from cancelled ones.
+
+pub mod behaviour;
+pub mod body;
+pub mod conn;
+pub mod embeddings;
+pub mod response;
+pub mod routes;
+pub mod sse;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use tokio::net::TcpListener;
+
+pub use behaviour::{Behaviour, Fault};
+
+use routes::MockState;
+
+/// A bound, not yet serving, mock upstream.
+#[derive(Debug)]
+pub struct MockServer {
+    listener: TcpListener,
+    state: Arc<MockState>,
+}
+
+// === impl MockServer ===
+
+impl MockServer {
+    /// Binds `addr` (port 0 picks a free port). `name` is sent back in `x-mock-name`.
+    pub async fn bind(addr: SocketAddr, name: &str, defaults: Behaviour) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let name = HeaderValue::from_str(name)?;
+        Ok(Self {
+            listener,
+            state: Arc::new(MockState::new(name, defaults)),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn serve(self) {
+        conn::accept_loop(self.listener, self.state).await;
+    }
+}
