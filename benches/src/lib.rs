@@ -3,9 +3,12 @@
 //! - [`mock`]: the `mock-llm` upstream — an OpenAI-compatible server that is much cheaper than
 //!   any gateway, with faults (`reset`, `stall`, `drop-mid-stream`, error statuses) and
 //!   counters (`/stats`) that end-to-end tests assert on. Start reading at [`mock::MockServer`].
-//! - The binaries in `src/bin/` are thin CLIs over these modules: `mock-llm`.
+//! - [`load`]: the `datamind-bench` load generator — closed or open loop, HTTP/1.1 or h2c,
+//!   SSE chunk timing, HDR percentiles, target CPU/RSS from /proc. Start at [`load::run`].
+//! - The binaries in `src/bin/` are thin CLIs over these modules: `mock-llm`, `datamind-bench`.
 //!
 //! To add a mock endpoint: build its body in a module next to [`mock::body`], route it in
 //! [`mock::routes::handle`], and count it with a guard if tests need to see cancellations.
 
+pub mod load;
 pub mod mock;
