@@ -7,7 +7,6 @@ DATAMIND_CHAT_MODEL / DATAMIND_EMBED_MODEL.
 
 import os
 
-import httpx
 import openai
 import pytest
 
@@ -100,7 +99,7 @@ def test_malformed_request_is_bad_request_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.post(
             "/chat/completions",
-            cast_to=httpx.Response,
+            cast_to=object,
             content=b'{"model": "' + CHAT_MODEL.encode() + b'", "messages": [',
             options={"headers": {"Content-Type": "application/json"}},
         )
