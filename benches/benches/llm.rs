@@ -1,0 +1,98 @@
+//! Criterion micro-benchmarks of the gateway's hot pure code in `datamind-llm`: SSE parsing
+//! and pass-through of a 20-chunk OpenAI stream, and client request parsing/rendering.
+//! The stream is the exact one `mock-llm` sends, so these match the end-to-end scenarios.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use datamind_benches::mock::body::{Endpoint, Reply};
+use datamind_benches::mock::sse::{Chunked, stream_body};
+use datamind_llm::ParsedRequest;
+use datamind_llm::stream::StreamTranslator;
+use datamind_llm::stream::openai::OpenAiPassthrough;
+use datamind_llm::stream::sse::SseParser;
+
+const SMALL_REQUEST: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in five words."}],"stream":true,"stream_options":{"include_usage":true}}"#;
+
+fn twenty_chunks() -> Chunked {
+    let reply = Reply::parse(Endpoint::Chat, SMALL_REQUEST.as_bytes(), 1, 1_700_000_000);
+    match reply {
+        Ok(reply) => stream_body(&reply, 20),
+        Err(e) => unreachable!("constant request is valid: {e}"),
+    }
+}
+
+fn large_request() -> Bytes {
+    let messages: Vec<serde_json::Value> = (0..40)
+        .map(|i| {
+            serde_json::json!({"role": if i % 2 == 0 { "user" } else { "assistant" },
+                                     "content": "lorem ipsum dolor sit amet ".repeat(8)})
+        })
+        .collect();
+    let body = serde_json::json!({"model": "gpt-4o", "messages": messages, "temperature": 0.2});
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn sse(c: &mut Criterion) {
+    let stream = twenty_chunks();
+    let pieces: Vec<Bytes> = (0..stream.len()).map(|i| stream.piece(i)).collect();
+    let mut group = c.benchmark_group("sse_20_chunks");
+    group.throughput(Throughput::Bytes(stream.bytes.len() as u64));
+    group.bench_function("parse_per_network_chunk", |b| {
+        let mut events = Vec::with_capacity(32);
+        b.iter(|| {
+            let mut parser = SseParser::default();
+            events.clear();
+            for piece in &pieces {
+                let _ = parser.feed(black_box(piece), &mut events);
+            }
+            parser.finish(&mut events);
+            black_box(events.len())
+        });
+    });
+    group.bench_function("parse_whole", |b| {
+        let mut events = Vec::with_capacity(32);
+        b.iter(|| {
+            let mut parser = SseParser::default();
+            events.clear();
+            let _ = parser.feed(black_box(&stream.bytes), &mut events);
+            parser.finish(&mut events);
+            black_box(events.len())
+        });
+    });
+    group.bench_function("openai_passthrough_per_network_chunk", |b| {
+        let mut out = Vec::with_capacity(stream.bytes.len());
+        b.iter(|| {
+            let mut translator = OpenAiPassthrough::new(true);
+            out.clear();
+            for piece in &pieces {
+                let _ = translator.feed(black_box(piece), &mut out);
+            }
+            translator.finish(&mut out);
+            black_box(out.len())
+        });
+    });
+    group.finish();
+}
+
+fn request(c: &mut Criterion) {
+    let small = Bytes::from_static(SMALL_REQUEST.as_bytes());
+    let large = large_request();
+    let mut group = c.benchmark_group("request");
+    for (name, body) in [("small", small), ("large", large)] {
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(format!("parse_{name}"), |b| {
+            b.iter(|| black_box(ParsedRequest::parse(black_box(body.clone())).is_ok()));
+        });
+        if let Ok(parsed) = ParsedRequest::parse(body.clone()) {
+            group.bench_function(format!("render_{name}"), |b| {
+                b.iter(|| black_box(parsed.render(black_box("gpt-4o-2024-08-06"), true).len()));
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sse, request);
+criterion_main!(benches);
