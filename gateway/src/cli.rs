@@ -1,0 +1,156 @@
+//! The command line: `run` (default), `check`, `hash-key`, `--version`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::server::Server;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+
+use crate::config::{self, Config};
+use crate::reload::Reloader;
+use crate::server::{AdminApp, ApiApp};
+use crate::state::Gateway;
+use crate::telemetry::AccessLog;
+
+/// DataMind core gateway: an OpenAI-compatible LLM gateway on Pingora.
+#[derive(Debug, Parser)]
+#[command(name = "datamind-gateway", version, about)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long, short, global = true, default_value = "config/gateway.yaml", env = "DATAMIND_CONFIG")]
+    pub config: PathBuf,
+    /// Take over the listening sockets of a running instance (zero-downtime upgrade; send
+    /// the old process SIGQUIT afterwards).
+    #[arg(long)]
+    pub upgrade: bool,
+    /// What to do (default: run the gateway).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the config and exit: 0 when valid, 1 listing every problem otherwise.
+    Check,
+    /// Print the SHA-256 of an API key, for `auth.keys[].sha256`.
+    HashKey {
+        /// The key. Read from standard input when omitted (keeps it out of shell history).
+        key: Option<String>,
+    },
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::HashKey { key } => {
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let mut line = String::new();
+                    if std::io::stdin().read_line(&mut line).is_err() {
+                        return 2;
+                    }
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            say(&crate::auth::hash_key(&key));
+            0
+        }
+        Command::Check => match config::load_file(&cli.config) {
+            Ok(c) => {
+                say(&format!(
+                    "{}: ok ({} providers, {} models, {} keys)",
+                    cli.config.display(),
+                    c.providers.len(),
+                    c.models.len(),
+                    c.auth.keys.len()
+                ));
+                0
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", cli.config.display());
+                1
+            }
+        },
+        Command::Run => match config::load_file(&cli.config) {
+            Ok(c) => run(c, &cli.config, cli.upgrade),
+            Err(e) => {
+                eprintln!("{}: {e}", cli.config.display());
+                1
+            }
+        },
+    }
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
+    init_logging();
+    let access_log = if config.access_log.enabled {
+        match AccessLog::start(&config.access_log.path) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("access_log.path: cannot open `{}`: {e}", config.access_log.path);
+                return 1;
+            }
+        }
+    } else {
+        AccessLog::disabled()
+    };
+    let server_cfg = config.server.clone();
+    let gw = Gateway::new(config, access_log);
+
+    let mut conf = ServerConf::default();
+    conf.threads = server_cfg.threads;
+    // Draining is ours (see reload.rs): Pingora's grace period is only a backstop.
+    conf.grace_period_seconds = Some(server_cfg.shutdown_grace_seconds + 1);
+    conf.graceful_shutdown_timeout_seconds = Some(1);
+    conf.upstream_keepalive_pool_size = 1024;
+    let opt = Opt { upgrade, ..Opt::default() };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut api = Service::new("api".to_owned(), ApiApp::new(gw.clone()));
+    match &server_cfg.tls {
+        Some(tls) => match TlsSettings::intermediate(&tls.cert_file, &tls.key_file) {
+            Ok(mut settings) => {
+                settings.enable_h2();
+                api.add_tls_with_settings(&server_cfg.listen, None, settings);
+            }
+            Err(e) => {
+                eprintln!("server.tls: {e}");
+                return 1;
+            }
+        },
+        None => api.add_tcp(&server_cfg.listen),
+    }
+    let mut admin = Service::new("admin".to_owned(), AdminApp::new(gw.clone()));
+    admin.add_tcp(&server_cfg.admin_listen);
+    let reloader = background_service("config-reload", Reloader::new(gw, path.to_path_buf()));
+    server.add_service(api);
+    server.add_service(admin);
+    server.add_service(reloader);
+    tracing::info!(listen = %server_cfg.listen, admin = %server_cfg.admin_listen, tls = server_cfg.tls.is_some(), "datamind-gateway starting");
+    server.run_forever()
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn"));
+    let _ = tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+}
+
+/// For `Arc` users of the CLI in tests.
+pub fn build_gateway(config: Config) -> Arc<Gateway> {
+    Gateway::new(config, AccessLog::disabled())
+}

@@ -1,0 +1,15 @@
+//! Typed configuration: the YAML file's shape, how it is loaded, and how it is checked.
+//!
+//! Loading is three steps, each with its own error: read the file, interpolate
+//! `${ENV_VAR}`s, parse (unknown fields rejected), then [`Config::validate`], which reports
+//! every problem at once with its path (`models[2].deployments[0].provider: …`).
+
+mod load;
+mod types;
+mod url;
+mod validate;
+
+pub use load::{interpolate_env, load_file, parse_str};
+pub use types::*;
+pub use url::BaseUrl;
+pub use validate::Problem;

@@ -1,0 +1,269 @@
+//! The configuration file's types. Every field is documented in `config/README.md`.
+
+use std::collections::BTreeMap;
+
+use datamind_llm::ProviderKind;
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners and process settings.
+    pub server: ServerConfig,
+    /// The per-request JSON access log.
+    #[serde(default)]
+    pub access_log: AccessLogConfig,
+    /// Default upstream timeouts.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// When a failing deployment is skipped.
+    #[serde(default)]
+    pub cooldown: CooldownConfig,
+    /// Who may call the API.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Upstream LLM providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// Client-facing model names and where they are served.
+    #[serde(default)]
+    pub models: Vec<ModelGroupConfig>,
+}
+
+/// Listeners and process settings. Changing these needs a restart (a reload logs a warning).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// API listener address, e.g. `0.0.0.0:8080`.
+    pub listen: String,
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_listen: String,
+    /// Serve the API over TLS with these PEM files.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Worker threads.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Largest accepted request body.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// How long SIGTERM waits for in-flight requests and streams.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// TLS certificate and key files (PEM).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain.
+    pub cert_file: String,
+    /// Private key.
+    pub key_file: String,
+}
+
+/// The access log.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// Write one JSON line per request.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `-` for standard output, else a file appended to.
+    #[serde(default = "dash")]
+    pub path: String,
+}
+
+/// Upstream timeouts, in milliseconds.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// TCP (and TLS) connect.
+    #[serde(default = "default_connect")]
+    pub connect_ms: u64,
+    /// From sending the request to the upstream's response header (time to first byte).
+    #[serde(default = "default_first_byte")]
+    pub first_byte_ms: u64,
+    /// Whole request, streaming included.
+    #[serde(default = "default_total")]
+    pub total_ms: u64,
+}
+
+/// Cooldown of failing deployments.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CooldownConfig {
+    /// Consecutive failures before a deployment cools down.
+    #[serde(default = "default_failures")]
+    pub failures: u32,
+    /// How long it is skipped (unless the upstream's `Retry-After` says otherwise).
+    #[serde(default = "default_cooldown_secs")]
+    pub seconds: u64,
+}
+
+/// API authentication.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require a key. When false, every caller is the `anonymous` tenant with all models.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Static API keys, stored hashed.
+    #[serde(default)]
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// One API key.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A label for logs and metrics (never the key itself).
+    pub name: String,
+    /// Lower-case hex SHA-256 of the key (`datamind-gateway hash-key KEY`).
+    pub sha256: String,
+    /// The tenant the key belongs to.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// Client-facing model names the key may use; `*` allows all.
+    #[serde(default = "all_models")]
+    pub models: Vec<String>,
+}
+
+/// An upstream provider.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Referenced by deployments.
+    pub name: String,
+    /// API family.
+    pub kind: ProviderKind,
+    /// Base URL including the API prefix, e.g. `https://api.openai.com/v1` (not for `mock`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Sent as `Authorization: Bearer …`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Per-provider timeout overrides.
+    #[serde(default)]
+    pub timeouts: Option<Timeouts>,
+    /// Speak HTTP/2 to the upstream (ALPN over TLS, prior knowledge over plain TCP).
+    #[serde(default)]
+    pub http2: bool,
+    /// `mock` only: delay before the first token.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// `mock` only: delay between streamed chunks.
+    #[serde(default)]
+    pub chunk_delay_ms: u64,
+}
+
+/// How a group picks among its deployments.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// In proportion to `weight`.
+    #[default]
+    WeightedRoundRobin,
+    /// Fewest requests in flight (relative to weight).
+    LeastInFlight,
+    /// Lowest recent latency (EWMA of time to first byte).
+    LowestLatency,
+}
+
+/// A client-facing model name.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelGroupConfig {
+    /// The `model` clients send.
+    pub name: String,
+    /// Load-balancing strategy.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Where it is served.
+    pub deployments: Vec<DeploymentConfig>,
+    /// Other groups tried, in order, when every deployment here failed.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+}
+
+/// One place a model is served.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// A provider's `name`.
+    pub provider: String,
+    /// The model name the provider knows.
+    pub model: String,
+    /// Share of traffic under weighted round-robin.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Skip this deployment while it has this many requests in flight.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+fn default_max_body() -> usize {
+    32 << 20
+}
+fn default_grace() -> u64 {
+    30
+}
+fn yes() -> bool {
+    true
+}
+fn dash() -> String {
+    "-".into()
+}
+fn default_connect() -> u64 {
+    2_000
+}
+fn default_first_byte() -> u64 {
+    60_000
+}
+fn default_total() -> u64 {
+    600_000
+}
+fn default_failures() -> u32 {
+    3
+}
+fn default_cooldown_secs() -> u64 {
+    30
+}
+fn default_tenant() -> String {
+    "default".into()
+}
+fn all_models() -> Vec<String> {
+    vec!["*".into()]
+}
+fn one() -> u32 {
+    1
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self { enabled: true, path: dash() }
+    }
+}
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect_ms: default_connect(), first_byte_ms: default_first_byte(), total_ms: default_total() }
+    }
+}
+impl Default for CooldownConfig {
+    fn default() -> Self {
+        Self { failures: default_failures(), seconds: default_cooldown_secs() }
+    }
+}
+impl Default for AuthConfig {
+    fn default() -> Self {
+        // Secure by default: no `auth` section still means keys are required.
+        Self { enabled: true, keys: Vec::new() }
+    }
+}

@@ -1,0 +1,210 @@
+//! The attempt loop: one engine for streaming and non-streaming LLM requests.
+//!
+//! ```text
+//! plan ──▶ for each candidate:
+//!            open (connect, send, wait for the response header, racing client disconnect)
+//!              ├─ connect error / timeout / 429 / 5xx ─▶ mark deployment, next candidate
+//!              └─ answer ─▶ relay (stream chunk by chunk, or whole body) ─▶ done
+//!          nothing left ─▶ last upstream error response, or 502/504
+//! ```
+//! Nothing is retried once a byte went to the client: a stream that breaks after that ends
+//! with an SSE error event. A client that goes away cancels the upstream request at once,
+//! whether it was waiting for the first token or reading the stream.
+
+mod mock;
+mod relay;
+mod upstream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use datamind_llm::{Operation, ParsedRequest, Usage};
+use pingora_core::protocols::http::ServerSession;
+
+use crate::GatewayError;
+use crate::routing::Plan;
+use crate::snapshot::{Deployment, Snapshot};
+use crate::state::Gateway;
+use crate::telemetry::metrics::AttemptOutcome;
+
+pub(crate) use relay::client_gone;
+
+/// What the engine learnt while serving one request (for logs and metrics).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Status sent to the client.
+    pub status: u16,
+    /// Deployment that answered.
+    pub deployment: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time from request start to the first byte written to the client.
+    pub ttfb: Option<Duration>,
+    /// Time spent waiting on upstreams.
+    pub upstream_wait: Duration,
+    /// Token usage.
+    pub usage: Usage,
+    /// Failure description (no secrets).
+    pub error: Option<String>,
+    /// The client went away before the answer was complete.
+    pub client_gone: bool,
+}
+
+/// Why an attempt did not produce an answer.
+#[derive(Debug)]
+pub(crate) enum AttemptError {
+    /// TCP/TLS connect failed, or the connection broke before an answer.
+    Network(String),
+    /// No response header within the first-byte timeout (or the total deadline).
+    Timeout(String),
+    /// The upstream answered with a retryable status.
+    Status(UpstreamError),
+    /// The client disconnected.
+    ClientGone,
+}
+
+/// A retryable upstream error answer, kept so the last one can be relayed as is.
+#[derive(Debug)]
+pub(crate) struct UpstreamError {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    pub retry_after: Option<Duration>,
+}
+
+/// The request, as the engine sees it.
+pub(crate) struct Job<'a> {
+    pub op: Operation,
+    pub req: &'a ParsedRequest,
+    pub request_id: &'a str,
+    pub started: Instant,
+    pub deadline: Instant,
+}
+
+/// Serves `job` along `plan`, writing the whole response to `session`.
+pub(crate) async fn serve(
+    gw: &Gateway,
+    snapshot: &Snapshot,
+    session: &mut ServerSession,
+    job: &Job<'_>,
+    plan: Plan,
+    out: &mut Outcome,
+) -> Result<(), GatewayError> {
+    for id in &plan.cooling {
+        gw.metrics.record_attempt(id, AttemptOutcome::CooldownSkip);
+    }
+    if plan.candidates.is_empty() {
+        let retry_after = plan.min_cooldown_ms.div_ceil(1000).clamp(1, 3600);
+        return Err(GatewayError::NoCapacity { model: job.req.model.clone(), retry_after });
+    }
+    let cooldown = &snapshot.config.cooldown;
+    let mut last: Option<AttemptError> = None;
+    let n = plan.candidates.len();
+    for (i, cand) in plan.candidates.iter().enumerate() {
+        if Instant::now() >= job.deadline {
+            break;
+        }
+        let d: &Arc<Deployment> = &cand.deployment;
+        out.attempts += 1;
+        let _in_flight = d.health.start();
+        let attempt_start = Instant::now();
+        let opened = match d.provider.kind.adapter() {
+            Some(adapter) => upstream::open(gw, d, adapter, job, session, &mut out.upstream_wait).await,
+            None => mock::open(d, job, session, &mut out.upstream_wait).await,
+        };
+        let err = match opened {
+            Ok(reply) => {
+                d.health.record_success(attempt_start.elapsed());
+                gw.metrics.record_attempt(&d.id, AttemptOutcome::Success);
+                out.deployment = Some(d.id.clone());
+                return relay::relay(gw, session, job, d, reply, out).await;
+            }
+            Err(AttemptError::ClientGone) => {
+                out.client_gone = true;
+                out.status = 499;
+                out.error = Some("client disconnected before the answer".into());
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        let retry_after = match &err {
+            AttemptError::Status(s) => s.retry_after,
+            _ => None,
+        };
+        let cooled = d.health.record_failure(
+            cooldown.failures,
+            Duration::from_secs(cooldown.seconds),
+            retry_after,
+        );
+        let outcome = match plan.candidates.get(i + 1) {
+            None => AttemptOutcome::Failure,
+            Some(next) if next.fallback && !cand.fallback => AttemptOutcome::Fallback,
+            Some(_) => AttemptOutcome::Retry,
+        };
+        gw.metrics.record_attempt(&d.id, outcome);
+        tracing::warn!(
+            request_id = job.request_id,
+            deployment = %d.id,
+            attempt = i + 1,
+            of = n,
+            cooled_down = cooled,
+            error = %describe(&err),
+            "upstream attempt failed"
+        );
+        last = Some(err);
+    }
+    match last {
+        Some(AttemptError::Status(e)) => {
+            out.error = Some(format!("upstream status {}", e.status));
+            relay::upstream_error(session, job, e, out).await
+        }
+        Some(AttemptError::Timeout(r)) => {
+            Err(GatewayError::UpstreamFailed { attempts: out.attempts, reason: r, timeout: true })
+        }
+        Some(AttemptError::Network(r)) => {
+            Err(GatewayError::UpstreamFailed { attempts: out.attempts, reason: r, timeout: false })
+        }
+        Some(AttemptError::ClientGone) | None => Err(GatewayError::UpstreamFailed {
+            attempts: out.attempts,
+            reason: "request deadline passed".into(),
+            timeout: true,
+        }),
+    }
+}
+
+fn describe(e: &AttemptError) -> String {
+    match e {
+        AttemptError::Network(r) => format!("network: {r}"),
+        AttemptError::Timeout(r) => format!("timeout: {r}"),
+        AttemptError::Status(s) => format!("status {}", s.status),
+        AttemptError::ClientGone => "client gone".into(),
+    }
+}
+
+/// Whether an upstream status is worth another deployment.
+pub(crate) fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 409 | 425 | 429) || status >= 500
+}
+
+/// Parses `Retry-After` (delta seconds; dates are ignored), capped at an hour.
+pub(crate) fn parse_retry_after(v: Option<&[u8]>) -> Option<Duration> {
+    let s = std::str::from_utf8(v?).ok()?.trim();
+    let secs: f64 = s.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policy() {
+        assert!(retryable_status(429) && retryable_status(503) && retryable_status(500));
+        assert!(!retryable_status(400) && !retryable_status(404) && !retryable_status(200));
+        assert_eq!(parse_retry_after(Some(b"2")), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(Some(b"0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after(Some(b"Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(parse_retry_after(None), None);
+    }
+}

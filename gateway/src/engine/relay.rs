@@ -1,0 +1,286 @@
+//! Writing the answer to the client: whole bodies, SSE streams, and upstream errors.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use datamind_llm::Adapter;
+use datamind_llm::error_body::ErrorBody;
+use datamind_llm::stream::StreamTranslator;
+use datamind_llm::stream::openai::OpenAiPassthrough;
+use datamind_llm::Usage;
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::ResponseHeader;
+
+use super::{Job, Outcome, UpstreamError};
+use crate::GatewayError;
+use crate::snapshot::Deployment;
+use crate::state::Gateway;
+
+/// Largest non-streamed upstream body accepted.
+const MAX_RESPONSE_BODY: usize = 64 << 20;
+
+/// An upstream's answer, before any byte went to the client.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: BodySource,
+    /// Translates the provider format; `None` when the body is already client-format.
+    pub adapter: Option<&'static dyn Adapter>,
+    /// Usage known up front (the in-process mock).
+    pub usage: Option<Usage>,
+}
+
+/// Where the answer's bytes come from.
+pub(crate) enum BodySource {
+    /// A provider connection.
+    Http { up: Box<HttpSession>, peer: Box<HttpPeer> },
+    /// The in-process mock: ready chunks, with a pause before each after the first.
+    Mock { chunks: VecDeque<Vec<u8>>, gap: Duration, first: bool },
+}
+
+impl BodySource {
+    /// The next piece of body; `None` at the end.
+    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        match self {
+            Self::Http { up, .. } => up.read_response_body().await.map_err(|e| e.to_string()),
+            Self::Mock { chunks, gap, first } => {
+                if chunks.is_empty() {
+                    return Ok(None);
+                }
+                if !*first && !gap.is_zero() {
+                    tokio::time::sleep(*gap).await;
+                }
+                *first = false;
+                Ok(chunks.pop_front().map(Bytes::from))
+            }
+        }
+    }
+
+    /// Returns a finished connection to the pool.
+    async fn release(self, gw: &Gateway) {
+        if let Self::Http { mut up, peer } = self {
+            if up.response_done() {
+                gw.connector.release_http_session(*up, &*peer, Some(Duration::from_secs(60))).await;
+            }
+        }
+    }
+}
+
+/// Resolves when the client has gone away (connection closed or h2 stream reset).
+/// Only call once the request body has been read.
+pub(crate) async fn client_gone(session: &mut ServerSession) {
+    if session.read_body_or_idle(true).await.is_ok() {
+        // Not a disconnect signal; nothing more to watch on this session.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Relays an answer: streamed when the upstream streams, else as one body.
+pub(super) async fn relay(
+    gw: &Gateway,
+    session: &mut ServerSession,
+    job: &Job<'_>,
+    d: &Deployment,
+    reply: Reply,
+    out: &mut Outcome,
+) -> Result<(), GatewayError> {
+    let streaming = reply.content_type.as_deref().is_some_and(|c| c.starts_with("text/event-stream"));
+    if streaming && job.op.can_stream() {
+        relay_stream(gw, session, job, d, reply, out).await
+    } else {
+        relay_whole(gw, session, job, d, reply, out).await
+    }
+}
+
+async fn relay_whole(
+    gw: &Gateway,
+    session: &mut ServerSession,
+    job: &Job<'_>,
+    d: &Deployment,
+    mut reply: Reply,
+    out: &mut Outcome,
+) -> Result<(), GatewayError> {
+    let mut body = Vec::new();
+    let waited = Instant::now();
+    loop {
+        let left = job.deadline.saturating_duration_since(Instant::now());
+        let next = tokio::select! {
+            r = tokio::time::timeout(left, reply.body.next()) => r,
+            _ = client_gone(session) => {
+                out.client_gone = true;
+                out.status = 499;
+                return Ok(());
+            }
+        };
+        match next {
+            Ok(Ok(Some(chunk))) => {
+                if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+                    return Err(upstream_failed(out, "upstream response too large"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(upstream_failed(out, &format!("reading upstream body: {e}"))),
+            Err(_) => return Err(upstream_failed(out, "request deadline passed while reading the answer")),
+        }
+    }
+    out.upstream_wait += waited.elapsed();
+    let (body, usage) = match reply.adapter {
+        Some(a) => a.translate_response(job.op, body),
+        None => (body, reply.usage),
+    };
+    out.usage = usage.unwrap_or_default();
+    let mut h = response_header(reply.status, job, d, out.attempts)?;
+    if let Some(ct) = &reply.content_type {
+        h.insert_header("content-type", ct.clone()).map_err(internal)?;
+    }
+    h.insert_header("content-length", body.len().to_string()).map_err(internal)?;
+    out.status = reply.status;
+    out.ttfb = Some(job.started.elapsed());
+    let written = async {
+        session.write_response_header(Box::new(h)).await?;
+        session.write_response_body(Bytes::from(body), true).await
+    }
+    .await;
+    if written.is_err() {
+        out.client_gone = true;
+    }
+    reply.body.release(gw).await;
+    Ok(())
+}
+
+async fn relay_stream(
+    gw: &Gateway,
+    session: &mut ServerSession,
+    job: &Job<'_>,
+    d: &Deployment,
+    mut reply: Reply,
+    out: &mut Outcome,
+) -> Result<(), GatewayError> {
+    let mut translator: Box<dyn StreamTranslator> = match reply.adapter {
+        Some(a) => a.stream_translator(job.op, job.req),
+        None => Box::new(OpenAiPassthrough::new(false)),
+    };
+    let mut h = response_header(reply.status, job, d, out.attempts)?;
+    h.insert_header("content-type", "text/event-stream").map_err(internal)?;
+    h.insert_header("cache-control", "no-cache").map_err(internal)?;
+    if !session.is_http2() {
+        h.insert_header("transfer-encoding", "chunked").map_err(internal)?;
+    }
+    out.status = reply.status;
+    if session.write_response_header(Box::new(h)).await.is_err() {
+        out.client_gone = true;
+        return Ok(());
+    }
+    let mut buf = Vec::with_capacity(4096);
+    let mut failure: Option<String> = None;
+    loop {
+        let left = job.deadline.saturating_duration_since(Instant::now());
+        let waited = Instant::now();
+        let next = tokio::select! {
+            r = tokio::time::timeout(left, reply.body.next()) => r,
+            _ = client_gone(session) => {
+                out.client_gone = true;
+                break;
+            }
+        };
+        out.upstream_wait += waited.elapsed();
+        let chunk = match next {
+            Ok(Ok(Some(c))) => c,
+            Ok(Ok(None)) => {
+                translator.finish(&mut buf);
+                if !translator.summary().done && !translator.summary().error {
+                    failure = Some("upstream stream ended before its final event".into());
+                }
+                break;
+            }
+            Ok(Err(e)) => {
+                failure = Some(format!("upstream stream broke: {e}"));
+                break;
+            }
+            Err(_) => {
+                failure = Some("request deadline passed while streaming".into());
+                break;
+            }
+        };
+        if let Err(e) = translator.feed(&chunk, &mut buf) {
+            failure = Some(format!("invalid upstream stream: {e}"));
+            break;
+        }
+        if !buf.is_empty() {
+            out.ttfb.get_or_insert_with(|| job.started.elapsed());
+            let data = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(4096)));
+            if session.write_response_body(data, false).await.is_err() {
+                out.client_gone = true;
+                break;
+            }
+        }
+    }
+    out.usage = translator.summary().usage.or(reply.usage).unwrap_or_default();
+    if out.client_gone {
+        out.status = 499;
+        return Ok(());
+    }
+    if let Some(reason) = &failure {
+        d.health.record_failure(1, Duration::from_secs(0), None);
+        let ev = ErrorBody::new("server_error", Some("upstream_error"), reason.clone()).to_sse_event();
+        buf.extend_from_slice(&ev);
+        out.error = Some(reason.clone());
+    }
+    out.ttfb.get_or_insert_with(|| job.started.elapsed());
+    let _ = session.write_response_body(Bytes::from(buf), true).await;
+    if failure.is_none() {
+        reply.body.release(gw).await;
+    }
+    Ok(())
+}
+
+/// Relays the last upstream error answer as the upstream sent it.
+pub(super) async fn upstream_error(
+    session: &mut ServerSession,
+    job: &Job<'_>,
+    e: UpstreamError,
+    out: &mut Outcome,
+) -> Result<(), GatewayError> {
+    let mut h = ResponseHeader::build(e.status, Some(6)).map_err(internal)?;
+    h.insert_header("x-request-id", job.request_id.to_owned()).map_err(internal)?;
+    h.insert_header("x-datamind-attempts", out.attempts.to_string()).map_err(internal)?;
+    let body = if e.body.is_empty() || !e.content_type.as_deref().is_some_and(|c| c.contains("json")) {
+        Bytes::from(
+            ErrorBody::new("server_error", Some("upstream_error"), format!("upstream answered {}", e.status)).to_json(),
+        )
+    } else {
+        e.body
+    };
+    h.insert_header("content-type", "application/json").map_err(internal)?;
+    h.insert_header("content-length", body.len().to_string()).map_err(internal)?;
+    if let Some(ra) = e.retry_after {
+        h.insert_header("retry-after", ra.as_secs().max(1).to_string()).map_err(internal)?;
+    }
+    out.status = e.status;
+    out.ttfb = Some(job.started.elapsed());
+    if session.write_response_header(Box::new(h)).await.is_ok() {
+        let _ = session.write_response_body(body, true).await;
+    }
+    Ok(())
+}
+
+fn response_header(status: u16, job: &Job<'_>, d: &Deployment, attempts: u32) -> Result<ResponseHeader, GatewayError> {
+    let mut h = ResponseHeader::build(status, Some(8)).map_err(internal)?;
+    h.insert_header("x-request-id", job.request_id.to_owned()).map_err(internal)?;
+    h.insert_header("x-datamind-deployment", d.id.clone()).map_err(internal)?;
+    h.insert_header("x-datamind-attempts", attempts.to_string()).map_err(internal)?;
+    Ok(h)
+}
+
+fn internal(e: Box<pingora_error::Error>) -> GatewayError {
+    GatewayError::UpstreamFailed { attempts: 0, reason: format!("building response: {e}"), timeout: false }
+}
+
+fn upstream_failed(out: &mut Outcome, reason: &str) -> GatewayError {
+    out.error = Some(reason.to_owned());
+    GatewayError::UpstreamFailed { attempts: out.attempts, reason: reason.to_owned(), timeout: false }
+}

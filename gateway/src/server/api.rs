@@ -1,0 +1,213 @@
+//! The OpenAI-compatible API listener.
+//!
+//! Per request: route → authenticate → read the body (bounded) → parse → find the model
+//! group → plan → [`crate::engine::serve`] → access log and metrics. Every error is written
+//! in the OpenAI shape by [`super::respond::error`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datamind_llm::{Operation, ParsedRequest};
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::server::ShutdownWatch;
+use serde_json::json;
+
+use super::{body, respond};
+use crate::engine::{self, Job, Outcome};
+use crate::snapshot::Snapshot;
+use crate::snapshot::health::now_ms;
+use crate::state::Gateway;
+use crate::telemetry::AccessRecord;
+use crate::telemetry::access_log::rfc3339_ms;
+use crate::{GatewayError, routing};
+
+/// The API application, one per listener.
+#[derive(Debug)]
+pub struct ApiApp {
+    gw: Arc<Gateway>,
+    options: HttpServerOptions,
+}
+
+enum Route {
+    Llm(Operation),
+    Models,
+}
+
+impl ApiApp {
+    /// The API over the shared state. Plain-text listeners accept h2c as well as HTTP/1.1.
+    pub fn new(gw: Arc<Gateway>) -> Self {
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        Self { gw, options }
+    }
+
+    async fn handle(&self, session: &mut ServerSession) -> bool {
+        let started = Instant::now();
+        let ts = now_ms();
+        self.gw.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.gw.metrics.requests_in_flight().inc();
+        let snapshot = self.gw.snapshot.load_full();
+        let request_id = request_id(session);
+        let method = session.req_header().method.as_str().to_owned();
+        let path = session.req_header().uri.path().to_owned();
+        let mut rec = AccessRecord { ts: rfc3339_ms(ts), method, path, ..AccessRecord::default() };
+        let mut out = Outcome::default();
+
+        let result = self.route(session, &snapshot, &request_id, &mut rec, &mut out, started).await;
+        if let Err(e) = result {
+            out.status = e.status();
+            rec.error = Some(e.to_string());
+            if !respond::error(session, &e, &request_id).await {
+                out.client_gone = true;
+            }
+            body::discard_rest(session, snapshot.config.server.max_body_bytes).await;
+        }
+        if out.status == 0 {
+            out.status = 500;
+        }
+        let duration = started.elapsed();
+        let model = rec.model.as_deref().unwrap_or("");
+        self.gw.metrics.record_request(
+            model,
+            out.status,
+            duration.as_secs_f64(),
+            out.ttfb.map(|t| t.as_secs_f64()),
+            duration.saturating_sub(out.upstream_wait).as_secs_f64(),
+        );
+        if !model.is_empty() {
+            self.gw.metrics.record_tokens(model, out.usage.prompt_tokens, out.usage.completion_tokens);
+        }
+        rec.request_id = request_id;
+        rec.status = out.status;
+        rec.deployment = out.deployment;
+        rec.attempts = out.attempts;
+        rec.duration_ms = ms(duration);
+        rec.ttfb_ms = out.ttfb.map(ms);
+        rec.upstream_ms = ms(out.upstream_wait);
+        rec.prompt_tokens = out.usage.prompt_tokens;
+        rec.completion_tokens = out.usage.completion_tokens;
+        if rec.error.is_none() {
+            rec.error = out.error;
+        }
+        if !self.gw.access_log.log(rec) {
+            self.gw.metrics.record_access_log_drop();
+        }
+        self.gw.metrics.requests_in_flight().dec();
+        self.gw.in_flight.fetch_sub(1, Ordering::AcqRel);
+        !out.client_gone
+    }
+
+    async fn route(
+        &self,
+        session: &mut ServerSession,
+        snapshot: &Snapshot,
+        request_id: &str,
+        rec: &mut AccessRecord,
+        out: &mut Outcome,
+        started: Instant,
+    ) -> Result<(), GatewayError> {
+        let route = match (rec.method.as_str(), rec.path.as_str()) {
+            ("POST", "/v1/chat/completions") => Route::Llm(Operation::ChatCompletions),
+            ("POST", "/v1/completions") => Route::Llm(Operation::Completions),
+            ("POST", "/v1/embeddings") => Route::Llm(Operation::Embeddings),
+            ("GET", "/v1/models") => Route::Models,
+            (m, p @ ("/v1/chat/completions" | "/v1/completions" | "/v1/embeddings")) => {
+                return Err(GatewayError::MethodNotAllowed { method: m.into(), path: p.into(), allowed: "POST" });
+            }
+            (m, p @ "/v1/models") => {
+                return Err(GatewayError::MethodNotAllowed { method: m.into(), path: p.into(), allowed: "GET" });
+            }
+            (m, p) => return Err(GatewayError::NotFound { method: m.into(), path: p.into() }),
+        };
+        let caller = snapshot.keys.authenticate(
+            session.get_header("authorization").map(|v| v.as_bytes()),
+            session.get_header("x-api-key").map(|v| v.as_bytes()),
+        )?;
+        rec.tenant = Some(caller.tenant.clone());
+        rec.key_name = Some(caller.key_name.clone());
+        let op = match route {
+            Route::Models => {
+                let data: Vec<_> = snapshot
+                    .group_order
+                    .iter()
+                    .filter(|m| caller.may_use(m))
+                    .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "datamind"}))
+                    .collect();
+                let body = serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default();
+                let _ = session.drain_request_body().await;
+                out.status = 200;
+                if !respond::json(session, 200, request_id, body, &[]).await {
+                    out.client_gone = true;
+                }
+                return Ok(());
+            }
+            Route::Llm(op) => op,
+        };
+        if self.gw.draining.load(Ordering::Acquire) {
+            return Err(GatewayError::ShuttingDown);
+        }
+        let bytes = body::read(session, snapshot.config.server.max_body_bytes).await?;
+        rec.request_bytes = bytes.len();
+        let req = ParsedRequest::parse(bytes)?;
+        rec.model = Some(req.model.clone());
+        rec.stream = req.stream && op.can_stream();
+        let group = snapshot.groups.get(&req.model).ok_or_else(|| GatewayError::ModelNotFound(req.model.clone()))?;
+        if !caller.may_use(&req.model) {
+            return Err(GatewayError::ModelNotAllowed(req.model.clone()));
+        }
+        let plan = routing::plan(snapshot, group);
+        let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
+        let job = Job { op, req: &req, request_id, started, deadline: started + total };
+        engine::serve(&self.gw, snapshot, session, &job, plan, out).await
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for ApiApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match session.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read a request");
+                return None;
+            }
+        }
+        let closing = *shutdown.borrow() || self.gw.draining.load(Ordering::Acquire);
+        session.set_keepalive(if closing { None } else { Some(75) });
+        session.set_read_timeout(Some(Duration::from_secs(60)));
+        if !self.handle(&mut session).await {
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, settings)),
+            _ => None,
+        }
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+}
+
+/// The client's `x-request-id` when it is sane (≤ 128 visible ASCII), else a new one.
+fn request_id(session: &ServerSession) -> String {
+    if let Some(v) = session.get_header("x-request-id").map(|v| v.as_bytes()) {
+        if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) {
+            return String::from_utf8_lossy(v).into_owned();
+        }
+    }
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

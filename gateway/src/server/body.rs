@@ -1,0 +1,60 @@
+//! Reading a request body, bounded by `server.max_body_bytes`.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pingora_core::protocols::http::ServerSession;
+
+use crate::GatewayError;
+
+/// How long leftover body is drained after an early error, so the client reads our answer
+/// instead of a connection reset.
+const DRAIN_AFTER_ERROR: Duration = Duration::from_secs(2);
+
+/// Reads the whole body, or fails with 413 as soon as it is known to exceed `limit`.
+pub(super) async fn read(session: &mut ServerSession, limit: usize) -> Result<Bytes, GatewayError> {
+    let declared = session
+        .get_header("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(16 * 1024).min(limit));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(GatewayError::BodyTooLarge { limit });
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => {
+                return Err(GatewayError::BadRequest { message: format!("could not read the request body: {}", e.etype().as_str()), param: None });
+            }
+        }
+    }
+}
+
+/// After answering early (401, 404, 413, …): discard what is left of the body for a short
+/// while so the connection can be reused, or mark it for closing.
+pub(super) async fn discard_rest(session: &mut ServerSession, limit: usize) {
+    if session.is_body_done() {
+        return;
+    }
+    let mut seen = 0usize;
+    let drained = tokio::time::timeout(DRAIN_AFTER_ERROR, async {
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            seen += chunk.len();
+            if seen > limit.saturating_mul(2) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    if drained != Ok(true) {
+        session.set_keepalive(None);
+    }
+}

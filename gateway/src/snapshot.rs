@@ -1,0 +1,193 @@
+//! The immutable snapshot every request reads: config turned into lookup tables.
+//!
+//! A reload builds a new [`Snapshot`] and swaps it in (`ArcSwap`); requests in flight keep
+//! the one they started with. Live deployment health ([`Health`]) is not part of the
+//! config, so it is carried over from a registry keyed by deployment id.
+
+pub(crate) mod health;
+
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use datamind_llm::ProviderKind;
+use parking_lot::Mutex;
+use pingora_core::upstreams::peer::HttpPeer;
+
+pub use health::Health;
+
+use crate::auth::KeyTable;
+use crate::config::{BaseUrl, Config, Strategy, Timeouts};
+use crate::telemetry::Metrics;
+
+/// Everything a request needs to be decided.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The config it was built from.
+    pub config: Config,
+    /// API keys by hash.
+    pub keys: KeyTable,
+    /// Model groups by client-facing name.
+    pub groups: HashMap<String, Arc<ModelGroup>>,
+    /// Group names in config order (for `/v1/models`).
+    pub group_order: Vec<String>,
+}
+
+/// A client-facing model name and its deployments.
+#[derive(Debug)]
+pub struct ModelGroup {
+    /// Client-facing name.
+    pub name: String,
+    /// Load-balancing strategy.
+    pub strategy: Strategy,
+    /// Where it is served.
+    pub deployments: Vec<Arc<Deployment>>,
+    /// Groups tried next, in order.
+    pub fallbacks: Vec<String>,
+    /// Round-robin cursor.
+    pub cursor: AtomicU64,
+}
+
+/// One (provider, upstream model) pair.
+#[derive(Debug)]
+pub struct Deployment {
+    /// `provider/model`: labels, headers, logs.
+    pub id: String,
+    /// Its provider.
+    pub provider: Arc<Provider>,
+    /// The model name the provider knows.
+    pub model: String,
+    /// Round-robin weight.
+    pub weight: u32,
+    /// Concurrency cap.
+    pub max_in_flight: Option<u32>,
+    /// Live statistics, shared across reloads.
+    pub health: Arc<Health>,
+}
+
+/// A configured provider, ready to connect to.
+#[derive(Debug)]
+pub struct Provider {
+    /// Name from the config.
+    pub name: String,
+    /// API family.
+    pub kind: ProviderKind,
+    /// Parsed base URL (`None` for `mock`).
+    pub base: Option<BaseUrl>,
+    /// `Host` header value.
+    pub host_header: String,
+    /// Credential.
+    pub api_key: Option<String>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Effective timeouts.
+    pub timeouts: Timeouts,
+    /// The peer to connect to; `None` when the host did not resolve (attempts then fail
+    /// as connect errors, and the next reload tries again).
+    pub peer: Option<HttpPeer>,
+    /// `mock`: delay before the first token.
+    pub mock_latency: Duration,
+    /// `mock`: delay between chunks.
+    pub mock_chunk_delay: Duration,
+}
+
+/// Live health per deployment id, kept across reloads.
+#[derive(Debug, Default)]
+pub struct HealthRegistry(Mutex<HashMap<String, Arc<Health>>>);
+
+impl HealthRegistry {
+    fn get(&self, id: &str, metrics: &Metrics) -> Arc<Health> {
+        self.0
+            .lock()
+            .entry(id.to_owned())
+            .or_insert_with(|| Arc::new(Health::new(metrics.in_flight_gauge(id))))
+            .clone()
+    }
+}
+
+impl Snapshot {
+    /// Builds a snapshot from a validated config.
+    pub fn build(config: Config, registry: &HealthRegistry, metrics: &Metrics) -> Self {
+        let providers: HashMap<&str, Arc<Provider>> = config
+            .providers
+            .iter()
+            .map(|p| {
+                let base = p.base_url.as_deref().and_then(|u| BaseUrl::parse(u).ok());
+                let timeouts = p.timeouts.unwrap_or(config.timeouts);
+                let peer = base.as_ref().and_then(|b| make_peer(b, &timeouts, p.http2));
+                let provider = Provider {
+                    name: p.name.clone(),
+                    kind: p.kind,
+                    host_header: base.as_ref().map(BaseUrl::host_header).unwrap_or_default(),
+                    base,
+                    api_key: p.api_key.clone(),
+                    headers: p.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+                    timeouts,
+                    peer,
+                    mock_latency: Duration::from_millis(p.latency_ms),
+                    mock_chunk_delay: Duration::from_millis(p.chunk_delay_ms),
+                };
+                (p.name.as_str(), Arc::new(provider))
+            })
+            .collect();
+        let mut groups = HashMap::new();
+        for m in &config.models {
+            let deployments = m
+                .deployments
+                .iter()
+                .filter_map(|d| {
+                    let provider = providers.get(d.provider.as_str())?.clone();
+                    let id = format!("{}/{}", d.provider, d.model);
+                    Some(Arc::new(Deployment {
+                        health: registry.get(&id, metrics),
+                        id,
+                        provider,
+                        model: d.model.clone(),
+                        weight: d.weight.max(1),
+                        max_in_flight: d.max_in_flight,
+                    }))
+                })
+                .collect();
+            let group = ModelGroup {
+                name: m.name.clone(),
+                strategy: m.strategy,
+                deployments,
+                fallbacks: m.fallbacks.clone(),
+                cursor: AtomicU64::new(0),
+            };
+            groups.insert(m.name.clone(), Arc::new(group));
+        }
+        Self {
+            keys: KeyTable::from_config(&config.auth),
+            group_order: config.models.iter().map(|m| m.name.clone()).collect(),
+            groups,
+            config,
+        }
+    }
+}
+
+fn make_peer(base: &BaseUrl, t: &Timeouts, http2: bool) -> Option<HttpPeer> {
+    let addr = match (base.host.as_str(), base.port).to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => a,
+        _ => {
+            tracing::warn!(host = %base.host, "provider host did not resolve; attempts will fail until a reload");
+            return None;
+        }
+    };
+    let mut peer = HttpPeer::new(addr, base.tls, base.host.clone());
+    let o = &mut peer.options;
+    o.connection_timeout = Some(Duration::from_millis(t.connect_ms));
+    o.total_connection_timeout = Some(Duration::from_millis(t.connect_ms));
+    o.idle_timeout = Some(Duration::from_secs(60));
+    o.tcp_keepalive = None;
+    if http2 {
+        // TLS: offer h2 and h1 by ALPN; plain TCP: h2c with prior knowledge.
+        o.set_http_version(2, if base.tls { 1 } else { 2 });
+        o.max_h2_streams = 100;
+    } else {
+        o.set_http_version(1, 1);
+    }
+    Some(peer)
+}

@@ -1,0 +1,59 @@
+//! The state shared by every request and background task of one gateway process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use pingora_core::connectors::http::Connector;
+
+use crate::snapshot::{HealthRegistry, Snapshot};
+use crate::telemetry::{AccessLog, Metrics};
+
+/// One gateway process's shared state.
+pub struct Gateway {
+    /// The config snapshot requests read; swapped by reloads.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Live deployment health, kept across reloads.
+    pub health: HealthRegistry,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Pooled upstream connections (h1, h2, TLS).
+    pub connector: Connector,
+    /// The access log.
+    pub access_log: AccessLog,
+    /// SIGTERM received: finish what is in flight, accept nothing new.
+    pub draining: AtomicBool,
+    /// API requests being served.
+    pub in_flight: AtomicUsize,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("in_flight", &self.in_flight).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the shared state around a validated config.
+    pub fn new(config: crate::config::Config, access_log: AccessLog) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let health = HealthRegistry::default();
+        let snapshot = Snapshot::build(config, &health, &metrics);
+        let mut opts = pingora_core::connectors::ConnectorOptions::new(1024);
+        opts.keepalive_pool_size = 1024;
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            health,
+            metrics,
+            connector: Connector::new(Some(opts)),
+            access_log,
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// Requests being served right now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,136 @@
+//! One JSON line per request, written off the hot path.
+//!
+//! Requests hand a finished [`AccessRecord`] to a bounded channel; a dedicated thread
+//! serializes and writes them in batches. When the writer falls behind, lines are dropped
+//! and counted rather than slowing requests. Records hold no credentials by construction:
+//! there is no field a key could go into.
+
+use std::io::Write;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use serde::Serialize;
+
+/// What one request did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccessRecord {
+    /// RFC 3339 UTC time the request started.
+    pub ts: String,
+    /// `x-request-id`.
+    pub request_id: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path without query.
+    pub path: String,
+    /// Tenant of the caller, if authenticated.
+    pub tenant: Option<String>,
+    /// Name of the API key used (never the key).
+    pub key_name: Option<String>,
+    /// Client-facing model.
+    pub model: Option<String>,
+    /// Deployment that served it.
+    pub deployment: Option<String>,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// Streamed response.
+    pub stream: bool,
+    /// Whole request, ms.
+    pub duration_ms: f64,
+    /// Time to the first response byte to the client, ms.
+    pub ttfb_ms: Option<f64>,
+    /// Time spent waiting on upstreams, ms.
+    pub upstream_ms: f64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Request body bytes.
+    pub request_bytes: usize,
+    /// Why it failed, if it did (no secrets).
+    pub error: Option<String>,
+}
+
+/// The access-log writer's handle.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    tx: Option<SyncSender<AccessRecord>>,
+}
+
+impl AccessLog {
+    /// A disabled log.
+    pub fn disabled() -> Self {
+        Self { tx: None }
+    }
+
+    /// Starts the writer thread for `path` (`-` = stdout).
+    pub fn start(path: &str) -> std::io::Result<Self> {
+        let out: Box<dyn Write + Send> = if path == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
+        };
+        let (tx, rx) = sync_channel(65_536);
+        std::thread::Builder::new().name("access-log".into()).spawn(move || write_loop(rx, out))?;
+        Ok(Self { tx: Some(tx) })
+    }
+
+    /// Queues one record; returns false when it had to be dropped.
+    pub fn log(&self, record: AccessRecord) -> bool {
+        match &self.tx {
+            None => true,
+            Some(tx) => match tx.try_send(record) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+            },
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<AccessRecord>, out: Box<dyn Write + Send>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(r) = next {
+            if serde_json::to_writer(&mut out, &r).is_ok() {
+                let _ = out.write_all(b"\n");
+            }
+            next = rx.try_recv().ok();
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Formats a Unix time in ms as RFC 3339 UTC with milliseconds.
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_timestamps() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_657_200_123), "2026-11-26T01:40:00.123Z");
+    }
+}

@@ -1,0 +1,239 @@
+//! Prometheus metrics, served on the admin listener at `/metrics`.
+//!
+//! Names follow the OpenTelemetry GenAI conventions where one exists, under a
+//! `datamind_` prefix. Label values are model names, deployment ids, statuses and
+//! outcomes: never keys, tenants' secrets or prompt content.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    model: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    model: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    deployment: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentLabels {
+    deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Outcome of one upstream attempt, for `datamind_upstream_attempts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Answered; served the client.
+    Success,
+    /// Failed; another deployment of the same group is tried next.
+    Retry,
+    /// Failed; the next candidate belongs to a fallback group.
+    Fallback,
+    /// Failed with nothing left to try.
+    Failure,
+    /// Not tried: cooling down.
+    CooldownSkip,
+}
+
+impl AttemptOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Retry => "retry",
+            Self::Fallback => "fallback",
+            Self::Failure => "failure",
+            Self::CooldownSkip => "cooldown_skip",
+        }
+    }
+}
+
+/// Every metric the gateway exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<ModelLabels, Histogram>,
+    ttft: Family<ModelLabels, Histogram>,
+    tokens: Family<TokenLabels, Counter>,
+    attempts: Family<AttemptLabels, Counter>,
+    in_flight: Family<DeploymentLabels, Gauge>,
+    overhead: Histogram,
+    reloads: Family<ResultLabels, Counter>,
+    requests_in_flight: Gauge,
+    access_log_dropped: Counter,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0].into_iter()
+}
+
+fn overhead_buckets() -> impl Iterator<Item = f64> {
+    [0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05].into_iter()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("datamind");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration = Family::<ModelLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
+        );
+        let ttft = Family::<ModelLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        let in_flight = Family::<DeploymentLabels, Gauge>::default();
+        let overhead = Histogram::new(overhead_buckets());
+        let reloads = Family::<ResultLabels, Counter>::default();
+        let requests_in_flight = Gauge::default();
+        let access_log_dropped = Counter::default();
+        registry.register("requests", "API requests by client-facing model and status", requests.clone());
+        registry.register("request_duration_seconds", "Whole-request duration", duration.clone());
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time from request start to the first response byte sent to the client",
+            ttft.clone(),
+        );
+        registry.register("tokens", "Tokens by model and direction (input, output)", tokens.clone());
+        registry.register("upstream_attempts", "Upstream attempts by deployment and outcome", attempts.clone());
+        registry.register("deployment_in_flight", "Requests in flight per deployment", in_flight.clone());
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time spent in the gateway itself (request duration minus upstream time)",
+            overhead.clone(),
+        );
+        registry.register("config_reloads", "Config reloads by result", reloads.clone());
+        registry.register("requests_in_flight", "API requests being served", requests_in_flight.clone());
+        registry.register("access_log_dropped", "Access-log lines dropped because the writer fell behind", access_log_dropped.clone());
+        Self {
+            registry,
+            requests,
+            duration,
+            ttft,
+            tokens,
+            attempts,
+            in_flight,
+            overhead,
+            reloads,
+            requests_in_flight,
+            access_log_dropped,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// The in-flight gauge of one deployment.
+    pub fn in_flight_gauge(&self, deployment: &str) -> Gauge {
+        self.in_flight.get_or_create(&DeploymentLabels { deployment: deployment.to_owned() }).clone()
+    }
+
+    /// Gauge of API requests being served.
+    pub fn requests_in_flight(&self) -> &Gauge {
+        &self.requests_in_flight
+    }
+
+    /// One finished request.
+    pub fn record_request(&self, model: &str, status: u16, duration_s: f64, ttft_s: Option<f64>, overhead_s: f64) {
+        let model = model.to_owned();
+        self.requests.get_or_create(&RequestLabels { model: model.clone(), status }).inc();
+        let labels = ModelLabels { model };
+        self.duration.get_or_create(&labels).observe(duration_s);
+        if let Some(t) = ttft_s {
+            self.ttft.get_or_create(&labels).observe(t);
+        }
+        self.overhead.observe(overhead_s.max(0.0));
+    }
+
+    /// Tokens of one request.
+    pub fn record_tokens(&self, model: &str, input: u64, output: u64) {
+        for (direction, n) in [("input", input), ("output", output)] {
+            if n > 0 {
+                self.tokens.get_or_create(&TokenLabels { model: model.to_owned(), direction }).inc_by(n);
+            }
+        }
+    }
+
+    /// One upstream attempt (or skip).
+    pub fn record_attempt(&self, deployment: &str, outcome: AttemptOutcome) {
+        self.attempts
+            .get_or_create(&AttemptLabels { deployment: deployment.to_owned(), outcome: outcome.as_str() })
+            .inc();
+    }
+
+    /// One config reload.
+    pub fn record_reload(&self, ok: bool) {
+        self.reloads.get_or_create(&ResultLabels { result: if ok { "success" } else { "failure" } }).inc();
+    }
+
+    /// An access-log line was dropped.
+    pub fn record_access_log_drop(&self) {
+        self.access_log_dropped.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_documented_names() {
+        let m = Metrics::new();
+        m.record_request("gpt", 200, 0.01, Some(0.005), 0.0001);
+        m.record_tokens("gpt", 10, 3);
+        m.record_attempt("mock/m", AttemptOutcome::Success);
+        m.record_reload(false);
+        let _g = m.in_flight_gauge("mock/m");
+        let text = m.render();
+        for needle in [
+            "datamind_requests_total{model=\"gpt\",status=\"200\"} 1",
+            "datamind_request_duration_seconds_bucket",
+            "datamind_time_to_first_token_seconds_count{model=\"gpt\"} 1",
+            "datamind_tokens_total{model=\"gpt\",direction=\"output\"} 3",
+            "datamind_upstream_attempts_total{deployment=\"mock/m\",outcome=\"success\"} 1",
+            "datamind_deployment_in_flight{deployment=\"mock/m\"} 0",
+            "datamind_gateway_overhead_seconds_count 1",
+            "datamind_config_reloads_total{result=\"failure\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}
