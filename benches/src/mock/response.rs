@@ -31,6 +31,9 @@ pub struct MockBody {
     breaking: bool,
     timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
+    /// When the previous piece was due: gaps are measured from it, not from when the timer
+    /// fired, so timer lateness does not accumulate over a stream.
+    last_due: Option<Instant>,
     /// Return `Pending` once after each piece so the connection flushes it as its own write.
     yield_once: bool,
     guard: Option<RequestGuard>,
@@ -73,6 +76,7 @@ impl MockBody {
             breaking: false,
             timer: None,
             armed: false,
+            last_due: None,
             yield_once: false,
             guard,
         }
@@ -98,7 +102,11 @@ impl MockBody {
     }
 
     fn arm(&mut self, delay: Duration) {
-        let deadline = Instant::now() + delay;
+        self.arm_at(Instant::now() + delay);
+    }
+
+    fn arm_at(&mut self, deadline: Instant) {
+        self.last_due = Some(deadline);
         match self.timer.as_mut() {
             Some(timer) => timer.as_mut().reset(deadline),
             None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -167,8 +175,8 @@ impl Body for MockBody {
         } else if this.gap.is_zero() {
             this.yield_once = true;
         } else {
-            let gap = this.gap;
-            this.arm(gap);
+            let due = this.last_due.unwrap_or_else(Instant::now) + this.gap;
+            this.arm_at(due.max(Instant::now()));
         }
         Poll::Ready(Some(Ok(Frame::data(piece))))
     }
@@ -182,5 +190,61 @@ impl Body for MockBody {
             Some(len) => SizeHint::with_exact(len),
             None => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::stats::Stats;
+    use http_body_util::BodyExt;
+
+    fn pieces() -> Chunked {
+        Chunked {
+            bytes: Bytes::from_static(b"aabbcc"),
+            ends: vec![2, 4, 6],
+        }
+    }
+
+    #[tokio::test]
+    async fn yields_every_piece_then_completes() {
+        let stats = Arc::new(Stats::default());
+        let gap = Duration::from_millis(2);
+        let mut body = MockBody::stream(pieces(), Duration::ZERO, gap).guarded(stats.begin());
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            got.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(got, ["aa", "bb", "cc"]);
+        assert!(start.elapsed() >= gap * 2);
+        drop(body);
+        assert_eq!(stats.to_json()["completed"], 1);
+    }
+
+    #[tokio::test]
+    async fn dropped_early_counts_cancelled_and_break_faults() {
+        let stats = Arc::new(Stats::default());
+        let mut body =
+            MockBody::stream(pieces(), Duration::ZERO, Duration::ZERO).guarded(stats.begin());
+        let _ = body.frame().await;
+        drop(body);
+        assert_eq!(stats.to_json()["cancelled"], 1);
+
+        let conn = Arc::new(ConnControl::default());
+        let mut body = MockBody::stream(pieces(), Duration::ZERO, Duration::ZERO)
+            .guarded(stats.begin())
+            .break_after(1, conn);
+        assert!(body.frame().await.unwrap().is_ok());
+        assert!(body.frame().await.unwrap().is_err());
+        drop(body);
+        assert_eq!(stats.to_json()["faulted"], 1);
+    }
+
+    #[test]
+    fn full_body_has_exact_size() {
+        let body = MockBody::full(&b"abc"[..]);
+        assert_eq!(body.size_hint().exact(), Some(3));
+        assert!(MockBody::empty().is_end_stream());
     }
 }
