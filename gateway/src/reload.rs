@@ -42,6 +42,8 @@ impl Reloader {
             Ok(new) => {
                 let old = self.gw.snapshot.load();
                 if new == old.config {
+                    self.gw.metrics.record_reload(true);
+                    tracing::info!(path = %self.path.display(), "configuration unchanged");
                     return true;
                 }
                 if new.server != old.config.server || new.access_log != old.config.access_log {

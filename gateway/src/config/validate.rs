@@ -38,7 +38,7 @@ impl Config {
         let s = &self.server;
         for (path, addr) in [("server.listen", &s.listen), ("server.admin_listen", &s.admin_listen)] {
             if addr.parse::<SocketAddr>().is_err() {
-                p.add(path, format!("`{addr}` is not an IP:port address"));
+                p.add(path, format!("\"{addr}\" is not an IP:port address"));
             }
         }
         if s.listen == s.admin_listen {
@@ -47,7 +47,7 @@ impl Config {
         if let Some(tls) = &s.tls {
             for (path, file) in [("server.tls.cert_file", &tls.cert_file), ("server.tls.key_file", &tls.key_file)] {
                 if !std::path::Path::new(file).is_file() {
-                    p.add(path, format!("file `{file}` does not exist"));
+                    p.add(path, format!("file \"{file}\" does not exist"));
                 }
             }
         }
@@ -71,7 +71,7 @@ impl Config {
         for (i, k) in self.auth.keys.iter().enumerate() {
             let at = format!("auth.keys[{i}]");
             if !names.insert(k.name.as_str()) {
-                p.add(format!("{at}.name"), format!("duplicate key name `{}`", k.name));
+                p.add(format!("{at}.name"), format!("duplicate key name \"{}\"", k.name));
             }
             if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                 p.add(format!("{at}.sha256"), "must be 64 lower-case hex digits (datamind-gateway hash-key KEY)");
@@ -80,7 +80,7 @@ impl Config {
             }
             for (j, m) in k.models.iter().enumerate() {
                 if m != "*" && !groups.contains(m.as_str()) {
-                    p.add(format!("{at}.models[{j}]"), format!("unknown model `{m}`"));
+                    p.add(format!("{at}.models[{j}]"), format!("unknown model \"{m}\""));
                 }
             }
         }
@@ -89,7 +89,7 @@ impl Config {
         for (i, pr) in self.providers.iter().enumerate() {
             let at = format!("providers[{i}]");
             if pr.name.is_empty() || !providers.insert(pr.name.as_str()) {
-                p.add(format!("{at}.name"), format!("empty or duplicate provider name `{}`", pr.name));
+                p.add(format!("{at}.name"), format!("empty or duplicate provider name \"{}\"", pr.name));
             }
             match (pr.kind, &pr.base_url) {
                 (ProviderKind::Mock, Some(_)) => p.add(format!("{at}.base_url"), "not used by kind `mock`"),
@@ -115,7 +115,7 @@ impl Config {
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");
             if m.name.is_empty() || !seen_groups.insert(m.name.as_str()) {
-                p.add(format!("{at}.name"), format!("empty or duplicate model name `{}`", m.name));
+                p.add(format!("{at}.name"), format!("empty or duplicate model name \"{}\"", m.name));
             }
             if m.deployments.is_empty() {
                 p.add(format!("{at}.deployments"), "at least one deployment is required");
@@ -123,7 +123,7 @@ impl Config {
             for (j, d) in m.deployments.iter().enumerate() {
                 let dat = format!("{at}.deployments[{j}]");
                 if !providers.contains(d.provider.as_str()) {
-                    p.add(format!("{dat}.provider"), format!("unknown provider `{}`", d.provider));
+                    p.add(format!("{dat}.provider"), format!("unknown provider \"{}\"", d.provider));
                 }
                 if d.model.is_empty() {
                     p.add(format!("{dat}.model"), "must not be empty");
@@ -139,7 +139,7 @@ impl Config {
                 if f == &m.name {
                     p.add(format!("{at}.fallbacks[{j}]"), "a model cannot fall back to itself");
                 } else if !groups.contains(f.as_str()) {
-                    p.add(format!("{at}.fallbacks[{j}]"), format!("unknown model `{f}`"));
+                    p.add(format!("{at}.fallbacks[{j}]"), format!("unknown model \"{f}\""));
                 }
             }
         }
@@ -178,18 +178,18 @@ models:
 "#;
         let err = parse_str(yaml, &|_| None).unwrap_err().to_string();
         for needle in [
-            "server.admin_listen: `nope` is not an IP:port address",
+            "server.admin_listen: \"nope\" is not an IP:port address",
             "cooldown.failures: must be at least 1",
             "auth.keys[0].sha256: must be 64",
-            "auth.keys[0].models[0]: unknown model `ghost`",
+            "auth.keys[0].models[0]: unknown model \"ghost\"",
             "providers[0].base_url: required for this kind",
             "providers[1].base_url: not used by kind `mock`",
-            "models[0].deployments[0].provider: unknown provider `azur`",
+            "models[0].deployments[0].provider: unknown provider \"azur\"",
             "models[0].deployments[0].weight: must be at least 1",
             "models[0].fallbacks[0]: a model cannot fall back to itself",
-            "models[0].fallbacks[1]: unknown model `other`",
+            "models[0].fallbacks[1]: unknown model \"other\"",
         ] {
-            assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
+            assert!(err.contains(needle), "missing {needle} in:\n{err}");
         }
     }
 }
