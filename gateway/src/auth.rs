@@ -52,28 +52,55 @@ impl KeyTable {
             .filter_map(|k| {
                 let mut digest = [0u8; 32];
                 hex::decode_to_slice(&k.sha256, &mut digest).ok()?;
-                let models = (!k.models.iter().any(|m| m == "*")).then(|| k.models.iter().cloned().collect());
-                Some((digest, Arc::new(Caller { key_name: k.name.clone(), tenant: k.tenant.clone(), models })))
+                let models = (!k.models.iter().any(|m| m == "*"))
+                    .then(|| k.models.iter().cloned().collect());
+                Some((
+                    digest,
+                    Arc::new(Caller {
+                        key_name: k.name.clone(),
+                        tenant: k.tenant.clone(),
+                        models,
+                    }),
+                ))
             })
             .collect();
-        let anonymous = Arc::new(Caller { key_name: "anonymous".into(), tenant: "anonymous".into(), models: None });
-        Self { enabled: auth.enabled, by_digest, anonymous }
+        let anonymous = Arc::new(Caller {
+            key_name: "anonymous".into(),
+            tenant: "anonymous".into(),
+            models: None,
+        });
+        Self {
+            enabled: auth.enabled,
+            by_digest,
+            anonymous,
+        }
     }
 
     /// Authenticates from `Authorization: Bearer …` or `x-api-key`.
-    pub fn authenticate(&self, authorization: Option<&[u8]>, x_api_key: Option<&[u8]>) -> Result<Arc<Caller>, GatewayError> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        x_api_key: Option<&[u8]>,
+    ) -> Result<Arc<Caller>, GatewayError> {
         if !self.enabled {
             return Ok(self.anonymous.clone());
         }
         let key = match (authorization, x_api_key) {
             (Some(h), _) => {
-                let h = std::str::from_utf8(h).map_err(|_| GatewayError::Unauthorized("malformed Authorization header"))?;
+                let h = std::str::from_utf8(h)
+                    .map_err(|_| GatewayError::Unauthorized("malformed Authorization header"))?;
                 match h.split_once(' ') {
                     Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-                    _ => return Err(GatewayError::Unauthorized("the Authorization header must be `Bearer <API key>`")),
+                    _ => {
+                        return Err(GatewayError::Unauthorized(
+                            "the Authorization header must be `Bearer <API key>`",
+                        ));
+                    }
                 }
             }
-            (None, Some(k)) => std::str::from_utf8(k).map_err(|_| GatewayError::Unauthorized("malformed x-api-key header"))?.trim(),
+            (None, Some(k)) => std::str::from_utf8(k)
+                .map_err(|_| GatewayError::Unauthorized("malformed x-api-key header"))?
+                .trim(),
             (None, None) => {
                 return Err(GatewayError::Unauthorized(
                     "missing API key: send `Authorization: Bearer <API key>`",
@@ -109,10 +136,17 @@ mod tests {
     fn accepts_bearer_and_x_api_key_and_rejects_others() {
         let t = table();
         let c = t.authenticate(Some(b"Bearer sk-good"), None).unwrap();
-        assert_eq!((c.tenant.as_str(), c.may_use("a"), c.may_use("b")), ("t1", true, false));
+        assert_eq!(
+            (c.tenant.as_str(), c.may_use("a"), c.may_use("b")),
+            ("t1", true, false)
+        );
         assert!(t.authenticate(None, Some(b"sk-good")).is_ok());
         assert!(t.authenticate(Some(b"bearer sk-good"), None).is_ok());
-        for bad in [Some(&b"Bearer sk-bad"[..]), Some(b"Basic sk-good"), Some(b"sk-good")] {
+        for bad in [
+            Some(&b"Bearer sk-bad"[..]),
+            Some(b"Basic sk-good"),
+            Some(b"sk-good"),
+        ] {
             assert_eq!(t.authenticate(bad, None).unwrap_err().status(), 401);
         }
         assert_eq!(t.authenticate(None, None).unwrap_err().status(), 401);
@@ -120,6 +154,9 @@ mod tests {
 
     #[test]
     fn hash_matches_sha256sum() {
-        assert_eq!(hash_key("sk-datamind-dev"), "9c2d5b58f329a00e80bee8b3814350321e9a4397744c042ab590298a524eec1d");
+        assert_eq!(
+            hash_key("sk-datamind-dev"),
+            "9c2d5b58f329a00e80bee8b3814350321e9a4397744c042ab590298a524eec1d"
+        );
     }
 }

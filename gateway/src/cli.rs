@@ -21,7 +21,13 @@ use crate::telemetry::AccessLog;
 #[command(name = "datamind-gateway", version, about)]
 pub struct Cli {
     /// Configuration file (YAML).
-    #[arg(long, short, global = true, default_value = "config/gateway.yaml", env = "DATAMIND_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config/gateway.yaml",
+        env = "DATAMIND_CONFIG"
+    )]
     pub config: PathBuf,
     /// Take over the listening sockets of a running instance (zero-downtime upgrade; send
     /// the old process SIGQUIT afterwards).
@@ -100,7 +106,10 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
         match AccessLog::start(&config.access_log.path) {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("access_log.path: cannot open `{}`: {e}", config.access_log.path);
+                eprintln!(
+                    "access_log.path: cannot open `{}`: {e}",
+                    config.access_log.path
+                );
                 return 1;
             }
         }
@@ -110,13 +119,18 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     let server_cfg = config.server.clone();
     let gw = Gateway::new(config, access_log);
 
-    let mut conf = ServerConf::default();
-    conf.threads = server_cfg.threads;
     // Draining is ours (see reload.rs): Pingora's grace period is only a backstop.
-    conf.grace_period_seconds = Some(server_cfg.shutdown_grace_seconds + 1);
-    conf.graceful_shutdown_timeout_seconds = Some(1);
-    conf.upstream_keepalive_pool_size = 1024;
-    let opt = Opt { upgrade, ..Opt::default() };
+    let conf = ServerConf {
+        threads: server_cfg.threads,
+        grace_period_seconds: Some(server_cfg.shutdown_grace_seconds + 1),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: 1024,
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
@@ -147,7 +161,11 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn"));
-    let _ = tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
 }
 
 /// For `Arc` users of the CLI in tests.

@@ -96,7 +96,10 @@ pub(crate) async fn serve(
     }
     if plan.candidates.is_empty() {
         let retry_after = plan.min_cooldown_ms.div_ceil(1000).clamp(1, 3600);
-        return Err(GatewayError::NoCapacity { model: job.req.model.clone(), retry_after });
+        return Err(GatewayError::NoCapacity {
+            model: job.req.model.clone(),
+            retry_after,
+        });
     }
     let cooldown = &snapshot.config.cooldown;
     let mut last: Option<AttemptError> = None;
@@ -110,7 +113,9 @@ pub(crate) async fn serve(
         let _in_flight = d.health.start();
         let attempt_start = Instant::now();
         let opened = match d.provider.kind.adapter() {
-            Some(adapter) => upstream::open(gw, d, adapter, job, session, &mut out.upstream_wait).await,
+            Some(adapter) => {
+                upstream::open(gw, d, adapter, job, session, &mut out.upstream_wait).await
+            }
             None => mock::open(d, job, session, &mut out.upstream_wait).await,
         };
         let err = match opened {
@@ -159,12 +164,16 @@ pub(crate) async fn serve(
             out.error = Some(format!("upstream status {}", e.status));
             relay::upstream_error(session, job, e, out).await
         }
-        Some(AttemptError::Timeout(r)) => {
-            Err(GatewayError::UpstreamFailed { attempts: out.attempts, reason: r, timeout: true })
-        }
-        Some(AttemptError::Network(r)) => {
-            Err(GatewayError::UpstreamFailed { attempts: out.attempts, reason: r, timeout: false })
-        }
+        Some(AttemptError::Timeout(r)) => Err(GatewayError::UpstreamFailed {
+            attempts: out.attempts,
+            reason: r,
+            timeout: true,
+        }),
+        Some(AttemptError::Network(r)) => Err(GatewayError::UpstreamFailed {
+            attempts: out.attempts,
+            reason: r,
+            timeout: false,
+        }),
         Some(AttemptError::ClientGone) | None => Err(GatewayError::UpstreamFailed {
             attempts: out.attempts,
             reason: "request deadline passed".into(),
@@ -203,8 +212,14 @@ mod tests {
         assert!(retryable_status(429) && retryable_status(503) && retryable_status(500));
         assert!(!retryable_status(400) && !retryable_status(404) && !retryable_status(200));
         assert_eq!(parse_retry_after(Some(b"2")), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after(Some(b"0.5")), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after(Some(b"Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            parse_retry_after(Some(b"0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after(Some(b"Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(parse_retry_after(None), None);
     }
 }

@@ -94,14 +94,24 @@ impl GatewayError {
         let (kind, code, param): (&'static str, Option<&'static str>, Option<&str>) = match self {
             Self::Config(_) => ("server_error", None, None),
             Self::NotFound { .. } => ("invalid_request_error", Some("unknown_url"), None),
-            Self::MethodNotAllowed { .. } => ("invalid_request_error", Some("method_not_allowed"), None),
+            Self::MethodNotAllowed { .. } => {
+                ("invalid_request_error", Some("method_not_allowed"), None)
+            }
             Self::BadRequest { param, .. } => ("invalid_request_error", None, *param),
             Self::Unauthorized(_) => ("authentication_error", Some("invalid_api_key"), None),
-            Self::ModelNotAllowed(_) => ("permission_error", Some("model_not_allowed"), Some("model")),
-            Self::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found"), Some("model")),
+            Self::ModelNotAllowed(_) => {
+                ("permission_error", Some("model_not_allowed"), Some("model"))
+            }
+            Self::ModelNotFound(_) => (
+                "invalid_request_error",
+                Some("model_not_found"),
+                Some("model"),
+            ),
             Self::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large"), None),
             Self::NoCapacity { .. } => ("server_error", Some("no_capacity"), None),
-            Self::UpstreamFailed { timeout: true, .. } => ("server_error", Some("upstream_timeout"), None),
+            Self::UpstreamFailed { timeout: true, .. } => {
+                ("server_error", Some("upstream_timeout"), None)
+            }
             Self::UpstreamFailed { .. } => ("server_error", Some("upstream_error"), None),
             Self::ShuttingDown => ("server_error", Some("shutting_down"), None),
         };
@@ -122,7 +132,10 @@ impl GatewayError {
 impl From<datamind_llm::LlmError> for GatewayError {
     fn from(e: datamind_llm::LlmError) -> Self {
         let param = e.param();
-        Self::BadRequest { message: e.to_string(), param }
+        Self::BadRequest {
+            message: e.to_string(),
+            param,
+        }
     }
 }
 
@@ -137,8 +150,15 @@ mod tests {
         assert_eq!(e.body().code, Some("model_not_found"));
         assert_eq!(GatewayError::ModelNotAllowed("x".into()).status(), 403);
         assert_eq!(GatewayError::BodyTooLarge { limit: 1 }.status(), 413);
-        let t = GatewayError::UpstreamFailed { attempts: 2, reason: "timeout".into(), timeout: true };
+        let t = GatewayError::UpstreamFailed {
+            attempts: 2,
+            reason: "timeout".into(),
+            timeout: true,
+        };
         assert_eq!(t.status(), 504);
-        assert_eq!(GatewayError::Unauthorized("no key").body().kind, "authentication_error");
+        assert_eq!(
+            GatewayError::Unauthorized("no key").body().kind,
+            "authentication_error"
+        );
     }
 }

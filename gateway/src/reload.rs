@@ -47,7 +47,9 @@ impl Reloader {
                     return true;
                 }
                 if new.server != old.config.server || new.access_log != old.config.access_log {
-                    tracing::warn!("`server` and `access_log` changes take effect only after a restart");
+                    tracing::warn!(
+                        "`server` and `access_log` changes take effect only after a restart"
+                    );
                 }
                 let snapshot = Snapshot::build(new, &self.gw.health, &self.gw.metrics);
                 self.gw.snapshot.store(Arc::new(snapshot));
@@ -69,24 +71,33 @@ impl Reloader {
         }
         let gw = self.gw.clone();
         let grace = Duration::from_secs(gw.snapshot.load().config.server.shutdown_grace_seconds);
-        tracing::info!(grace_seconds = grace.as_secs(), in_flight = gw.requests_in_flight(), "SIGTERM: draining");
-        let spawned = std::thread::Builder::new().name("drain".into()).spawn(move || {
-            let until = Instant::now() + grace;
-            // Give the listeners a moment to stop accepting before judging "idle".
-            std::thread::sleep(Duration::from_millis(100));
-            while gw.requests_in_flight() > 0 && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let left = gw.requests_in_flight();
-            if left > 0 {
-                tracing::warn!(in_flight = left, "grace period over; exiting with requests in flight");
-            } else {
-                tracing::info!("drained; exiting");
-            }
-            // Let the access-log writer flush its last lines.
-            std::thread::sleep(Duration::from_millis(100));
-            std::process::exit(0);
-        });
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            in_flight = gw.requests_in_flight(),
+            "SIGTERM: draining"
+        );
+        let spawned = std::thread::Builder::new()
+            .name("drain".into())
+            .spawn(move || {
+                let until = Instant::now() + grace;
+                // Give the listeners a moment to stop accepting before judging "idle".
+                std::thread::sleep(Duration::from_millis(100));
+                while gw.requests_in_flight() > 0 && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let left = gw.requests_in_flight();
+                if left > 0 {
+                    tracing::warn!(
+                        in_flight = left,
+                        "grace period over; exiting with requests in flight"
+                    );
+                } else {
+                    tracing::info!("drained; exiting");
+                }
+                // Let the access-log writer flush its last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                std::process::exit(0);
+            });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the drain thread");
         }
@@ -98,12 +109,20 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
         let file_name = self.path.file_name().map(|n| n.to_owned());
-        let dir = self.path.parent().map(Path::to_path_buf).filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Ok(ev) = ev {
-                if ev.paths.iter().any(|p| p.file_name() == file_name.as_deref()) {
-                    let _ = tx.try_send(());
-                }
+            if let Ok(ev) = ev
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name() == file_name.as_deref())
+            {
+                let _ = tx.try_send(());
             }
         });
         let _watcher = match watcher {
@@ -119,7 +138,10 @@ impl BackgroundService for Reloader {
                 None
             }
         };
-        let (Ok(mut hup), Ok(mut term)) = (signal(SignalKind::hangup()), signal(SignalKind::terminate())) else {
+        let (Ok(mut hup), Ok(mut term)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };

@@ -34,7 +34,10 @@ pub struct Plan {
 /// Builds the plan for `group`.
 pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>) -> Plan {
     let now = now_ms();
-    let mut out = Plan { min_cooldown_ms: u64::MAX, ..Plan::default() };
+    let mut out = Plan {
+        min_cooldown_ms: u64::MAX,
+        ..Plan::default()
+    };
     let mut seen_groups: HashSet<&str> = HashSet::new();
     let mut seen_deployments: HashSet<&str> = HashSet::new();
     let mut queue: Vec<&Arc<ModelGroup>> = vec![group];
@@ -58,7 +61,10 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>) -> Plan {
             if d.max_in_flight.is_some_and(|m| d.health.in_flight() >= m) {
                 continue;
             }
-            out.candidates.push(Candidate { deployment: d.clone(), fallback: i > 1 });
+            out.candidates.push(Candidate {
+                deployment: d.clone(),
+                fallback: i > 1,
+            });
         }
         for f in &g.fallbacks {
             if let Some(fg) = snapshot.groups.get(f) {
@@ -124,7 +130,10 @@ mod tests {
     }
 
     fn ids(p: &Plan) -> Vec<&str> {
-        p.candidates.iter().map(|c| c.deployment.id.as_str()).collect()
+        p.candidates
+            .iter()
+            .map(|c| c.deployment.id.as_str())
+            .collect()
     }
 
     #[test]
@@ -137,16 +146,24 @@ mod tests {
         let firsts: Vec<String> = (0..8).map(|_| ids(&plan(&s, g))[0].to_owned()).collect();
         assert_eq!(firsts.iter().filter(|x| *x == "a/m").count(), 6);
         let p = plan(&s, g);
-        assert_eq!(p.candidates.len(), 3, "cycle g->f->g visits each group once");
+        assert_eq!(
+            p.candidates.len(),
+            3,
+            "cycle g->f->g visits each group once"
+        );
         assert_eq!(ids(&p)[2], "c/m");
         assert!(p.candidates[2].fallback && !p.candidates[0].fallback);
     }
 
     #[test]
     fn cooling_deployments_are_skipped_and_reported() {
-        let s = snapshot("models:\n- {name: g, deployments: [{provider: a, model: m}, {provider: b, model: m}]}\n");
+        let s = snapshot(
+            "models:\n- {name: g, deployments: [{provider: a, model: m}, {provider: b, model: m}]}\n",
+        );
         let g = &s.groups["g"];
-        g.deployments[0].health.record_failure(1, Duration::from_secs(5), None);
+        g.deployments[0]
+            .health
+            .record_failure(1, Duration::from_secs(5), None);
         let p = plan(&s, g);
         assert_eq!(ids(&p), vec!["b/m"]);
         assert_eq!(p.cooling, vec!["a/m"]);
@@ -165,8 +182,12 @@ mod tests {
             assert_eq!(ids(&plan(&s, l))[0], "b/m");
         }
         let t = &s.groups["t"];
-        t.deployments[0].health.record_success(Duration::from_millis(50));
-        t.deployments[1].health.record_success(Duration::from_millis(5));
+        t.deployments[0]
+            .health
+            .record_success(Duration::from_millis(50));
+        t.deployments[1]
+            .health
+            .record_success(Duration::from_millis(5));
         for _ in 0..4 {
             assert_eq!(ids(&plan(&s, t))[0], "b/x");
         }

@@ -123,7 +123,11 @@ impl Snapshot {
                     host_header: base.as_ref().map(BaseUrl::host_header).unwrap_or_default(),
                     base,
                     api_key: p.api_key.clone(),
-                    headers: p.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+                    headers: p
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect(),
                     timeouts,
                     peer,
                     mock_latency: Duration::from_millis(p.latency_ms),
@@ -169,7 +173,10 @@ impl Snapshot {
 }
 
 fn make_peer(base: &BaseUrl, t: &Timeouts, http2: bool) -> Option<HttpPeer> {
-    let addr = match (base.host.as_str(), base.port).to_socket_addrs().map(|mut a| a.next()) {
+    let addr = match (base.host.as_str(), base.port)
+        .to_socket_addrs()
+        .map(|mut a| a.next())
+    {
         Ok(Some(a)) => a,
         _ => {
             tracing::warn!(host = %base.host, "provider host did not resolve; attempts will fail until a reload");

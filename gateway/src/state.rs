@@ -29,7 +29,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("in_flight", &self.in_flight).finish_non_exhaustive()
+        f.debug_struct("Gateway")
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
     }
 }
 

@@ -21,13 +21,18 @@ pub fn parse_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
     if problems.is_empty() {
         Ok(config)
     } else {
-        Err(GatewayError::Config(problems.into_iter().map(|p| p.to_string()).collect()))
+        Err(GatewayError::Config(
+            problems.into_iter().map(|p| p.to_string()).collect(),
+        ))
     }
 }
 
 /// Replaces `${NAME}` and `${NAME:-default}` outside comment lines; `$${` is a literal `${`.
 /// Every unset variable without a default is reported with its line.
-pub fn interpolate_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
+pub fn interpolate_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(text.len());
     let mut problems = Vec::new();
     for (n, line) in text.split_inclusive('\n').enumerate() {
@@ -56,20 +61,28 @@ pub fn interpolate_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Resu
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             match (valid, env(name), default) {
-                (false, _, _) => problems.push(format!("line {}: invalid variable name `{name}`", n + 1)),
+                (false, _, _) => {
+                    problems.push(format!("line {}: invalid variable name `{name}`", n + 1))
+                }
                 (true, Some(v), _) => out.push_str(&v),
                 (true, None, Some(d)) => out.push_str(d),
-                (true, None, None) => {
-                    problems.push(format!("line {}: environment variable {name} is not set", n + 1))
-                }
+                (true, None, None) => problems.push(format!(
+                    "line {}: environment variable {name} is not set",
+                    n + 1
+                )),
             }
             rest = &after[end + 1..];
         }
         out.push_str(rest);
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -83,18 +96,31 @@ mod tests {
     #[test]
     fn interpolates_defaults_escapes_and_skips_comments() {
         let t = "a: ${KEY}\nb: ${NOPE:-x}\n# c: ${MISSING}\nd: $${KEY}\n";
-        assert_eq!(interpolate_env(t, &env).unwrap(), "a: sk-123\nb: x\n# c: ${MISSING}\nd: ${KEY}\n");
+        assert_eq!(
+            interpolate_env(t, &env).unwrap(),
+            "a: sk-123\nb: x\n# c: ${MISSING}\nd: ${KEY}\n"
+        );
     }
 
     #[test]
     fn reports_every_unset_variable_with_its_line() {
         let e = interpolate_env("a: ${A}\nb: ok\nc: ${C}\n", &env).unwrap_err();
-        assert_eq!(e, vec!["line 1: environment variable A is not set", "line 3: environment variable C is not set"]);
+        assert_eq!(
+            e,
+            vec![
+                "line 1: environment variable A is not set",
+                "line 3: environment variable C is not set"
+            ]
+        );
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let e = parse_str("server: {listen: 'a:1', admin_listen: 'b:2', bogus: 1}\n", &env).unwrap_err();
+        let e = parse_str(
+            "server: {listen: 'a:1', admin_listen: 'b:2', bogus: 1}\n",
+            &env,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
     }
 

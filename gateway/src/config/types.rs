@@ -248,22 +248,35 @@ fn one() -> u32 {
 
 impl Default for AccessLogConfig {
     fn default() -> Self {
-        Self { enabled: true, path: dash() }
+        Self {
+            enabled: true,
+            path: dash(),
+        }
     }
 }
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect_ms: default_connect(), first_byte_ms: default_first_byte(), total_ms: default_total() }
+        Self {
+            connect_ms: default_connect(),
+            first_byte_ms: default_first_byte(),
+            total_ms: default_total(),
+        }
     }
 }
 impl Default for CooldownConfig {
     fn default() -> Self {
-        Self { failures: default_failures(), seconds: default_cooldown_secs() }
+        Self {
+            failures: default_failures(),
+            seconds: default_cooldown_secs(),
+        }
     }
 }
 impl Default for AuthConfig {
     fn default() -> Self {
         // Secure by default: no `auth` section still means keys are required.
-        Self { enabled: true, keys: Vec::new() }
+        Self {
+            enabled: true,
+            keys: Vec::new(),
+        }
     }
 }

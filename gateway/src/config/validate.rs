@@ -26,7 +26,10 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into() });
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -36,7 +39,10 @@ impl Config {
     pub fn validate(&self) -> Vec<Problem> {
         let mut p = Problems(Vec::new());
         let s = &self.server;
-        for (path, addr) in [("server.listen", &s.listen), ("server.admin_listen", &s.admin_listen)] {
+        for (path, addr) in [
+            ("server.listen", &s.listen),
+            ("server.admin_listen", &s.admin_listen),
+        ] {
             if addr.parse::<SocketAddr>().is_err() {
                 p.add(path, format!("\"{addr}\" is not an IP:port address"));
             }
@@ -45,7 +51,10 @@ impl Config {
             p.add("server.admin_listen", "must differ from server.listen");
         }
         if let Some(tls) = &s.tls {
-            for (path, file) in [("server.tls.cert_file", &tls.cert_file), ("server.tls.key_file", &tls.key_file)] {
+            for (path, file) in [
+                ("server.tls.cert_file", &tls.cert_file),
+                ("server.tls.key_file", &tls.key_file),
+            ] {
                 if !std::path::Path::new(file).is_file() {
                     p.add(path, format!("file \"{file}\" does not exist"));
                 }
@@ -66,21 +75,38 @@ impl Config {
         let mut names = HashSet::new();
         let mut hashes = HashSet::new();
         if self.auth.enabled && self.auth.keys.is_empty() {
-            p.add("auth.keys", "no keys while auth.enabled is true: no caller could authenticate");
+            p.add(
+                "auth.keys",
+                "no keys while auth.enabled is true: no caller could authenticate",
+            );
         }
         for (i, k) in self.auth.keys.iter().enumerate() {
             let at = format!("auth.keys[{i}]");
             if !names.insert(k.name.as_str()) {
-                p.add(format!("{at}.name"), format!("duplicate key name \"{}\"", k.name));
+                p.add(
+                    format!("{at}.name"),
+                    format!("duplicate key name \"{}\"", k.name),
+                );
             }
-            if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                p.add(format!("{at}.sha256"), "must be 64 lower-case hex digits (datamind-gateway hash-key KEY)");
+            if k.sha256.len() != 64
+                || !k
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                p.add(
+                    format!("{at}.sha256"),
+                    "must be 64 lower-case hex digits (datamind-gateway hash-key KEY)",
+                );
             } else if !hashes.insert(k.sha256.as_str()) {
                 p.add(format!("{at}.sha256"), "the same key is configured twice");
             }
             for (j, m) in k.models.iter().enumerate() {
                 if m != "*" && !groups.contains(m.as_str()) {
-                    p.add(format!("{at}.models[{j}]"), format!("unknown model \"{m}\""));
+                    p.add(
+                        format!("{at}.models[{j}]"),
+                        format!("unknown model \"{m}\""),
+                    );
                 }
             }
         }
@@ -89,10 +115,15 @@ impl Config {
         for (i, pr) in self.providers.iter().enumerate() {
             let at = format!("providers[{i}]");
             if pr.name.is_empty() || !providers.insert(pr.name.as_str()) {
-                p.add(format!("{at}.name"), format!("empty or duplicate provider name \"{}\"", pr.name));
+                p.add(
+                    format!("{at}.name"),
+                    format!("empty or duplicate provider name \"{}\"", pr.name),
+                );
             }
             match (pr.kind, &pr.base_url) {
-                (ProviderKind::Mock, Some(_)) => p.add(format!("{at}.base_url"), "not used by kind `mock`"),
+                (ProviderKind::Mock, Some(_)) => {
+                    p.add(format!("{at}.base_url"), "not used by kind `mock`")
+                }
                 (ProviderKind::Mock, None) => {}
                 (_, None) => p.add(format!("{at}.base_url"), "required for this kind"),
                 (_, Some(u)) => {
@@ -115,15 +146,24 @@ impl Config {
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");
             if m.name.is_empty() || !seen_groups.insert(m.name.as_str()) {
-                p.add(format!("{at}.name"), format!("empty or duplicate model name \"{}\"", m.name));
+                p.add(
+                    format!("{at}.name"),
+                    format!("empty or duplicate model name \"{}\"", m.name),
+                );
             }
             if m.deployments.is_empty() {
-                p.add(format!("{at}.deployments"), "at least one deployment is required");
+                p.add(
+                    format!("{at}.deployments"),
+                    "at least one deployment is required",
+                );
             }
             for (j, d) in m.deployments.iter().enumerate() {
                 let dat = format!("{at}.deployments[{j}]");
                 if !providers.contains(d.provider.as_str()) {
-                    p.add(format!("{dat}.provider"), format!("unknown provider \"{}\"", d.provider));
+                    p.add(
+                        format!("{dat}.provider"),
+                        format!("unknown provider \"{}\"", d.provider),
+                    );
                 }
                 if d.model.is_empty() {
                     p.add(format!("{dat}.model"), "must not be empty");
@@ -137,9 +177,15 @@ impl Config {
             }
             for (j, f) in m.fallbacks.iter().enumerate() {
                 if f == &m.name {
-                    p.add(format!("{at}.fallbacks[{j}]"), "a model cannot fall back to itself");
+                    p.add(
+                        format!("{at}.fallbacks[{j}]"),
+                        "a model cannot fall back to itself",
+                    );
                 } else if !groups.contains(f.as_str()) {
-                    p.add(format!("{at}.fallbacks[{j}]"), format!("unknown model \"{f}\""));
+                    p.add(
+                        format!("{at}.fallbacks[{j}]"),
+                        format!("unknown model \"{f}\""),
+                    );
                 }
             }
         }
@@ -148,7 +194,11 @@ impl Config {
 }
 
 fn check_timeouts(p: &mut Problems, at: &str, t: &super::Timeouts) {
-    for (name, v) in [("connect_ms", t.connect_ms), ("first_byte_ms", t.first_byte_ms), ("total_ms", t.total_ms)] {
+    for (name, v) in [
+        ("connect_ms", t.connect_ms),
+        ("first_byte_ms", t.first_byte_ms),
+        ("total_ms", t.total_ms),
+    ] {
         if v == 0 {
             p.add(format!("{at}.{name}"), "must be greater than 0");
         }

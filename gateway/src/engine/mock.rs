@@ -28,10 +28,15 @@ pub(super) async fn open(
         }
         if p.mock_latency > first_byte {
             *upstream_wait += started.elapsed();
-            return Err(AttemptError::Timeout(format!("no response header within {} ms", first_byte.as_millis())));
+            return Err(AttemptError::Timeout(format!(
+                "no response header within {} ms",
+                first_byte.as_millis()
+            )));
         }
     }
-    let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let id = format!("chatcmpl-{}", job.request_id);
     let answer = mock::answer(job.op, job.req, &d.model, &id, created);
     *upstream_wait += started.elapsed();
@@ -44,7 +49,11 @@ pub(super) async fn open(
     Ok(Reply {
         status: 200,
         content_type: Some(content_type.to_owned()),
-        body: BodySource::Mock { chunks, gap: p.mock_chunk_delay, first: true },
+        body: BodySource::Mock {
+            chunks,
+            gap: p.mock_chunk_delay,
+            first: true,
+        },
         adapter: None,
         usage: Some(answer.usage),
     })

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use datamind_llm::Adapter;
+use datamind_llm::Usage;
 use datamind_llm::error_body::ErrorBody;
 use datamind_llm::stream::StreamTranslator;
 use datamind_llm::stream::openai::OpenAiPassthrough;
-use datamind_llm::Usage;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -36,9 +36,16 @@ pub(crate) struct Reply {
 /// Where the answer's bytes come from.
 pub(crate) enum BodySource {
     /// A provider connection.
-    Http { up: Box<HttpSession>, peer: Box<HttpPeer> },
+    Http {
+        up: Box<HttpSession>,
+        peer: Box<HttpPeer>,
+    },
     /// The in-process mock: ready chunks, with a pause before each after the first.
-    Mock { chunks: VecDeque<Vec<u8>>, gap: Duration, first: bool },
+    Mock {
+        chunks: VecDeque<Vec<u8>>,
+        gap: Duration,
+        first: bool,
+    },
 }
 
 impl BodySource {
@@ -61,10 +68,12 @@ impl BodySource {
 
     /// Returns a finished connection to the pool.
     async fn release(self, gw: &Gateway) {
-        if let Self::Http { mut up, peer } = self {
-            if up.response_done() {
-                gw.connector.release_http_session(*up, &*peer, Some(Duration::from_secs(60))).await;
-            }
+        if let Self::Http { mut up, peer } = self
+            && up.response_done()
+        {
+            gw.connector
+                .release_http_session(*up, &*peer, Some(Duration::from_secs(60)))
+                .await;
         }
     }
 }
@@ -87,7 +96,10 @@ pub(super) async fn relay(
     reply: Reply,
     out: &mut Outcome,
 ) -> Result<(), GatewayError> {
-    let streaming = reply.content_type.as_deref().is_some_and(|c| c.starts_with("text/event-stream"));
+    let streaming = reply
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("text/event-stream"));
     if streaming && job.op.can_stream() {
         relay_stream(gw, session, job, d, reply, out).await
     } else {
@@ -124,7 +136,12 @@ async fn relay_whole(
             }
             Ok(Ok(None)) => break,
             Ok(Err(e)) => return Err(upstream_failed(out, &format!("reading upstream body: {e}"))),
-            Err(_) => return Err(upstream_failed(out, "request deadline passed while reading the answer")),
+            Err(_) => {
+                return Err(upstream_failed(
+                    out,
+                    "request deadline passed while reading the answer",
+                ));
+            }
         }
     }
     out.upstream_wait += waited.elapsed();
@@ -135,9 +152,11 @@ async fn relay_whole(
     out.usage = usage.unwrap_or_default();
     let mut h = response_header(reply.status, job, d, out.attempts)?;
     if let Some(ct) = &reply.content_type {
-        h.insert_header("content-type", ct.clone()).map_err(internal)?;
+        h.insert_header("content-type", ct.clone())
+            .map_err(internal)?;
     }
-    h.insert_header("content-length", body.len().to_string()).map_err(internal)?;
+    h.insert_header("content-length", body.len().to_string())
+        .map_err(internal)?;
     out.status = reply.status;
     out.ttfb = Some(job.started.elapsed());
     let written = async {
@@ -165,10 +184,13 @@ async fn relay_stream(
         None => Box::new(OpenAiPassthrough::new(false)),
     };
     let mut h = response_header(reply.status, job, d, out.attempts)?;
-    h.insert_header("content-type", "text/event-stream").map_err(internal)?;
-    h.insert_header("cache-control", "no-cache").map_err(internal)?;
+    h.insert_header("content-type", "text/event-stream")
+        .map_err(internal)?;
+    h.insert_header("cache-control", "no-cache")
+        .map_err(internal)?;
     if !session.is_http2() {
-        h.insert_header("transfer-encoding", "chunked").map_err(internal)?;
+        h.insert_header("transfer-encoding", "chunked")
+            .map_err(internal)?;
     }
     out.status = reply.status;
     if session.write_response_header(Box::new(h)).await.is_err() {
@@ -219,14 +241,19 @@ async fn relay_stream(
             }
         }
     }
-    out.usage = translator.summary().usage.or(reply.usage).unwrap_or_default();
+    out.usage = translator
+        .summary()
+        .usage
+        .or(reply.usage)
+        .unwrap_or_default();
     if out.client_gone {
         out.status = 499;
         return Ok(());
     }
     if let Some(reason) = &failure {
         d.health.record_failure(1, Duration::from_secs(0), None);
-        let ev = ErrorBody::new("server_error", Some("upstream_error"), reason.clone()).to_sse_event();
+        let ev =
+            ErrorBody::new("server_error", Some("upstream_error"), reason.clone()).to_sse_event();
         buf.extend_from_slice(&ev);
         out.error = Some(reason.clone());
     }
@@ -246,19 +273,34 @@ pub(super) async fn upstream_error(
     out: &mut Outcome,
 ) -> Result<(), GatewayError> {
     let mut h = ResponseHeader::build(e.status, Some(6)).map_err(internal)?;
-    h.insert_header("x-request-id", job.request_id.to_owned()).map_err(internal)?;
-    h.insert_header("x-datamind-attempts", out.attempts.to_string()).map_err(internal)?;
-    let body = if e.body.is_empty() || !e.content_type.as_deref().is_some_and(|c| c.contains("json")) {
+    h.insert_header("x-request-id", job.request_id.to_owned())
+        .map_err(internal)?;
+    h.insert_header("x-datamind-attempts", out.attempts.to_string())
+        .map_err(internal)?;
+    let body = if e.body.is_empty()
+        || !e
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.contains("json"))
+    {
         Bytes::from(
-            ErrorBody::new("server_error", Some("upstream_error"), format!("upstream answered {}", e.status)).to_json(),
+            ErrorBody::new(
+                "server_error",
+                Some("upstream_error"),
+                format!("upstream answered {}", e.status),
+            )
+            .to_json(),
         )
     } else {
         e.body
     };
-    h.insert_header("content-type", "application/json").map_err(internal)?;
-    h.insert_header("content-length", body.len().to_string()).map_err(internal)?;
+    h.insert_header("content-type", "application/json")
+        .map_err(internal)?;
+    h.insert_header("content-length", body.len().to_string())
+        .map_err(internal)?;
     if let Some(ra) = e.retry_after {
-        h.insert_header("retry-after", ra.as_secs().max(1).to_string()).map_err(internal)?;
+        h.insert_header("retry-after", ra.as_secs().max(1).to_string())
+            .map_err(internal)?;
     }
     out.status = e.status;
     out.ttfb = Some(job.started.elapsed());
@@ -268,19 +310,35 @@ pub(super) async fn upstream_error(
     Ok(())
 }
 
-fn response_header(status: u16, job: &Job<'_>, d: &Deployment, attempts: u32) -> Result<ResponseHeader, GatewayError> {
+fn response_header(
+    status: u16,
+    job: &Job<'_>,
+    d: &Deployment,
+    attempts: u32,
+) -> Result<ResponseHeader, GatewayError> {
     let mut h = ResponseHeader::build(status, Some(8)).map_err(internal)?;
-    h.insert_header("x-request-id", job.request_id.to_owned()).map_err(internal)?;
-    h.insert_header("x-datamind-deployment", d.id.clone()).map_err(internal)?;
-    h.insert_header("x-datamind-attempts", attempts.to_string()).map_err(internal)?;
+    h.insert_header("x-request-id", job.request_id.to_owned())
+        .map_err(internal)?;
+    h.insert_header("x-datamind-deployment", d.id.clone())
+        .map_err(internal)?;
+    h.insert_header("x-datamind-attempts", attempts.to_string())
+        .map_err(internal)?;
     Ok(h)
 }
 
 fn internal(e: Box<pingora_error::Error>) -> GatewayError {
-    GatewayError::UpstreamFailed { attempts: 0, reason: format!("building response: {e}"), timeout: false }
+    GatewayError::UpstreamFailed {
+        attempts: 0,
+        reason: format!("building response: {e}"),
+        timeout: false,
+    }
 }
 
 fn upstream_failed(out: &mut Outcome, reason: &str) -> GatewayError {
     out.error = Some(reason.to_owned());
-    GatewayError::UpstreamFailed { attempts: out.attempts, reason: reason.to_owned(), timeout: false }
+    GatewayError::UpstreamFailed {
+        attempts: out.attempts,
+        reason: reason.to_owned(),
+        timeout: false,
+    }
 }

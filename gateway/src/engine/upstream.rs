@@ -28,7 +28,9 @@ pub(super) async fn open(
     upstream_wait: &mut Duration,
 ) -> Result<Reply, AttemptError> {
     let p = &d.provider;
-    let peer = p.peer.as_ref().ok_or_else(|| AttemptError::Network(format!("host of provider `{}` did not resolve", p.name)))?;
+    let peer = p.peer.as_ref().ok_or_else(|| {
+        AttemptError::Network(format!("host of provider `{}` did not resolve", p.name))
+    })?;
     let base_path = p.base.as_ref().map_or("", |b| b.path.as_str());
     let target = Target {
         base_path,
@@ -40,10 +42,16 @@ pub(super) async fn open(
     let upreq = adapter
         .build_request(job.op, job.req, &target)
         .map_err(|e| AttemptError::Network(format!("cannot build request: {e}")))?;
-    let mut header = RequestHeader::build_no_case(upreq.method, upreq.path.as_bytes(), Some(upreq.headers.len() + 2))
-        .map_err(|e| AttemptError::Network(e.to_string()))?;
+    let mut header = RequestHeader::build_no_case(
+        upreq.method,
+        upreq.path.as_bytes(),
+        Some(upreq.headers.len() + 2),
+    )
+    .map_err(|e| AttemptError::Network(e.to_string()))?;
     for (k, v) in upreq.headers {
-        header.insert_header(k, v).map_err(|e| AttemptError::Network(e.to_string()))?;
+        header
+            .insert_header(k, v)
+            .map_err(|e| AttemptError::Network(e.to_string()))?;
     }
     header
         .insert_header("content-length", upreq.body.len().to_string())
@@ -53,14 +61,34 @@ pub(super) async fn open(
     }
     let body = Bytes::from(upreq.body);
     let first_byte = Duration::from_millis(p.timeouts.first_byte_ms);
-    let attempt_deadline = job.deadline.min(Instant::now() + Duration::from_millis(p.timeouts.total_ms));
+    let attempt_deadline = job
+        .deadline
+        .min(Instant::now() + Duration::from_millis(p.timeouts.total_ms));
 
     let waited = Instant::now();
     // A pooled connection may have been closed by the upstream meanwhile: one quiet retry
     // on a fresh connection before this counts as the deployment's failure.
-    let mut result = exchange(gw, peer, &header, &body, first_byte, attempt_deadline, downstream).await;
+    let mut result = exchange(
+        gw,
+        peer,
+        &header,
+        &body,
+        first_byte,
+        attempt_deadline,
+        downstream,
+    )
+    .await;
     if let Err((AttemptError::Network(_), true)) = &result {
-        result = exchange(gw, peer, &header, &body, first_byte, attempt_deadline, downstream).await;
+        result = exchange(
+            gw,
+            peer,
+            &header,
+            &body,
+            first_byte,
+            attempt_deadline,
+            downstream,
+        )
+        .await;
     }
     *upstream_wait += waited.elapsed();
     let mut up = result.map_err(|(e, _)| e)?;
@@ -68,7 +96,10 @@ pub(super) async fn open(
     let (status, content_type, retry_after) = match up.response_header() {
         Some(h) => (
             h.status.as_u16(),
-            h.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            h.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             parse_retry_after(h.headers.get("retry-after").map(|v| v.as_bytes())),
         ),
         None => return Err(AttemptError::Network("no response header".into())),
@@ -76,14 +107,24 @@ pub(super) async fn open(
     if retryable_status(status) {
         let body = read_error_body(&mut up, attempt_deadline).await;
         if up.response_done() {
-            gw.connector.release_http_session(up, peer, Some(Duration::from_secs(60))).await;
+            gw.connector
+                .release_http_session(up, peer, Some(Duration::from_secs(60)))
+                .await;
         }
-        return Err(AttemptError::Status(UpstreamError { status, content_type, body, retry_after }));
+        return Err(AttemptError::Status(UpstreamError {
+            status,
+            content_type,
+            body,
+            retry_after,
+        }));
     }
     Ok(Reply {
         status,
         content_type,
-        body: BodySource::Http { up: Box::new(up), peer: Box::new(peer.clone()) },
+        body: BodySource::Http {
+            up: Box::new(up),
+            peer: Box::new(peer.clone()),
+        },
         adapter: Some(adapter),
         usage: None,
     })
@@ -123,13 +164,18 @@ async fn exchange(
     match r {
         Ok(Ok(())) => Ok(up),
         Ok(Err(e)) => Err((AttemptError::Network(e.to_string()), reused)),
-        Err(_) => Err((AttemptError::Timeout(format!("no response header within {} ms", wait.as_millis())), false)),
+        Err(_) => Err((
+            AttemptError::Timeout(format!("no response header within {} ms", wait.as_millis())),
+            false,
+        )),
     }
 }
 
 async fn read_error_body(up: &mut HttpSession, deadline: Instant) -> Bytes {
     let mut buf = Vec::new();
-    let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(5));
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_secs(5));
     let _ = tokio::time::timeout(wait, async {
         while let Ok(Some(chunk)) = up.read_response_body().await {
             if buf.len() + chunk.len() > MAX_ERROR_BODY {

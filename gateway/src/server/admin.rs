@@ -30,9 +30,11 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_owned();
         let (status, ctype, body) = match path.as_str() {
             "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            "/readyz" if self.gw.draining.load(Ordering::Acquire) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "text/plain", b"draining\n".to_vec())
-            }
+            "/readyz" if self.gw.draining.load(Ordering::Acquire) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"draining\n".to_vec(),
+            ),
             "/readyz" => (StatusCode::OK, "text/plain", b"ready\n".to_vec()),
             "/metrics" => (
                 StatusCode::OK,

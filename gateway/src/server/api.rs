@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datamind_llm::{Operation, ParsedRequest};
-use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::apps::{
+    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream,
+};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use serde_json::json;
@@ -53,10 +55,17 @@ impl ApiApp {
         let request_id = request_id(session);
         let method = session.req_header().method.as_str().to_owned();
         let path = session.req_header().uri.path().to_owned();
-        let mut rec = AccessRecord { ts: rfc3339_ms(ts), method, path, ..AccessRecord::default() };
+        let mut rec = AccessRecord {
+            ts: rfc3339_ms(ts),
+            method,
+            path,
+            ..AccessRecord::default()
+        };
         let mut out = Outcome::default();
 
-        let result = self.route(session, &snapshot, &request_id, &mut rec, &mut out, started).await;
+        let result = self
+            .route(session, &snapshot, &request_id, &mut rec, &mut out, started)
+            .await;
         if let Err(e) = result {
             out.status = e.status();
             rec.error = Some(e.to_string());
@@ -78,7 +87,11 @@ impl ApiApp {
             duration.saturating_sub(out.upstream_wait).as_secs_f64(),
         );
         if !model.is_empty() {
-            self.gw.metrics.record_tokens(model, out.usage.prompt_tokens, out.usage.completion_tokens);
+            self.gw.metrics.record_tokens(
+                model,
+                out.usage.prompt_tokens,
+                out.usage.completion_tokens,
+            );
         }
         rec.request_id = request_id;
         rec.status = out.status;
@@ -115,12 +128,25 @@ impl ApiApp {
             ("POST", "/v1/embeddings") => Route::Llm(Operation::Embeddings),
             ("GET", "/v1/models") => Route::Models,
             (m, p @ ("/v1/chat/completions" | "/v1/completions" | "/v1/embeddings")) => {
-                return Err(GatewayError::MethodNotAllowed { method: m.into(), path: p.into(), allowed: "POST" });
+                return Err(GatewayError::MethodNotAllowed {
+                    method: m.into(),
+                    path: p.into(),
+                    allowed: "POST",
+                });
             }
             (m, p @ "/v1/models") => {
-                return Err(GatewayError::MethodNotAllowed { method: m.into(), path: p.into(), allowed: "GET" });
+                return Err(GatewayError::MethodNotAllowed {
+                    method: m.into(),
+                    path: p.into(),
+                    allowed: "GET",
+                });
             }
-            (m, p) => return Err(GatewayError::NotFound { method: m.into(), path: p.into() }),
+            (m, p) => {
+                return Err(GatewayError::NotFound {
+                    method: m.into(),
+                    path: p.into(),
+                });
+            }
         };
         let caller = snapshot.keys.authenticate(
             session.get_header("authorization").map(|v| v.as_bytes()),
@@ -136,7 +162,8 @@ impl ApiApp {
                     .filter(|m| caller.may_use(m))
                     .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "datamind"}))
                     .collect();
-                let body = serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default();
+                let body = serde_json::to_vec(&json!({"object": "list", "data": data}))
+                    .unwrap_or_default();
                 let _ = session.drain_request_body().await;
                 out.status = 200;
                 if !respond::json(session, 200, request_id, body, &[]).await {
@@ -154,13 +181,22 @@ impl ApiApp {
         let req = ParsedRequest::parse(bytes)?;
         rec.model = Some(req.model.clone());
         rec.stream = req.stream && op.can_stream();
-        let group = snapshot.groups.get(&req.model).ok_or_else(|| GatewayError::ModelNotFound(req.model.clone()))?;
+        let group = snapshot
+            .groups
+            .get(&req.model)
+            .ok_or_else(|| GatewayError::ModelNotFound(req.model.clone()))?;
         if !caller.may_use(&req.model) {
             return Err(GatewayError::ModelNotAllowed(req.model.clone()));
         }
         let plan = routing::plan(snapshot, group);
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
-        let job = Job { op, req: &req, request_id, started, deadline: started + total };
+        let job = Job {
+            op,
+            req: &req,
+            request_id,
+            started,
+            deadline: started + total,
+        };
         engine::serve(&self.gw, snapshot, session, &job, plan, out).await
     }
 }
@@ -200,10 +236,12 @@ impl HttpServerApp for ApiApp {
 
 /// The client's `x-request-id` when it is sane (≤ 128 visible ASCII), else a new one.
 fn request_id(session: &ServerSession) -> String {
-    if let Some(v) = session.get_header("x-request-id").map(|v| v.as_bytes()) {
-        if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) {
-            return String::from_utf8_lossy(v).into_owned();
-        }
+    if let Some(v) = session.get_header("x-request-id").map(|v| v.as_bytes())
+        && !v.is_empty()
+        && v.len() <= 128
+        && v.iter().all(|b| b.is_ascii_graphic())
+    {
+        return String::from_utf8_lossy(v).into_owned();
     }
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }

@@ -31,7 +31,10 @@ pub(super) async fn read(session: &mut ServerSession, limit: usize) -> Result<By
             }
             Ok(None) => return Ok(buf.freeze()),
             Err(e) => {
-                return Err(GatewayError::BadRequest { message: format!("could not read the request body: {}", e.etype().as_str()), param: None });
+                return Err(GatewayError::BadRequest {
+                    message: format!("could not read the request body: {}", e.etype().as_str()),
+                    param: None,
+                });
             }
         }
     }

@@ -18,8 +18,10 @@ pub(super) async fn json(
         return false;
     };
     let mut ok = h.insert_header("content-type", "application/json").is_ok()
-        && h.insert_header("content-length", body.len().to_string()).is_ok()
-        && h.insert_header("x-request-id", request_id.to_owned()).is_ok();
+        && h.insert_header("content-length", body.len().to_string())
+            .is_ok()
+        && h.insert_header("x-request-id", request_id.to_owned())
+            .is_ok();
     for (k, v) in extra {
         ok &= h.insert_header(*k, v.clone()).is_ok();
     }
@@ -27,7 +29,10 @@ pub(super) async fn json(
         return false;
     }
     session.write_response_header(Box::new(h)).await.is_ok()
-        && session.write_response_body(Bytes::from(body), true).await.is_ok()
+        && session
+            .write_response_body(Bytes::from(body), true)
+            .await
+            .is_ok()
 }
 
 /// Writes an error in the OpenAI shape, unless a response already started.
@@ -35,5 +40,12 @@ pub(super) async fn error(session: &mut ServerSession, e: &GatewayError, request
     if session.response_written().is_some() {
         return false;
     }
-    json(session, e.status(), request_id, e.body().to_json(), &e.headers()).await
+    json(
+        session,
+        e.status(),
+        request_id,
+        e.body().to_json(),
+        &e.headers(),
+    )
+    .await
 }

@@ -30,7 +30,9 @@ impl Drop for InFlightGuard {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Health {
@@ -73,13 +75,22 @@ impl Health {
         let sample = ttfb.as_micros().min(u128::from(u64::MAX)) as u64;
         let old = self.ewma_ttfb_us.load(Relaxed);
         // alpha = 1/8: smooth, yet a slow deployment shows within a handful of requests
-        let new = if old == 0 { sample.max(1) } else { (old * 7 + sample) / 8 };
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            (old * 7 + sample) / 8
+        };
         self.ewma_ttfb_us.store(new.max(1), Relaxed);
     }
 
     /// An attempt failed. After `threshold` failures in a row (or at once when the upstream
     /// named a `Retry-After`), the deployment cools down. Returns whether it now is.
-    pub fn record_failure(&self, threshold: u32, cooldown: Duration, retry_after: Option<Duration>) -> bool {
+    pub fn record_failure(
+        &self,
+        threshold: u32,
+        cooldown: Duration,
+        retry_after: Option<Duration>,
+    ) -> bool {
         let n = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
         let period = match retry_after {
             Some(ra) => Some(ra),
@@ -87,7 +98,8 @@ impl Health {
             None => None,
         };
         if let Some(p) = period {
-            self.cooldown_until_ms.store(now_ms() + p.as_millis() as u64, Relaxed);
+            self.cooldown_until_ms
+                .store(now_ms() + p.as_millis() as u64, Relaxed);
             self.consecutive_failures.store(0, Relaxed);
             true
         } else {

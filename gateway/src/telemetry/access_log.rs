@@ -68,10 +68,17 @@ impl AccessLog {
         let out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stdout())
         } else {
-            Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )
         };
         let (tx, rx) = sync_channel(65_536);
-        std::thread::Builder::new().name("access-log".into()).spawn(move || write_loop(rx, out))?;
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_loop(rx, out))?;
         Ok(Self { tx: Some(tx) })
     }
 

@@ -88,11 +88,17 @@ pub struct Metrics {
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
-    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0].into_iter()
+    [
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    ]
+    .into_iter()
 }
 
 fn overhead_buckets() -> impl Iterator<Item = f64> {
-    [0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05].into_iter()
+    [
+        0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+    ]
+    .into_iter()
 }
 
 impl Default for Metrics {
@@ -119,24 +125,56 @@ impl Metrics {
         let reloads = Family::<ResultLabels, Counter>::default();
         let requests_in_flight = Gauge::default();
         let access_log_dropped = Counter::default();
-        registry.register("requests", "API requests by client-facing model and status", requests.clone());
-        registry.register("request_duration_seconds", "Whole-request duration", duration.clone());
+        registry.register(
+            "requests",
+            "API requests by client-facing model and status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Whole-request duration",
+            duration.clone(),
+        );
         registry.register(
             "time_to_first_token_seconds",
             "Time from request start to the first response byte sent to the client",
             ttft.clone(),
         );
-        registry.register("tokens", "Tokens by model and direction (input, output)", tokens.clone());
-        registry.register("upstream_attempts", "Upstream attempts by deployment and outcome", attempts.clone());
-        registry.register("deployment_in_flight", "Requests in flight per deployment", in_flight.clone());
+        registry.register(
+            "tokens",
+            "Tokens by model and direction (input, output)",
+            tokens.clone(),
+        );
+        registry.register(
+            "upstream_attempts",
+            "Upstream attempts by deployment and outcome",
+            attempts.clone(),
+        );
+        registry.register(
+            "deployment_in_flight",
+            "Requests in flight per deployment",
+            in_flight.clone(),
+        );
         registry.register(
             "gateway_overhead_seconds",
             "Time spent in the gateway itself (request duration minus upstream time)",
             overhead.clone(),
         );
-        registry.register("config_reloads", "Config reloads by result", reloads.clone());
-        registry.register("requests_in_flight", "API requests being served", requests_in_flight.clone());
-        registry.register("access_log_dropped", "Access-log lines dropped because the writer fell behind", access_log_dropped.clone());
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "API requests being served",
+            requests_in_flight.clone(),
+        );
+        registry.register(
+            "access_log_dropped",
+            "Access-log lines dropped because the writer fell behind",
+            access_log_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -163,7 +201,11 @@ impl Metrics {
 
     /// The in-flight gauge of one deployment.
     pub fn in_flight_gauge(&self, deployment: &str) -> Gauge {
-        self.in_flight.get_or_create(&DeploymentLabels { deployment: deployment.to_owned() }).clone()
+        self.in_flight
+            .get_or_create(&DeploymentLabels {
+                deployment: deployment.to_owned(),
+            })
+            .clone()
     }
 
     /// Gauge of API requests being served.
@@ -172,9 +214,21 @@ impl Metrics {
     }
 
     /// One finished request.
-    pub fn record_request(&self, model: &str, status: u16, duration_s: f64, ttft_s: Option<f64>, overhead_s: f64) {
+    pub fn record_request(
+        &self,
+        model: &str,
+        status: u16,
+        duration_s: f64,
+        ttft_s: Option<f64>,
+        overhead_s: f64,
+    ) {
         let model = model.to_owned();
-        self.requests.get_or_create(&RequestLabels { model: model.clone(), status }).inc();
+        self.requests
+            .get_or_create(&RequestLabels {
+                model: model.clone(),
+                status,
+            })
+            .inc();
         let labels = ModelLabels { model };
         self.duration.get_or_create(&labels).observe(duration_s);
         if let Some(t) = ttft_s {
@@ -187,7 +241,12 @@ impl Metrics {
     pub fn record_tokens(&self, model: &str, input: u64, output: u64) {
         for (direction, n) in [("input", input), ("output", output)] {
             if n > 0 {
-                self.tokens.get_or_create(&TokenLabels { model: model.to_owned(), direction }).inc_by(n);
+                self.tokens
+                    .get_or_create(&TokenLabels {
+                        model: model.to_owned(),
+                        direction,
+                    })
+                    .inc_by(n);
             }
         }
     }
@@ -195,13 +254,20 @@ impl Metrics {
     /// One upstream attempt (or skip).
     pub fn record_attempt(&self, deployment: &str, outcome: AttemptOutcome) {
         self.attempts
-            .get_or_create(&AttemptLabels { deployment: deployment.to_owned(), outcome: outcome.as_str() })
+            .get_or_create(&AttemptLabels {
+                deployment: deployment.to_owned(),
+                outcome: outcome.as_str(),
+            })
             .inc();
     }
 
     /// One config reload.
     pub fn record_reload(&self, ok: bool) {
-        self.reloads.get_or_create(&ResultLabels { result: if ok { "success" } else { "failure" } }).inc();
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "success" } else { "failure" },
+            })
+            .inc();
     }
 
     /// An access-log line was dropped.

@@ -48,47 +48,52 @@ impl OpenAiPassthrough {
         }
     }
 
+    /// Records what a data payload says; returns whether the client should see it.
+    fn observe(&mut self, d: &[u8]) -> bool {
+        // Only chunks that can carry what we look for are parsed.
+        let interesting = contains(d, b"\"usage\"")
+            || contains(d, b"\"finish_reason\":\"")
+            || contains(d, b"\"finish_reason\": \"")
+            || contains(d, b"\"error\"");
+        if !interesting {
+            return true;
+        }
+        let Ok(c) = serde_json::from_slice::<ChunkProbe>(d) else {
+            return true;
+        };
+        if let Some(u) = c.usage {
+            self.summary.usage = Some(u);
+        }
+        if c.error.is_some() {
+            self.summary.error = true;
+        }
+        let choices = c.choices.unwrap_or_default();
+        for ch in &choices {
+            if let Some(r) = &ch.finish_reason {
+                self.summary.finish_reason = Some(r.clone());
+            }
+        }
+        !(self.strip_usage_chunk && c.usage.is_some() && choices.is_empty())
+    }
+
     fn forward(&mut self, out: &mut Vec<u8>) {
-        for ev in self.events.drain(..) {
+        let mut events = std::mem::take(&mut self.events);
+        for ev in &events {
             let keep = match &ev.data {
                 None => true,
                 Some(d) if d.as_slice() == b"[DONE]" => {
                     self.summary.done = true;
                     true
                 }
-                Some(d) => {
-                    let mut keep = true;
-                    // Only chunks that can carry what we look for are parsed.
-                    if contains(d, b"\"usage\"")
-                        || contains(d, b"\"finish_reason\":\"")
-                        || contains(d, b"\"finish_reason\": \"")
-                        || contains(d, b"\"error\"")
-                    {
-                        if let Ok(c) = serde_json::from_slice::<ChunkProbe>(d) {
-                            if let Some(u) = c.usage {
-                                self.summary.usage = Some(u);
-                            }
-                            if c.error.is_some() {
-                                self.summary.error = true;
-                            }
-                            let choices = c.choices.unwrap_or_default();
-                            for ch in &choices {
-                                if let Some(r) = &ch.finish_reason {
-                                    self.summary.finish_reason = Some(r.clone());
-                                }
-                            }
-                            if self.strip_usage_chunk && c.usage.is_some() && choices.is_empty() {
-                                keep = false;
-                            }
-                        }
-                    }
-                    keep
-                }
+                Some(d) => self.observe(d),
             };
             if keep {
                 out.extend_from_slice(&ev.raw);
             }
         }
+        // Hand the (empty) buffer back so its capacity is reused.
+        events.clear();
+        self.events = events;
     }
 }
 
