@@ -98,6 +98,41 @@ async fn time_to_first_token_is_observed_for_streams() -> Result<()> {
 }
 
 #[tokio::test]
+async fn stream_tokens_are_counted_even_when_client_did_not_ask_for_usage() -> Result<()> {
+    // The gateway asks upstream for usage so it can count a stream's tokens, then hides it.
+    let s = OneUpstream::start(MockSpec::named("up1").chunks(6)).await?;
+    let resp = s
+        .gateway
+        .http()
+        .post(s.gateway.url("/v1/chat/completions"))
+        .bearer_auth(KEY_ALL)
+        .header("x-request-id", "e2e-stream-tokens")
+        .json(&stream_body(CHAT_MODEL, "hi"))
+        .send()
+        .await?;
+    let events = SseStream::new(resp)
+        .collect(Duration::from_secs(10))
+        .await?;
+    assert!(events.last().is_some_and(|e| e.is_done()));
+    assert!(
+        events.iter().all(|e| !e.has_usage()),
+        "usage leaked to client"
+    );
+    let m = s.gateway.metrics().await?;
+    let out = m.sum(
+        "datamind_tokens_total",
+        &[("model", CHAT_MODEL), ("direction", "output")],
+    );
+    assert!(out > 0.0, "stream output tokens not counted:\n{}", m.text);
+    let line = s.gateway.access_log_line("e2e-stream-tokens").await?;
+    assert!(
+        line["completion_tokens"].as_u64() > Some(0),
+        "stream completion_tokens not logged: {line}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn upstream_attempt_outcomes_are_counted_per_deployment() -> Result<()> {
     let f = Failover::start(MockSpec::default().status(503), MockSpec::default(), |c| c).await?;
     let resp = f
@@ -163,7 +198,7 @@ async fn access_log_has_one_json_line_per_request_without_secrets() -> Result<()
         .send()
         .await?;
     assert_eq!(resp.status(), 200);
-    let _ = resp.bytes().await?;
+    let answer: Value = resp.json().await?;
     let wrong_key = "sk-e2e-wrong-secret-0000";
     let resp = s
         .gateway
@@ -195,6 +230,17 @@ async fn access_log_has_one_json_line_per_request_without_secrets() -> Result<()
     ] {
         assert!(expect(k)?.is_number(), "`{k}` not a number: {line}");
     }
+    // The logged usage is the usage the client was told.
+    assert_eq!(
+        expect("prompt_tokens")?,
+        &answer["usage"]["prompt_tokens"],
+        "{line}"
+    );
+    assert_eq!(
+        expect("completion_tokens")?,
+        &answer["usage"]["completion_tokens"],
+        "{line}"
+    );
     assert!(expect("prompt_tokens")?.as_u64() > Some(0), "{line}");
 
     let denied = s.gateway.access_log_line("e2e-log-401").await?;
