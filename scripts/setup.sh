@@ -9,6 +9,8 @@ want_apt=()
 command -v cmake >/dev/null || want_apt+=(cmake)            # Pingora's zlib-ng build
 command -v cc >/dev/null || want_apt+=(build-essential)
 command -v nginx >/dev/null || want_apt+=(nginx-light)       # benchmark peer (smoke run in tests)
+command -v curl >/dev/null || want_apt+=(curl)                # TLS/h2 e2e tests
+command -v openssl >/dev/null || want_apt+=(openssl)          # self-signed certs in tests
 python3 -c 'import venv, ensurepip' 2>/dev/null || want_apt+=(python3-venv)
 if [ ${#want_apt[@]} -gt 0 ]; then
   echo "setup: installing ${want_apt[*]}" >&2

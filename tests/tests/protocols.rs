@@ -1,0 +1,131 @@
+//! Transport protocols on the API listener: h2c (prior knowledge) and TLS with ALPN
+//! (HTTP/2 and HTTP/1.1), each carrying a real chat request and a stream.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use datamind_e2e::fixture::{CHAT_MODEL, OneUpstream};
+use datamind_e2e::{KEY_ALL, MockSpec, chat_body, stream_body};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn h2c_prior_knowledge_serves_chat_and_streams() -> Result<()> {
+    let s = OneUpstream::start(MockSpec::named("up1")).await?;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()?;
+    let url = s.gateway.url("/v1/chat/completions");
+    let resp = client
+        .post(&url)
+        .bearer_auth(KEY_ALL)
+        .json(&chat_body(CHAT_MODEL, "hi"))
+        .send()
+        .await?;
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await?;
+    assert_eq!(body["object"], "chat.completion", "{body}");
+
+    let resp = client
+        .post(&url)
+        .bearer_auth(KEY_ALL)
+        .json(&stream_body(CHAT_MODEL, "hi"))
+        .send()
+        .await?;
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert!(
+        resp.headers().get("transfer-encoding").is_none(),
+        "no TE header on h2"
+    );
+    let text = resp.text().await?;
+    assert!(
+        text.trim_end().ends_with("data: [DONE]"),
+        "stream over h2c: {text}"
+    );
+    Ok(())
+}
+
+/// A throwaway self-signed certificate for 127.0.0.1, made with the `openssl` CLI.
+fn self_signed(dir: &std::path::Path) -> Result<(String, String)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl (Debian package `openssl`)")?;
+    if !out.status.success() {
+        bail!("openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    ))
+}
+
+async fn curl(args: &[&str]) -> Result<String> {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .await
+        .context("running curl")?;
+    if !out.status.success() {
+        bail!(
+            "curl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn tls_listener_negotiates_h2_and_http1() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = self_signed(dir.path())?;
+    let tls = json!({"cert_file": cert, "key_file": key});
+    let s = OneUpstream::start_with(MockSpec::named("up1"), |c| c.set("/server/tls", tls)).await?;
+    let url = format!("https://{}/v1/chat/completions", s.gateway.api_addr());
+    let body = chat_body(CHAT_MODEL, "over tls").to_string();
+    let auth = format!("authorization: Bearer {KEY_ALL}");
+    for (flag, want) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let args = [
+            "--cacert",
+            &cert,
+            flag,
+            "-H",
+            &auth,
+            "-d",
+            &body,
+            "-w",
+            "\n%{http_version} %{http_code}",
+            &url,
+        ];
+        let out = curl(&args).await?;
+        let (json_text, meta) = out.rsplit_once('\n').context("curl output")?;
+        assert_eq!(meta, format!("{want} 200"), "{flag}: {out}");
+        let v: Value = serde_json::from_str(json_text)?;
+        assert_eq!(v["object"], "chat.completion");
+    }
+    // Plain HTTP to a TLS listener is refused, not served.
+    assert!(
+        curl(&["--http1.1", &url.replace("https://", "http://")])
+            .await
+            .is_err()
+    );
+    Ok(())
+}
