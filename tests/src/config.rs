@@ -49,6 +49,21 @@ impl ModelGroup {
         self
     }
 
+    /// Adds a deployment with an explicit `weight` (for `weighted_round_robin`).
+    pub fn weighted_deployment(
+        mut self,
+        provider: &str,
+        upstream_model: &str,
+        weight: u32,
+    ) -> Self {
+        self.deployments.push(Deployment {
+            provider: provider.to_string(),
+            model: upstream_model.to_string(),
+            weight: Some(weight),
+        });
+        self
+    }
+
     pub fn fallback(mut self, group: &str) -> Self {
         self.fallbacks.push(group.to_string());
         self

@@ -11,7 +11,8 @@ use datamind_e2e::fixture::{
 use datamind_e2e::gateway::free_addr;
 use datamind_e2e::sse::SseStream;
 use datamind_e2e::{
-    ApiError, Gateway, KEY_ALL, MockLlm, MockSpec, chat_body, eventually, header, stream_body,
+    ApiError, Gateway, GatewayConfig, KEY_ALL, MockLlm, MockSpec, ModelGroup, chat_body,
+    eventually, header, stream_body,
 };
 use serde_json::{Value, json};
 
@@ -247,5 +248,90 @@ async fn four_mib_prompt_survives_fallback() -> Result<()> {
         .context("no content upstream")?;
     assert_eq!(got.len(), prompt.len(), "prompt truncated on the retry");
     assert!(got == prompt, "prompt altered on the retry");
+    Ok(())
+}
+
+#[tokio::test]
+async fn streaming_falls_back_on_first_byte_timeout() -> Result<()> {
+    let f = Failover::start(
+        MockSpec::default().fault("stall"),
+        MockSpec::default(),
+        |c| c.set("/timeouts/first_byte_ms", json!(300)),
+    )
+    .await?;
+    let started = Instant::now();
+    let resp = f
+        .gateway
+        .chat(KEY_ALL, &stream_body(CHAT_MODEL, "hi"))
+        .await?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "x-datamind-deployment").as_deref(),
+        Some(backup_deployment().as_str())
+    );
+    let events = SseStream::new(resp)
+        .collect(Duration::from_secs(10))
+        .await?;
+    assert!(events.last().is_some_and(|e| e.is_done()), "no [DONE]");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn upstream_client_error_is_returned_without_fallback() -> Result<()> {
+    // 400 is the caller's fault: retrying elsewhere cannot help, so no fallback.
+    let f = Failover::start(MockSpec::default().status(400), MockSpec::default(), |c| c).await?;
+    let resp = f
+        .gateway
+        .chat(KEY_ALL, &chat_body(CHAT_MODEL, "hi"))
+        .await?;
+    let attempts = header(&resp, "x-datamind-attempts");
+    let err = ApiError::read(resp).await?;
+    assert_eq!(err.status, 400, "{}", err.body);
+    assert_eq!(f.backup.stats().await?.requests, 0, "fell back on a 400");
+    assert_eq!(attempts.as_deref(), Some("1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn next_deployment_in_group_is_tried_before_the_fallback_group() -> Result<()> {
+    let bad = MockLlm::start(MockSpec::named("up1").status(503)).await?;
+    let good = MockLlm::start(MockSpec::named("up2")).await?;
+    let spare = MockLlm::start(MockSpec::named("up3")).await?;
+    let config = GatewayConfig::new()
+        .openai_provider("up1", &bad.base_url())
+        .openai_provider("up2", &good.base_url())
+        .openai_provider("up3", &spare.base_url())
+        .model(
+            ModelGroup::new(CHAT_MODEL)
+                .deployment("up1", "bad-model")
+                .deployment("up2", "good-model")
+                .fallback("spare-group"),
+        )
+        .model(ModelGroup::new("spare-group").deployment("up3", "spare-model"))
+        // Keep the failing deployment in rotation for the whole test.
+        .set("/cooldown/failures", json!(100));
+    let gw = Gateway::start(&config).await?;
+    for i in 0..4 {
+        let (status, deployment, _) = chat_once(&gw).await?;
+        assert_eq!(
+            (status, deployment.as_str()),
+            (200, "up2/good-model"),
+            "request {i}"
+        );
+    }
+    assert!(
+        bad.stats().await?.requests >= 1,
+        "failing deployment never tried"
+    );
+    assert_eq!(
+        spare.stats().await?.requests,
+        0,
+        "fallback group used too early"
+    );
     Ok(())
 }

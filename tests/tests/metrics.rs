@@ -261,3 +261,43 @@ async fn access_log_has_one_json_line_per_request_without_secrets() -> Result<()
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn access_log_can_go_to_a_file() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("access.log");
+    let path_text = path.to_string_lossy().to_string();
+    let s = OneUpstream::start_with(MockSpec::named("up1"), |c| {
+        c.set("/access_log/path", Value::from(path_text.clone()))
+    })
+    .await?;
+    let resp = s
+        .gateway
+        .http()
+        .post(s.gateway.url("/v1/chat/completions"))
+        .bearer_auth(KEY_ALL)
+        .header("x-request-id", "e2e-to-file")
+        .json(&chat_body(CHAT_MODEL, "hi"))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await?;
+    eventually(
+        "the access log line in the file",
+        Duration::from_secs(5),
+        || async {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            Ok(text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|v| v["request_id"] == "e2e-to-file")
+                .then_some(()))
+        },
+    )
+    .await?;
+    assert!(
+        s.gateway.access_log().is_empty(),
+        "access log also went to stdout"
+    );
+    Ok(())
+}
