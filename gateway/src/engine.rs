@@ -29,6 +29,7 @@ use crate::state::Gateway;
 use crate::telemetry::metrics::AttemptOutcome;
 
 pub(crate) use relay::client_gone;
+use relay::{RelayError, Relayed};
 
 /// What the engine learnt while serving one request (for logs and metrics).
 #[derive(Debug, Default)]
@@ -118,12 +119,33 @@ pub(crate) async fn serve(
             }
             None => mock::open(d, job, session, &mut out.upstream_wait).await,
         };
+        let ttfb = attempt_start.elapsed();
+        let first_byte_deadline =
+            attempt_start + Duration::from_millis(d.provider.timeouts.first_byte_ms);
         let err = match opened {
             Ok(reply) => {
-                d.health.record_success(attempt_start.elapsed());
-                gw.metrics.record_attempt(&d.id, AttemptOutcome::Success);
                 out.deployment = Some(d.id.clone());
-                return relay::relay(gw, session, job, d, reply, out).await;
+                match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
+                    Ok(Relayed::Complete) => {
+                        d.health.record_success(ttfb);
+                        gw.metrics.record_attempt(&d.id, AttemptOutcome::Success);
+                        return Ok(());
+                    }
+                    Ok(Relayed::Broken) => {
+                        d.health.record_failure(
+                            cooldown.failures,
+                            Duration::from_secs(cooldown.seconds),
+                            None,
+                        );
+                        gw.metrics.record_attempt(&d.id, AttemptOutcome::Failure);
+                        return Ok(());
+                    }
+                    Err(RelayError::Fatal(e)) => return Err(e),
+                    Err(RelayError::Retry(e)) => {
+                        out.deployment = None;
+                        e
+                    }
+                }
             }
             Err(AttemptError::ClientGone) => {
                 out.client_gone = true;
@@ -182,7 +204,7 @@ pub(crate) async fn serve(
     }
 }
 
-fn describe(e: &AttemptError) -> String {
+pub(crate) fn describe(e: &AttemptError) -> String {
     match e {
         AttemptError::Network(r) => format!("network: {r}"),
         AttemptError::Timeout(r) => format!("timeout: {r}"),

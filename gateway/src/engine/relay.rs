@@ -14,7 +14,7 @@ use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::ResponseHeader;
 
-use super::{Job, Outcome, UpstreamError};
+use super::{AttemptError, Job, Outcome, UpstreamError};
 use crate::GatewayError;
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
@@ -87,21 +87,46 @@ pub(crate) async fn client_gone(session: &mut ServerSession) {
     }
 }
 
-/// Relays an answer: streamed when the upstream streams, else as one body.
+/// How a relay ended.
+pub(crate) enum Relayed {
+    /// The answer reached the client whole (or the client left; not the upstream's fault).
+    Complete,
+    /// Bytes went to the client, then the upstream broke; the client got an SSE error event.
+    Broken,
+}
+
+/// Why a relay stopped before committing anything to the client.
+pub(crate) enum RelayError {
+    /// Nothing was sent yet: the next candidate may try.
+    Retry(AttemptError),
+    /// Give up with this error.
+    Fatal(GatewayError),
+}
+
+impl From<GatewayError> for RelayError {
+    fn from(e: GatewayError) -> Self {
+        Self::Fatal(e)
+    }
+}
+
+/// Relays an answer: streamed when the upstream streams, else as one body. Nothing is
+/// written to the client until the first byte of the answer is in hand, so an upstream
+/// that fails before that can still be replaced by the next candidate.
 pub(super) async fn relay(
     gw: &Gateway,
     session: &mut ServerSession,
     job: &Job<'_>,
     d: &Deployment,
     reply: Reply,
+    first_byte_deadline: Instant,
     out: &mut Outcome,
-) -> Result<(), GatewayError> {
+) -> Result<Relayed, RelayError> {
     let streaming = reply
         .content_type
         .as_deref()
         .is_some_and(|c| c.starts_with("text/event-stream"));
     if streaming && job.op.can_stream() {
-        relay_stream(gw, session, job, d, reply, out).await
+        relay_stream(gw, session, job, d, reply, first_byte_deadline, out).await
     } else {
         relay_whole(gw, session, job, d, reply, out).await
     }
@@ -114,7 +139,7 @@ async fn relay_whole(
     d: &Deployment,
     mut reply: Reply,
     out: &mut Outcome,
-) -> Result<(), GatewayError> {
+) -> Result<Relayed, RelayError> {
     let mut body = Vec::new();
     let waited = Instant::now();
     loop {
@@ -124,23 +149,28 @@ async fn relay_whole(
             _ = client_gone(session) => {
                 out.client_gone = true;
                 out.status = 499;
-                return Ok(());
+                return Ok(Relayed::Complete);
             }
         };
         match next {
             Ok(Ok(Some(chunk))) => {
                 if body.len() + chunk.len() > MAX_RESPONSE_BODY {
-                    return Err(upstream_failed(out, "upstream response too large"));
+                    return Err(RelayError::Retry(AttemptError::Network(
+                        "upstream response too large".into(),
+                    )));
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(Ok(None)) => break,
-            Ok(Err(e)) => return Err(upstream_failed(out, &format!("reading upstream body: {e}"))),
+            Ok(Err(e)) => {
+                return Err(RelayError::Retry(AttemptError::Network(format!(
+                    "reading upstream body: {e}"
+                ))));
+            }
             Err(_) => {
-                return Err(upstream_failed(
-                    out,
-                    "request deadline passed while reading the answer",
-                ));
+                return Err(RelayError::Retry(AttemptError::Timeout(
+                    "request deadline passed while reading the answer".into(),
+                )));
             }
         }
     }
@@ -168,7 +198,7 @@ async fn relay_whole(
         out.client_gone = true;
     }
     reply.body.release(gw).await;
-    Ok(())
+    Ok(Relayed::Complete)
 }
 
 async fn relay_stream(
@@ -177,30 +207,34 @@ async fn relay_stream(
     job: &Job<'_>,
     d: &Deployment,
     mut reply: Reply,
+    first_byte_deadline: Instant,
     out: &mut Outcome,
-) -> Result<(), GatewayError> {
+) -> Result<Relayed, RelayError> {
     let mut translator: Box<dyn StreamTranslator> = match reply.adapter {
         Some(a) => a.stream_translator(job.op, job.req),
         None => Box::new(OpenAiPassthrough::new(false)),
     };
-    let mut h = response_header(reply.status, job, d, out.attempts)?;
-    h.insert_header("content-type", "text/event-stream")
-        .map_err(internal)?;
-    h.insert_header("cache-control", "no-cache")
-        .map_err(internal)?;
-    if !session.is_http2() {
-        h.insert_header("transfer-encoding", "chunked")
+    let mut h = Some(response_header(reply.status, job, d, out.attempts)?);
+    if let Some(h) = h.as_mut() {
+        h.insert_header("content-type", "text/event-stream")
             .map_err(internal)?;
-    }
-    out.status = reply.status;
-    if session.write_response_header(Box::new(h)).await.is_err() {
-        out.client_gone = true;
-        return Ok(());
+        h.insert_header("cache-control", "no-cache")
+            .map_err(internal)?;
+        if !session.is_http2() {
+            h.insert_header("transfer-encoding", "chunked")
+                .map_err(internal)?;
+        }
     }
     let mut buf = Vec::with_capacity(4096);
-    let mut failure: Option<String> = None;
+    let mut failure: Option<AttemptError> = None;
     loop {
-        let left = job.deadline.saturating_duration_since(Instant::now());
+        // Until the first byte is committed, the first-byte timeout still applies.
+        let until = if h.is_some() {
+            first_byte_deadline.min(job.deadline)
+        } else {
+            job.deadline
+        };
+        let left = until.saturating_duration_since(Instant::now());
         let waited = Instant::now();
         let next = tokio::select! {
             r = tokio::time::timeout(left, reply.body.next()) => r,
@@ -215,25 +249,48 @@ async fn relay_stream(
             Ok(Ok(None)) => {
                 translator.finish(&mut buf);
                 if !translator.summary().done && !translator.summary().error {
-                    failure = Some("upstream stream ended before its final event".into());
+                    failure = Some(AttemptError::Network(
+                        "upstream stream ended before its final event".into(),
+                    ));
                 }
                 break;
             }
             Ok(Err(e)) => {
-                failure = Some(format!("upstream stream broke: {e}"));
+                failure = Some(AttemptError::Network(format!("upstream stream broke: {e}")));
+                break;
+            }
+            Err(_) if h.is_some() => {
+                failure = Some(AttemptError::Timeout(
+                    "no stream data within the first-byte timeout".into(),
+                ));
                 break;
             }
             Err(_) => {
-                failure = Some("request deadline passed while streaming".into());
+                failure = Some(AttemptError::Timeout(
+                    "request deadline passed while streaming".into(),
+                ));
                 break;
             }
         };
         if let Err(e) = translator.feed(&chunk, &mut buf) {
-            failure = Some(format!("invalid upstream stream: {e}"));
+            failure = Some(AttemptError::Network(format!(
+                "invalid upstream stream: {e}"
+            )));
             break;
         }
         if !buf.is_empty() {
-            out.ttfb.get_or_insert_with(|| job.started.elapsed());
+            if let Some(header) = h.take() {
+                out.status = reply.status;
+                out.ttfb = Some(job.started.elapsed());
+                if session
+                    .write_response_header(Box::new(header))
+                    .await
+                    .is_err()
+                {
+                    out.client_gone = true;
+                    break;
+                }
+            }
             let data = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(4096)));
             if session.write_response_body(data, false).await.is_err() {
                 out.client_gone = true;
@@ -248,21 +305,43 @@ async fn relay_stream(
         .unwrap_or_default();
     if out.client_gone {
         out.status = 499;
-        return Ok(());
+        return Ok(Relayed::Complete);
     }
-    if let Some(reason) = &failure {
-        d.health.record_failure(1, Duration::from_secs(0), None);
-        let ev =
-            ErrorBody::new("server_error", Some("upstream_error"), reason.clone()).to_sse_event();
-        buf.extend_from_slice(&ev);
-        out.error = Some(reason.clone());
+    if h.is_some()
+        && let Some(f) = failure.take()
+    {
+        // Nothing reached the client: another candidate can still answer.
+        return Err(RelayError::Retry(f));
     }
-    out.ttfb.get_or_insert_with(|| job.started.elapsed());
+    if let Some(header) = h.take() {
+        // A clean but empty stream: still a complete answer.
+        out.status = reply.status;
+        out.ttfb = Some(job.started.elapsed());
+        if session
+            .write_response_header(Box::new(header))
+            .await
+            .is_err()
+        {
+            out.client_gone = true;
+            return Ok(Relayed::Complete);
+        }
+    }
+    let relayed = match &failure {
+        Some(f) => {
+            let reason = super::describe(f);
+            let ev = ErrorBody::new("server_error", Some("upstream_error"), reason.clone())
+                .to_sse_event();
+            buf.extend_from_slice(&ev);
+            out.error = Some(reason);
+            Relayed::Broken
+        }
+        None => Relayed::Complete,
+    };
     let _ = session.write_response_body(Bytes::from(buf), true).await;
     if failure.is_none() {
         reply.body.release(gw).await;
     }
-    Ok(())
+    Ok(relayed)
 }
 
 /// Relays the last upstream error answer as the upstream sent it.
@@ -330,15 +409,6 @@ fn internal(e: Box<pingora_error::Error>) -> GatewayError {
     GatewayError::UpstreamFailed {
         attempts: 0,
         reason: format!("building response: {e}"),
-        timeout: false,
-    }
-}
-
-fn upstream_failed(out: &mut Outcome, reason: &str) -> GatewayError {
-    out.error = Some(reason.to_owned());
-    GatewayError::UpstreamFailed {
-        attempts: out.attempts,
-        reason: reason.to_owned(),
         timeout: false,
     }
 }

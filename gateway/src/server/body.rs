@@ -20,6 +20,18 @@ pub(super) async fn read(session: &mut ServerSession, limit: usize) -> Result<By
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
+    // Only now, with the size known to fit, invite a client that waits for it to send.
+    if !session.is_http2()
+        && session
+            .get_header("expect")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && session.write_continue_response().await.is_err()
+    {
+        return Err(GatewayError::BadRequest {
+            message: "could not answer Expect: 100-continue".into(),
+            param: None,
+        });
+    }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(16 * 1024).min(limit));
     loop {
         match session.read_request_body().await {
