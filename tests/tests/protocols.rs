@@ -129,3 +129,40 @@ async fn tls_listener_negotiates_h2_and_http1() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_before_the_body_is_sent() -> Result<()> {
+    let s = OneUpstream::start(MockSpec::named("up1")).await?;
+    let dir = tempfile::tempdir()?;
+    let body_path = dir.path().join("body.json");
+    std::fs::write(
+        &body_path,
+        chat_body(CHAT_MODEL, &"x".repeat(2 << 20)).to_string(),
+    )?;
+    let url = s.gateway.url("/v1/chat/completions");
+    let auth = format!("authorization: Bearer {KEY_ALL}");
+    let data = format!("@{}", body_path.display());
+    let args = [
+        "-v",
+        "-o",
+        "/dev/null",
+        "-H",
+        &auth,
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        &data,
+        &url,
+    ];
+    let out = tokio::process::Command::new("curl")
+        .args(args)
+        .output()
+        .await?;
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        trace.contains("HTTP/1.1 100 Continue"),
+        "no interim 100 response:\n{trace}"
+    );
+    assert!(trace.contains("HTTP/1.1 200"), "{trace}");
+    Ok(())
+}
