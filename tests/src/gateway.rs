@@ -169,6 +169,28 @@ impl Gateway {
         Ok(Metrics::parse(&text))
     }
 
+    /// Scrapes `/metrics` until `pred` holds (≤ 3 s) and returns that scrape.
+    ///
+    /// Metrics are recorded when a request is logged, which may be a moment after the
+    /// client read the last byte, so a test waits for the state it expects.
+    pub async fn metrics_when(
+        &self,
+        what: &str,
+        pred: impl Fn(&Metrics) -> bool,
+    ) -> Result<Metrics> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let m = self.metrics().await?;
+            if pred(&m) {
+                return Ok(m);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("metrics never showed {what} within 3 s:\n{}", m.text);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Everything the gateway wrote to stdout so far.
     pub fn stdout_text(&self) -> String {
         std::fs::read_to_string(&self.stdout_path).unwrap_or_default()

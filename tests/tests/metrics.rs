@@ -50,7 +50,16 @@ async fn request_token_duration_and_overhead_metrics_move() -> Result<()> {
         assert_eq!(resp.status(), 200);
         let _ = resp.bytes().await?;
     }
-    let m = s.gateway.metrics().await?;
+    let m = s
+        .gateway
+        .metrics_when("2 requests and 2 successful attempts", |m| {
+            m.sum("datamind_requests_total", &ok) >= 2.0
+                && m.sum(
+                    "datamind_upstream_attempts_total",
+                    &[("outcome", "success")],
+                ) >= 2.0
+        })
+        .await?;
     assert_eq!(m.sum("datamind_requests_total", &ok), 2.0, "\n{}", m.text);
     assert!(
         m.sum("datamind_request_duration_seconds_count", &[]) >= 2.0,
@@ -88,12 +97,11 @@ async fn time_to_first_token_is_observed_for_streams() -> Result<()> {
         .collect(Duration::from_secs(10))
         .await?;
     assert!(events.last().is_some_and(|e| e.is_done()));
-    let m = s.gateway.metrics().await?;
-    assert!(
-        m.sum("datamind_time_to_first_token_seconds_count", &[]) >= 1.0,
-        "TTFT not observed:\n{}",
-        m.text
-    );
+    s.gateway
+        .metrics_when("a TTFT observation", |m| {
+            m.sum("datamind_time_to_first_token_seconds_count", &[]) >= 1.0
+        })
+        .await?;
     Ok(())
 }
 
@@ -118,12 +126,14 @@ async fn stream_tokens_are_counted_even_when_client_did_not_ask_for_usage() -> R
         events.iter().all(|e| !e.has_usage()),
         "usage leaked to client"
     );
-    let m = s.gateway.metrics().await?;
-    let out = m.sum(
-        "datamind_tokens_total",
-        &[("model", CHAT_MODEL), ("direction", "output")],
-    );
-    assert!(out > 0.0, "stream output tokens not counted:\n{}", m.text);
+    s.gateway
+        .metrics_when("stream output tokens counted", |m| {
+            m.sum(
+                "datamind_tokens_total",
+                &[("model", CHAT_MODEL), ("direction", "output")],
+            ) > 0.0
+        })
+        .await?;
     let line = s.gateway.access_log_line("e2e-stream-tokens").await?;
     assert!(
         line["completion_tokens"].as_u64() > Some(0),
@@ -140,7 +150,16 @@ async fn upstream_attempt_outcomes_are_counted_per_deployment() -> Result<()> {
         .chat(KEY_ALL, &chat_body(CHAT_MODEL, "hi"))
         .await?;
     assert_eq!(resp.status(), 200);
-    let m = f.gateway.metrics().await?;
+    let _ = resp.bytes().await?;
+    let m = f
+        .gateway
+        .metrics_when("a success attempt for up2", |m| {
+            m.sum(
+                "datamind_upstream_attempts_total",
+                &[("outcome", "success")],
+            ) >= 1.0
+        })
+        .await?;
     let count = |dep: &str, outcomes: &[&str]| {
         m.sum_where("datamind_upstream_attempts_total", |x| {
             x.label("deployment").is_some_and(|d| d.contains(dep))
@@ -174,8 +193,9 @@ async fn in_flight_gauge_follows_an_open_stream() -> Result<()> {
         .next_event(Duration::from_secs(5))
         .await?
         .context("no first event")?;
-    let during = s.gateway.metrics().await?;
-    assert_eq!(gauge(&during), 1.0, "during the stream:\n{}", during.text);
+    s.gateway
+        .metrics_when("in-flight 1 on up1 during the stream", |m| gauge(m) == 1.0)
+        .await?;
     let events = stream.collect(Duration::from_secs(10)).await?;
     assert!(events.last().is_some_and(|e| e.is_done()));
     eventually("in-flight back to 0", Duration::from_secs(3), || async {
