@@ -101,6 +101,7 @@ impl Gateway {
             }
             if let Ok(resp) = probe.get(&url).send().await
                 && resp.status().is_success()
+                && self.api_accepts().await
             {
                 return Ok(());
             }
@@ -112,6 +113,20 @@ impl Gateway {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether the API listener accepts a TCP connection. Pingora binds each service on
+    /// its own thread, so the admin listener can answer `/readyz` a moment before the API
+    /// listener is bound; a test must not start in that gap.
+    async fn api_accepts(&self) -> bool {
+        matches!(
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect(self.api)
+            )
+            .await,
+            Ok(Ok(_))
+        )
     }
 
     /// `http://API_ADDR{path}`.
