@@ -26,6 +26,24 @@ async fn sigterm_lets_an_open_stream_finish_then_exits_zero() -> Result<()> {
     let mut events = vec![first];
 
     s.gateway.signal(Signal::Term)?;
+    // While draining the gateway is no longer ready (a load balancer stops sending to it).
+    let readyz = s.gateway.admin_url("/readyz");
+    let http = s.gateway.http().clone();
+    eventually(
+        "/readyz to stop answering 200",
+        Duration::from_secs(1),
+        || {
+            let (http, readyz) = (http.clone(), readyz.clone());
+            async move {
+                let ready = match http.get(&readyz).send().await {
+                    Ok(r) => r.status().is_success(),
+                    Err(_) => false,
+                };
+                Ok((!ready).then_some(()))
+            }
+        },
+    )
+    .await?;
     let rest = stream.collect(Duration::from_secs(10)).await?;
     events.extend(rest);
     let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
