@@ -171,3 +171,28 @@ async fn client_leaving_mid_stream_is_cancelled() {
         "{s}"
     );
 }
+
+#[tokio::test]
+async fn drop_mid_stream_sends_half_then_breaks() {
+    let mock = start(&["--fault", "drop-mid-stream", "--chunks", "6"]);
+    let client = reqwest::Client::new();
+    let mut resp = client
+        .post(format!("{}/v1/chat/completions", mock.base))
+        .body(r#"{"stream":true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut text = String::new();
+    let broke = loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => text.push_str(std::str::from_utf8(&chunk).unwrap()),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(broke, "the stream ended cleanly: {text}");
+    assert_eq!(text.matches("data: ").count(), 3, "{text}");
+    assert!(!text.contains("[DONE]"));
+    assert_eq!(stats(&client, &mock).await["faulted"], 1);
+}
