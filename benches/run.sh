@@ -180,7 +180,7 @@ done
 
 # --- scenarios: name | mock /control | bench args -----------------------------------------
 if [ "$SMOKE" = 1 ]; then
-  BOUND=(--requests 300) ; SBOUND=(--requests 100)
+  BOUND=(--requests 300 --duration 3); SBOUND=(--requests 100 --duration 3)
 else
   BOUND=(--duration "$DURATION" --warmup "$WARMUP"); SBOUND=("${BOUND[@]}")
 fi
