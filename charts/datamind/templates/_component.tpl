@@ -173,6 +173,11 @@ metadata:
   namespace: {{ $ns }}
   labels:
     {{- $labels | nindent 4 }}
+  {{- if or (not $c.pdb.enabled) (eq $c.kind "DaemonSet") }}
+  {{- if not $c.pdb.reason }}{{ fail (printf "components.%s: pdb.enabled is false (or it is a DaemonSet) but pdb.reason is empty" $key) }}{{ end }}
+  annotations:
+    datamind.io/no-pdb-reason: {{ $c.pdb.reason | quote }}
+  {{- end }}
 spec:
   {{- if and (ne $c.kind "DaemonSet") (not $c.autoscaling.enabled) }}
   replicas: {{ $replicas }}
@@ -348,10 +353,6 @@ metadata:
   namespace: {{ $ns }}
   labels:
     {{- $labels | nindent 4 }}
-  {{- if $c.pdb.reason }}
-  annotations:
-    datamind.io/pdb-reason: {{ $c.pdb.reason | quote }}
-  {{- end }}
 spec:
   {{- $floor := ternary $c.autoscaling.minReplicas $replicas $c.autoscaling.enabled | int }}
   {{- if lt (int $c.pdb.minAvailable) $floor }}

@@ -168,3 +168,52 @@ interfaces at gateway.ports, and `component:` provider shorthands turned into ba
 {{- $server := default dict .Values.gateway.config.server }}
 {{- hasKey $server "shutdown_grace_seconds" | ternary $server.shutdown_grace_seconds 30 | int }}
 {{- end }}
+
+{{/* Flink's {cpu, memory} from Kubernetes resource limits (cpu as a number, memory as "4g"). */}}
+{{- define "datamind.flinkResource" -}}
+{{- $cpu := toString .limits.cpu }}
+{{- if hasSuffix "m" $cpu }}{{ $cpu = divf (trimSuffix "m" $cpu | float64) 1000 | toString }}{{ end -}}
+cpu: {{ $cpu | float64 }}
+memory: {{ .limits.memory | replace "Gi" "g" | replace "Mi" "m" | quote }}
+{{- end }}
+
+{{/* A helm test pod. Args: (dict "ctx" $ "name" NAME "script" SHELL) */}}
+{{- define "datamind.testPod" -}}
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ include "datamind.fullname" .ctx }}-test-{{ .name }}
+  namespace: {{ include "datamind.gatewayNamespace" .ctx }}
+  labels:
+    {{- include "datamind.componentLabels" (dict "ctx" .ctx "name" "helm-test") | nindent 4 }}
+    datamind.io/helm-test: "true"
+  annotations:
+    helm.sh/hook: test
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    seccompProfile: { type: RuntimeDefault }
+  containers:
+    - name: test
+      image: {{ include "datamind.image" (dict "ctx" .ctx "image" .ctx.Values.tests.image) }}
+      imagePullPolicy: IfNotPresent
+      command: [sh, -ec]
+      args:
+        - |
+          {{- .script | trim | nindent 10 }}
+      resources:
+        requests: { cpu: 10m, memory: 16Mi }
+        limits: { cpu: 100m, memory: 64Mi }
+      securityContext:
+        runAsNonRoot: true
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        privileged: false
+        capabilities: { drop: [ALL] }
+        seccompProfile: { type: RuntimeDefault }
+{{- end }}
