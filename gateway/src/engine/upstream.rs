@@ -38,6 +38,7 @@ pub(super) async fn open(
         model: &d.model,
         api_key: p.api_key.as_deref(),
         extra_headers: &p.headers,
+        ..Target::default()
     };
     let upreq = adapter
         .build_request(job.op, job.req, &target)

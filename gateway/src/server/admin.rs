@@ -1,7 +1,9 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics`.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -14,12 +16,50 @@ use crate::state::Gateway;
 #[derive(Debug)]
 pub struct AdminApp {
     gw: Arc<Gateway>,
+    /// The API listener has been seen accepting connections.
+    api_bound: AtomicBool,
 }
 
 impl AdminApp {
     /// Admin endpoints over the shared state.
     pub fn new(gw: Arc<Gateway>) -> Self {
-        Self { gw }
+        Self {
+            gw,
+            api_bound: AtomicBool::new(false),
+        }
+    }
+
+    /// Ready means the API listener accepts connections: Pingora binds each service on its
+    /// own thread, so the admin listener can be up first. Probed until it succeeds once.
+    async fn api_listening(&self) -> bool {
+        if self.api_bound.load(Ordering::Acquire) {
+            return true;
+        }
+        let Ok(mut addr) = self
+            .gw
+            .snapshot
+            .load()
+            .config
+            .server
+            .listen
+            .parse::<SocketAddr>()
+        else {
+            return false;
+        };
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        let probe =
+            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr));
+        let ok = matches!(probe.await, Ok(Ok(_)));
+        if ok {
+            self.api_bound.store(true, Ordering::Release);
+        }
+        ok
     }
 }
 
@@ -34,6 +74,11 @@ impl ServeHttp for AdminApp {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
                 b"draining\n".to_vec(),
+            ),
+            "/readyz" if !self.api_listening().await => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"starting\n".to_vec(),
             ),
             "/readyz" => (StatusCode::OK, "text/plain", b"ready\n".to_vec()),
             "/metrics" => (
