@@ -14,6 +14,9 @@ pub enum LlmError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The upstream stream is not in the provider's framing (e.g. a bad event-stream CRC).
+    #[error("invalid upstream stream: {0}")]
+    InvalidStream(String),
     /// A streamed event grew past the parser's limit without ending.
     #[error("stream event larger than {limit} bytes")]
     EventTooLarge {

@@ -27,9 +27,12 @@
 
 #![warn(missing_docs)]
 
+pub mod chat;
+pub mod client;
 pub mod error;
 pub mod error_body;
 pub mod mock;
+pub mod provider_error;
 pub mod providers;
 pub mod request;
 pub mod stream;

@@ -61,6 +61,7 @@ fn text(op: Operation, req: &ParsedRequest, model: &str, id: &str, created: u64)
     let usage = Usage {
         prompt_tokens: req.estimated_prompt_tokens(),
         completion_tokens: words.len() as u64,
+        ..Usage::default()
     };
     let usage_json = json!({
         "prompt_tokens": usage.prompt_tokens,
@@ -146,7 +147,7 @@ fn embeddings(req: &ParsedRequest, model: &str) -> MockAnswer {
         .collect();
     let usage = Usage {
         prompt_tokens: req.estimated_prompt_tokens(),
-        completion_tokens: 0,
+        ..Usage::default()
     };
     let body = json!({
         "object": "list", "data": data, "model": model,

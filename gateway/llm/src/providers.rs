@@ -8,7 +8,12 @@
 //! [`openai::OpenAiAdapter`]. The `mock` kind has no adapter: the gateway answers it
 //! in-process with [`crate::mock`].
 
+pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
+pub mod gemini;
 pub mod openai;
+pub mod workers_ai;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +28,20 @@ pub enum ProviderKind {
     Openai,
     /// The built-in deterministic mock, answered in-process.
     Mock,
+    /// Anthropic's Messages API (`/v1/messages`).
+    Anthropic,
+    /// AWS Bedrock Converse / ConverseStream, SigV4-signed.
+    Bedrock,
+    /// Azure OpenAI deployments (`/openai/deployments/{model}/…?api-version=`).
+    Azure,
+    /// The Gemini API (`generativelanguage.googleapis.com`, `x-goog-api-key`).
+    Gemini,
+    /// Vertex AI's Gemini models (OAuth2 bearer token).
+    Vertex,
+    /// Cloudflare Workers AI's OpenAI-compatible endpoint (`{base}/v1/…`).
+    WorkersAi,
+    /// Cloudflare Workers AI's native endpoint (`{base}/run/@cf/…`).
+    WorkersAiRun,
 }
 
 impl ProviderKind {
@@ -31,6 +50,13 @@ impl ProviderKind {
         match self {
             Self::Openai => Some(&openai::OpenAiAdapter),
             Self::Mock => None,
+            Self::Anthropic => Some(&anthropic::AnthropicAdapter),
+            Self::Bedrock => Some(&bedrock::BedrockAdapter),
+            Self::Azure => Some(&azure::AzureAdapter),
+            Self::Gemini => Some(&gemini::GeminiAdapter::GEMINI),
+            Self::Vertex => Some(&gemini::GeminiAdapter::VERTEX),
+            Self::WorkersAi => Some(&workers_ai::WorkersAiAdapter),
+            Self::WorkersAiRun => Some(&workers_ai::WorkersAiRunAdapter),
         }
     }
 
@@ -39,6 +65,12 @@ impl ProviderKind {
         match self {
             Self::Openai => "openai",
             Self::Mock => "mock",
+            Self::Anthropic => "anthropic",
+            Self::Bedrock => "aws.bedrock",
+            Self::Azure => "azure.ai.openai",
+            Self::Gemini => "gcp.gemini",
+            Self::Vertex => "gcp.vertex_ai",
+            Self::WorkersAi | Self::WorkersAiRun => "cloudflare.workers_ai",
         }
     }
 }
@@ -80,7 +112,10 @@ impl Operation {
 }
 
 /// Where and how to reach one deployment, as configured.
-#[derive(Debug, Clone, Copy)]
+///
+/// Fields past `extra_headers` are optional and only read by the providers that need them;
+/// build with `..Target::default()`.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Target<'a> {
     /// Path prefix of the provider's base URL, without a trailing slash (e.g. `/v1`).
     pub base_path: &'a str,
@@ -92,6 +127,49 @@ pub struct Target<'a> {
     pub api_key: Option<&'a str>,
     /// Extra headers configured for the provider.
     pub extra_headers: &'a [(String, String)],
+    /// API version: Azure's `api-version` query, Anthropic's `anthropic-version` header.
+    pub api_version: Option<&'a str>,
+    /// An OAuth2 / Entra ID access token obtained by the caller (Vertex, Azure). Sent as
+    /// `Authorization: Bearer` and preferred over `api_key`.
+    pub bearer_token: Option<&'a str>,
+    /// AWS credentials for SigV4 (Bedrock).
+    pub aws: Option<AwsCredentials<'a>>,
+    /// AWS region (Bedrock), e.g. `us-east-1`.
+    pub region: Option<&'a str>,
+    /// The time of the attempt in seconds since the Unix epoch (SigV4 needs it; the crate
+    /// reads no clock).
+    pub now_unix: Option<u64>,
+}
+
+/// AWS credentials, as configured or taken from `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` by the caller.
+#[derive(Clone, Copy, Default)]
+pub struct AwsCredentials<'a> {
+    /// `AKIA…` / `ASIA…`.
+    pub access_key_id: &'a str,
+    /// The secret key; never logged.
+    pub secret_access_key: &'a str,
+    /// Session token of temporary credentials.
+    pub session_token: Option<&'a str>,
+}
+
+impl std::fmt::Debug for AwsCredentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a translated answer needs that the provider's body may lack.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseMeta<'a> {
+    /// `created` for OpenAI bodies and chunks (seconds since the Unix epoch).
+    pub created: u64,
+    /// Used as the response `id` when the provider sends none (Bedrock, Gemini).
+    pub id: &'a str,
+    /// Used as `model` when the provider does not name one (the deployment's model).
+    pub model: &'a str,
 }
 
 /// A provider request ready to send.
@@ -124,4 +202,48 @@ pub trait Adapter: Send + Sync {
     /// Turns a complete non-streamed provider body into the client's format, returning the
     /// body and the usage it reports.
     fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>);
+
+    /// Like [`Adapter::stream_translator`], with the id, model and time that non-OpenAI
+    /// streams lack. Translating adapters override this; the default ignores `meta`.
+    fn stream_translator_with(
+        &self,
+        op: Operation,
+        req: &ParsedRequest,
+        meta: &ResponseMeta<'_>,
+    ) -> Box<dyn StreamTranslator> {
+        let _ = meta;
+        self.stream_translator(op, req)
+    }
+
+    /// Like [`Adapter::translate_response`], with `meta` for what the provider body lacks.
+    fn translate_response_with(
+        &self,
+        op: Operation,
+        body: Vec<u8>,
+        meta: &ResponseMeta<'_>,
+    ) -> (Vec<u8>, Option<Usage>) {
+        let _ = meta;
+        self.translate_response(op, body)
+    }
+
+    /// Whether an upstream answer with this `content-type` is a stream to hand to the
+    /// translator (Bedrock streams `application/vnd.amazon.eventstream`, not SSE).
+    fn is_stream(&self, content_type: &str) -> bool {
+        content_type.starts_with("text/event-stream")
+    }
+
+    /// Maps a provider error answer (status >= 400) to the client's OpenAI error. Called
+    /// instead of `translate_response` for error statuses; never echoes credentials.
+    fn translate_error(&self, status: u16, body: &[u8]) -> crate::provider_error::ProviderError {
+        crate::provider_error::map(status, body)
+    }
+}
+
+/// The `ResponseMeta` used by the meta-less trait methods: fixed values, so those stay pure.
+pub(crate) fn default_meta(model: &str) -> ResponseMeta<'_> {
+    ResponseMeta {
+        created: 0,
+        id: "chatcmpl-datamind",
+        model,
+    }
 }

@@ -5,6 +5,9 @@
 //! events only; state lives in the value, so they fit Pingora's chunk-at-a-time flow and
 //! the edge worker's `ReadableStream` alike.
 
+pub mod chain;
+pub mod chunks;
+pub mod eventstream;
 pub mod openai;
 pub mod sse;
 

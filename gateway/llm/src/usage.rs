@@ -11,12 +11,56 @@ pub struct Usage {
     /// Tokens generated.
     #[serde(default)]
     pub completion_tokens: u64,
+    /// Prompt tokens served from the provider's prompt cache (included in `prompt_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (included in `prompt_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_creation_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Deserialize)]
 struct WithUsage {
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<OpenAiUsage>,
+}
+
+/// OpenAI's usage object, with its cached-token detail.
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    /// Our extension, written by [`Usage::to_openai_json`] for Anthropic/Bedrock upstreams.
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl From<OpenAiUsage> for Usage {
+    fn from(u: OpenAiUsage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cache_read_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_creation_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+        }
+    }
 }
 
 impl Usage {
@@ -35,6 +79,35 @@ impl Usage {
         serde_json::from_slice::<WithUsage>(body)
             .ok()
             .and_then(|w| w.usage)
+            .map(Usage::from)
+    }
+
+    /// Usage from a provider that counts cached prompt tokens apart from the rest (Anthropic,
+    /// Bedrock): `prompt_tokens` becomes the sum, as OpenAI reports it.
+    pub fn from_split(input: u64, output: u64, cache_read: u64, cache_creation: u64) -> Self {
+        Self {
+            prompt_tokens: input + cache_read + cache_creation,
+            completion_tokens: output,
+            cache_read_tokens: cache_read,
+            cache_creation_tokens: cache_creation,
+        }
+    }
+
+    /// The OpenAI `usage` object for a response or the final stream chunk.
+    pub fn to_openai_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total(),
+        });
+        if self.cache_read_tokens > 0 || self.cache_creation_tokens > 0 {
+            v["prompt_tokens_details"] =
+                serde_json::json!({"cached_tokens": self.cache_read_tokens});
+        }
+        if self.cache_creation_tokens > 0 {
+            v["cache_creation_input_tokens"] = self.cache_creation_tokens.into();
+        }
+        v
     }
 }
 
@@ -54,7 +127,8 @@ mod tests {
             Usage::from_openai_json(body),
             Some(Usage {
                 prompt_tokens: 12,
-                completion_tokens: 5
+                completion_tokens: 5,
+                ..Usage::default()
             })
         );
         assert_eq!(Usage::from_openai_json(br#"{"choices":[]}"#), None);
@@ -64,8 +138,13 @@ mod tests {
             Usage::from_openai_json(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#),
             Some(Usage {
                 prompt_tokens: 3,
-                completion_tokens: 0
+                ..Usage::default()
             })
+        );
+        let cached = br#"{"usage":{"prompt_tokens":30,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":20}}}"#;
+        assert_eq!(
+            Usage::from_openai_json(cached).map(|u| (u.prompt_tokens, u.cache_read_tokens)),
+            Some((30, 20))
         );
     }
 }

@@ -62,6 +62,7 @@ mod tests {
             model: "gpt-real",
             api_key: Some("sk-up"),
             extra_headers: &extra,
+            ..Target::default()
         };
         let up = OpenAiAdapter
             .build_request(Operation::ChatCompletions, &req, &t)

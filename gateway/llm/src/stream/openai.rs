@@ -25,7 +25,7 @@ struct ChunkProbe {
     #[serde(default)]
     choices: Option<Vec<ChoiceProbe>>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     error: Option<serde::de::IgnoredAny>,
 }
@@ -61,8 +61,8 @@ impl OpenAiPassthrough {
         let Ok(c) = serde_json::from_slice::<ChunkProbe>(d) else {
             return true;
         };
-        if let Some(u) = c.usage {
-            self.summary.usage = Some(u);
+        if c.usage.is_some() {
+            self.summary.usage = Usage::from_openai_json(d);
         }
         if c.error.is_some() {
             self.summary.error = true;
@@ -141,7 +141,8 @@ data: [DONE]\n\n";
                 s.usage,
                 Some(Usage {
                     prompt_tokens: 9,
-                    completion_tokens: 2
+                    completion_tokens: 2,
+                    ..Usage::default()
                 })
             );
             assert_eq!(s.finish_reason.as_deref(), Some("stop"));
