@@ -113,6 +113,9 @@ gateway_check() {
   env -i PATH="$PATH" "${envs[@]}" "$GATEWAY" check --config "$2/gateway.yaml"
 }
 
+# === the schema is generated from tools/values_schema.py ===
+run "values.schema.json matches tools/values_schema.py" python3 tools/values_schema.py --check
+
 # === every values set ===
 say "lint, template, validate ($($HELM version --short), Kubernetes $KUBE_VERSION)"
 sets=("values:" "dev:values-dev.yaml" "prod:values-prod.yaml")
