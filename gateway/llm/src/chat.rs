@@ -4,10 +4,10 @@
 //! Only the fields a translation needs are typed; the OpenAI-compatible adapter never uses
 //! this module (it forwards the client body verbatim).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{LlmError, ParsedRequest, Usage};
+use crate::{LlmError, ParsedRequest};
 
 /// The `max_tokens` sent to providers that require one (Anthropic) when the client gave none.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -293,109 +293,9 @@ pub fn unsupported(field: &'static str, what: &str) -> LlmError {
     }
 }
 
-// === the answer ===
+mod completion;
 
-/// OpenAI `finish_reason` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishReason {
-    /// Natural end or a stop sequence.
-    Stop,
-    /// Output limit reached.
-    Length,
-    /// The model called tools.
-    ToolCalls,
-    /// Blocked by a filter.
-    ContentFilter,
-}
-
-impl FinishReason {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stop => "stop",
-            Self::Length => "length",
-            Self::ToolCalls => "tool_calls",
-            Self::ContentFilter => "content_filter",
-        }
-    }
-}
-
-/// A complete assistant answer, written as an OpenAI `chat.completion`.
-#[derive(Debug, Clone, Default)]
-pub struct Completion {
-    /// Response id.
-    pub id: String,
-    /// Model name reported.
-    pub model: String,
-    /// Seconds since the Unix epoch.
-    pub created: u64,
-    /// Text, if any.
-    pub text: Option<String>,
-    /// Tool calls: id, name, JSON arguments.
-    pub tool_calls: Vec<(String, String, String)>,
-    /// Finish reason wire value.
-    pub finish_reason: Option<&'static str>,
-    /// Usage.
-    pub usage: Usage,
-}
-
-#[derive(Serialize)]
-struct CompletionOut<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [ChoiceOut<'a>; 1],
-    usage: Value,
-}
-
-#[derive(Serialize)]
-struct ChoiceOut<'a> {
-    index: u32,
-    message: MessageOut<'a>,
-    logprobs: Option<()>,
-    finish_reason: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct MessageOut<'a> {
-    role: &'static str,
-    content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<Value>,
-}
-
-impl Completion {
-    /// The JSON body.
-    pub fn to_json(&self) -> Vec<u8> {
-        let tool_calls = self
-            .tool_calls
-            .iter()
-            .map(|(id, name, args)| {
-                serde_json::json!({"id": id, "type": "function",
-                    "function": {"name": name, "arguments": args}})
-            })
-            .collect();
-        let out = CompletionOut {
-            id: &self.id,
-            object: "chat.completion",
-            created: self.created,
-            model: &self.model,
-            choices: [ChoiceOut {
-                index: 0,
-                message: MessageOut {
-                    role: "assistant",
-                    content: self.text.as_deref(),
-                    tool_calls,
-                },
-                logprobs: None,
-                finish_reason: self.finish_reason,
-            }],
-            usage: self.usage.to_openai_json(),
-        };
-        serde_json::to_vec(&out).unwrap_or_default()
-    }
-}
+pub use completion::{Completion, FinishReason};
 
 #[cfg(test)]
 mod tests {
