@@ -162,6 +162,14 @@ fi
 node tools/validate-crds.mjs "${rendered[@]}" > "$OUT/crds.txt" 2>&1
 results "$OUT/crds.txt"
 
+# The README's summary of the prod render matches the chart.
+readme_table() {
+  "$PY" tools/summarize.py "$OUT/prod.yaml" > "$OUT/summary.md" || return 1
+  sed -n '/<!-- prod-summary:begin -->/,/<!-- prod-summary:end -->/p' README.md | sed '1d;$d' > "$OUT/readme.md"
+  diff -u "$OUT/readme.md" "$OUT/summary.md"
+}
+run "README.md prod summary matches helm template (python3 tools/summarize.py)" readme_table
+
 # NOTES.txt and the install path (client-side: there is no cluster here).
 notes() {
   "$HELM" install datamind "$CHART" --dry-run=client -n datamind -f "$CHART/values-prod.yaml" > "$OUT/install.txt" 2>&1 || { cat "$OUT/install.txt"; return 1; }
