@@ -80,7 +80,9 @@ pub fn credential<'a>(
         (Some(h), _) => {
             let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h, ""));
             if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(EdgeError::Unauthorized("expected `Authorization: Bearer <key>`"));
+                return Err(EdgeError::Unauthorized(
+                    "expected `Authorization: Bearer <key>`",
+                ));
             }
             rest.trim()
         }
@@ -183,7 +185,10 @@ pub fn verify_tenant_signature(
     now: u64,
     max_skew: u64,
 ) -> bool {
-    let Some(sig) = signature.strip_prefix("v1=").and_then(|h| hex::decode(h).ok()) else {
+    let Some(sig) = signature
+        .strip_prefix("v1=")
+        .and_then(|h| hex::decode(h).ok())
+    else {
         return false;
     };
     now.abs_diff(ts) <= max_skew
@@ -217,7 +222,12 @@ mod tests {
     }
 
     fn token(claims: Value, secret: &[u8]) -> String {
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
     }
 
     fn now() -> u64 {
@@ -226,10 +236,22 @@ mod tests {
 
     #[test]
     fn credentials_are_classified() {
-        assert_eq!(credential(Some("Bearer sk-1"), None, true), Ok(Credential::ApiKey("sk-1")));
-        assert_eq!(credential(Some("bearer a.b.c"), None, true), Ok(Credential::Jwt("a.b.c")));
-        assert_eq!(credential(Some("Bearer a.b.c"), None, false), Ok(Credential::ApiKey("a.b.c")));
-        assert_eq!(credential(None, Some("sk-2"), false), Ok(Credential::ApiKey("sk-2")));
+        assert_eq!(
+            credential(Some("Bearer sk-1"), None, true),
+            Ok(Credential::ApiKey("sk-1"))
+        );
+        assert_eq!(
+            credential(Some("bearer a.b.c"), None, true),
+            Ok(Credential::Jwt("a.b.c"))
+        );
+        assert_eq!(
+            credential(Some("Bearer a.b.c"), None, false),
+            Ok(Credential::ApiKey("a.b.c"))
+        );
+        assert_eq!(
+            credential(None, Some("sk-2"), false),
+            Ok(Credential::ApiKey("sk-2"))
+        );
         assert!(credential(Some("Basic xyz"), None, true).is_err());
         assert!(credential(Some("Bearer "), None, true).is_err());
         assert!(credential(None, None, true).is_err());
@@ -246,17 +268,35 @@ mod tests {
     #[test]
     fn jwt_valid_expired_forged_and_wrong_issuer() {
         let cfg = hs_cfg();
-        let ok = token(json!({"tenant":"acme","exp":now()+600,"iss":"https://idp.example"}), b"s3cret");
+        let ok = token(
+            json!({"tenant":"acme","exp":now()+600,"iss":"https://idp.example"}),
+            b"s3cret",
+        );
         assert_eq!(verify_jwt(&cfg, &ok).unwrap().id, "acme");
-        let sub = token(json!({"sub":"beta","exp":now()+600,"iss":"https://idp.example"}), b"s3cret");
+        let sub = token(
+            json!({"sub":"beta","exp":now()+600,"iss":"https://idp.example"}),
+            b"s3cret",
+        );
         assert_eq!(verify_jwt(&cfg, &sub).unwrap().id, "beta");
-        let expired = token(json!({"tenant":"acme","exp":now()-600,"iss":"https://idp.example"}), b"s3cret");
+        let expired = token(
+            json!({"tenant":"acme","exp":now()-600,"iss":"https://idp.example"}),
+            b"s3cret",
+        );
         assert!(verify_jwt(&cfg, &expired).is_err());
-        let forged = token(json!({"tenant":"acme","exp":now()+600,"iss":"https://idp.example"}), b"other");
+        let forged = token(
+            json!({"tenant":"acme","exp":now()+600,"iss":"https://idp.example"}),
+            b"other",
+        );
         assert!(verify_jwt(&cfg, &forged).is_err());
-        let iss = token(json!({"tenant":"acme","exp":now()+600,"iss":"evil"}), b"s3cret");
+        let iss = token(
+            json!({"tenant":"acme","exp":now()+600,"iss":"evil"}),
+            b"s3cret",
+        );
         assert!(verify_jwt(&cfg, &iss).is_err());
-        let no_exp = token(json!({"tenant":"acme","iss":"https://idp.example"}), b"s3cret");
+        let no_exp = token(
+            json!({"tenant":"acme","iss":"https://idp.example"}),
+            b"s3cret",
+        );
         assert!(verify_jwt(&cfg, &no_exp).is_err());
         // An RS256 header must not be checked against the HMAC secret (alg confusion).
         let rs_header = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"; // {"alg":"RS256","typ":"JWT"}
@@ -273,7 +313,9 @@ mod tests {
         assert!(!verify_tenant_signature(b"k", "acme", 1000, &sig, 2000, 60));
         assert!(!verify_tenant_signature(b"k", "beta", 1000, &sig, 1000, 60));
         assert!(!verify_tenant_signature(b"x", "acme", 1000, &sig, 1000, 60));
-        assert!(!verify_tenant_signature(b"k", "acme", 1000, "v1=zz", 1000, 60));
+        assert!(!verify_tenant_signature(
+            b"k", "acme", 1000, "v1=zz", 1000, 60
+        ));
         let h = tenant_headers(b"k", "acme", 1000);
         assert_eq!(h[0], ("x-datamind-tenant".into(), "acme".into()));
         assert_eq!(h[2].1, sig);

@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn canonical_form_is_stable() {
         let mut s = String::new();
-        write_canonical(&mut s, &json!({"b":[1.0, 2.5, "x"], "a": {"d": null, "c": true}}));
+        write_canonical(
+            &mut s,
+            &json!({"b":[1.0, 2.5, "x"], "a": {"d": null, "c": true}}),
+        );
         assert_eq!(s, r#"{"a":{"c":true,"d":null},"b":[1,2.5,"x"]}"#);
     }
 
@@ -179,7 +182,10 @@ mod tests {
         assert!(is_cacheable(&hot, CacheOptIn::On));
         assert!(!is_cacheable(&det, CacheOptIn::Off));
         assert!(!is_cacheable(&many, CacheOptIn::On));
-        assert!(is_cacheable(&json!({"model":"m","top_k":1}), CacheOptIn::Default));
+        assert!(is_cacheable(
+            &json!({"model":"m","top_k":1}),
+            CacheOptIn::Default
+        ));
         assert!(!is_cacheable(&json!({"model":"m"}), CacheOptIn::Default));
         assert_eq!(CacheOptIn::from_header(Some(" ON ")), CacheOptIn::On);
         assert_eq!(CacheOptIn::from_header(Some("bypass")), CacheOptIn::Off);

@@ -241,11 +241,9 @@ mod tests {
             model: "m".into(),
             content: "Hello \"edge\"\n".into(),
             finish_reason: "stop".into(),
-            usage: Some(Usage {
-                prompt_tokens: 3,
-                completion_tokens: 2,
-                ..Usage::default()
-            }),
+            usage: Usage::from_openai_json(
+                br#"{"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            ),
         }
     }
 
@@ -273,7 +271,8 @@ mod tests {
 
     #[test]
     fn incomplete_or_unusual_answers_are_not_assembled() {
-        let cut = b"data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+        let cut =
+            b"data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
         let mut a = Accumulator::new();
         a.feed(cut);
         assert_eq!(a.finish(None), None);

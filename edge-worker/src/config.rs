@@ -79,7 +79,9 @@ impl EdgeConfig {
         };
         let api_keys: HashMap<String, String> = match get_nonempty("API_KEYS") {
             Some(doc) => serde_json::from_str(&doc).unwrap_or_else(|e| {
-                problems.push(format!("API_KEYS: must be a JSON object of hash to tenant: {e}"));
+                problems.push(format!(
+                    "API_KEYS: must be a JSON object of hash to tenant: {e}"
+                ));
                 HashMap::new()
             }),
             None => HashMap::new(),
@@ -167,7 +169,10 @@ mod tests {
         assert_eq!(e.len(), 4, "{e:?}");
         assert!(e.iter().any(|p| p.starts_with("CACHE_TTL_SECONDS")));
         assert!(e.iter().any(|p| p.starts_with("CORE_URL")));
-        assert!(e.iter().any(|p| p.starts_with("API_KEYS") && !p.contains("sk-plain")));
+        assert!(
+            e.iter()
+                .any(|p| p.starts_with("API_KEYS") && !p.contains("sk-plain"))
+        );
         assert!(e.iter().any(|p| p.starts_with("ROUTES: rules[0].model")));
     }
 

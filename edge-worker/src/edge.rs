@@ -43,7 +43,10 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Err(e) => return console_error!("cron: no D1 binding: {e}"),
     };
     match sessions::prune(&db, now_secs()).await {
-        Ok(n) => console_log!("{}", json!({"event": "sessions.pruned", "cron": event.cron(), "sessions": n})),
+        Ok(n) => console_log!(
+            "{}",
+            json!({"event": "sessions.pruned", "cron": event.cron(), "sessions": n})
+        ),
         Err(e) => console_error!("cron: pruning sessions failed: {e:?}"),
     }
 }
@@ -69,7 +72,12 @@ async fn serve(req: Request, env: Env, ctx: Context) -> std::result::Result<Resp
                     None => Err(EdgeError::NotFound("session")),
                 }
             } else if sessions::delete(&db, &tenant.id, id).await? {
-                http::json(200, serde_json::to_vec(&json!({"id": id, "object": "session", "deleted": true})).unwrap_or_default(), &[])
+                http::json(
+                    200,
+                    serde_json::to_vec(&json!({"id": id, "object": "session", "deleted": true}))
+                        .unwrap_or_default(),
+                    &[],
+                )
             } else {
                 Err(EdgeError::NotFound("session"))
             }
@@ -84,13 +92,20 @@ fn models(routing: &RoutingConfig) -> std::result::Result<Response, EdgeError> {
         .into_iter()
         .map(|(id, t)| json!({"id": id, "object": "model", "created": 0, "owned_by": t.as_str()}))
         .collect();
-    http::json(200, serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default(), &[])
+    http::json(
+        200,
+        serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default(),
+        &[],
+    )
 }
 
 /// Reads vars and secrets; a `routes` document in `CONFIG_KV` replaces `ROUTES`.
 async fn load_config(env: &Env) -> std::result::Result<EdgeConfig, EdgeError> {
     let mut cfg = EdgeConfig::from_lookup(&|name| env_string(env, name)).map_err(|problems| {
-        console_error!("{}", json!({"event": "config.invalid", "problems": problems}));
+        console_error!(
+            "{}",
+            json!({"event": "config.invalid", "problems": problems})
+        );
         EdgeError::Internal
     })?;
     if let Ok(kv) = env.kv("CONFIG_KV")

@@ -51,7 +51,10 @@ fn is_instruction(m: &Value) -> bool {
 
 /// Prepends `history` to the request's `messages` (after its leading instructions) and
 /// returns the client's own non-instruction messages: the turns to store afterwards.
-pub fn merge_history(req: &mut Map<String, Value>, history: Vec<Value>) -> Result<Vec<Value>, EdgeError> {
+pub fn merge_history(
+    req: &mut Map<String, Value>,
+    history: Vec<Value>,
+) -> Result<Vec<Value>, EdgeError> {
     let Some(Value::Array(messages)) = req.get_mut("messages") else {
         return Err(EdgeError::BadRequest {
             message: "`messages` must be an array".into(),
@@ -141,7 +144,10 @@ mod tests {
 
     #[test]
     fn messages_must_be_an_array() {
-        let mut req = json!({"model":"m","messages":"hi"}).as_object().cloned().unwrap();
+        let mut req = json!({"model":"m","messages":"hi"})
+            .as_object()
+            .cloned()
+            .unwrap();
         assert_eq!(merge_history(&mut req, vec![]).unwrap_err().status(), 400);
     }
 
@@ -150,11 +156,9 @@ mod tests {
         let answer = Completion {
             content: "fine".into(),
             finish_reason: "stop".into(),
-            usage: Some(Usage {
-                prompt_tokens: 10,
-                completion_tokens: 3,
-                ..Usage::default()
-            }),
+            usage: Usage::from_openai_json(
+                br#"{"usage":{"prompt_tokens":10,"completion_tokens":3}}"#,
+            ),
             ..Completion::default()
         };
         let turns = turns_to_store(&[json!({"role":"user","content":"how are you?"})], &answer);

@@ -211,7 +211,9 @@ impl StreamTranslator for WorkersAiStream {
         if !self.summary.done {
             // Cut before `[DONE]`: say so in-band; the answer is neither cached nor stored.
             self.summary.error = true;
-            out.extend(ErrorBody::new("api_error", None, "Workers AI stream ended early").to_sse_event());
+            out.extend(
+                ErrorBody::new("api_error", None, "Workers AI stream ended early").to_sse_event(),
+            );
         }
     }
 
@@ -283,7 +285,10 @@ data: [DONE]\n\n";
             assert!(t.summary().done && !t.summary().error);
         }
         let text = String::from_utf8(whole.clone()).unwrap();
-        assert!(text.contains(r#""delta":{"content":"Hel","role":"assistant"}"#) || text.contains(r#""delta":{"role":"assistant","content":"Hel"}"#));
+        assert!(
+            text.contains(r#""delta":{"content":"Hel","role":"assistant"}"#)
+                || text.contains(r#""delta":{"role":"assistant","content":"Hel"}"#)
+        );
         assert!(text.ends_with("data: [DONE]\n\n"));
         let mut acc = Accumulator::new();
         acc.feed(&whole);
@@ -296,7 +301,8 @@ data: [DONE]\n\n";
     fn cut_stream_ends_with_an_error_event() {
         let mut t = WorkersAiStream::new(meta(), false);
         let mut out = Vec::new();
-        t.feed(b"data: {\"response\":\"Hel\"}\n\n", &mut out).unwrap();
+        t.feed(b"data: {\"response\":\"Hel\"}\n\n", &mut out)
+            .unwrap();
         t.finish(&mut out);
         assert!(t.summary().error);
         let mut acc = Accumulator::new();

@@ -16,7 +16,10 @@ pub async fn authenticate(req: &Request, env: &Env, cfg: &EdgeConfig) -> Result<
         Credential::ApiKey(key) => {
             let hash = key_hash(key);
             if let Some(t) = cfg.auth.api_keys.get(&hash) {
-                return Ok(Tenant { id: t.clone(), via: "api_key" });
+                return Ok(Tenant {
+                    id: t.clone(),
+                    via: "api_key",
+                });
             }
             if let Ok(kv) = env.kv("CONFIG_KV")
                 && let Ok(Some(v)) = kv.get(&format!("apikey:{hash}")).cache_ttl(60).text().await

@@ -53,9 +53,21 @@ impl AfterAnswer {
             let turns = turns_to_store(new_turns, &answer);
             match self.env.d1("DB") {
                 Ok(db) => {
-                    let r = sessions::append(&db, &self.tenant, id, &turns, answer.usage, now_secs(), self.session_ttl).await;
+                    let r = sessions::append(
+                        &db,
+                        &self.tenant,
+                        id,
+                        &turns,
+                        answer.usage,
+                        now_secs(),
+                        self.session_ttl,
+                    )
+                    .await;
                     if r.is_err() {
-                        console_error!("session append failed for a session of tenant {}", self.tenant);
+                        console_error!(
+                            "session append failed for a session of tenant {}",
+                            self.tenant
+                        );
                     }
                 }
                 Err(e) => console_error!("session append: no D1 binding: {e}"),
@@ -99,7 +111,9 @@ pub async fn handle(
             let db = env.d1("DB").or_internal("D1 binding")?;
             let history = sessions::load(&db, &tenant.id, id, cfg.session_max_messages).await?;
             new_turns = merge_history(&mut obj, history)?;
-            ParsedRequest::parse(Bytes::from(serde_json::to_vec(&obj).or_internal("encode body")?))?
+            ParsedRequest::parse(Bytes::from(
+                serde_json::to_vec(&obj).or_internal("encode body")?,
+            ))?
         }
         None => first,
     };
@@ -119,7 +133,11 @@ pub async fn handle(
     if let Some(k) = &key
         && let Some((hit, tier)) = cache::lookup(&env, k, cfg.cache_ttl).await
     {
-        let h = [("x-datamind-cache", "hit"), ("x-datamind-cache-tier", tier), ("x-datamind-route", "cache")];
+        let h = [
+            ("x-datamind-cache", "hit"),
+            ("x-datamind-cache-tier", tier),
+            ("x-datamind-route", "cache"),
+        ];
         let resp = if parsed.stream {
             http::sse_bytes(hit.to_sse(parsed.include_usage), &h)
         } else {
@@ -151,7 +169,11 @@ pub async fn handle(
             }
             http::json(status, body, &extra)
         }
-        Answer::Stream { upstream, pending, translator } => {
+        Answer::Stream {
+            upstream,
+            pending,
+            translator,
+        } => {
             let tee = after.wanted().then(|| {
                 let (tx, rx) = oneshot::channel::<Completion>();
                 ctx.wait_until(async move {
@@ -183,25 +205,41 @@ async fn dispatch(
         Target::WorkersAi => match workers_ai(env, decision, parsed, value).await {
             Ok(a) => Ok((a, "workers_ai".into())),
             Err(e) if cfg.routing.fallback_to_core && cfg.core_url.is_some() => {
-                console_log!("{}", json!({"event": "fallback", "from": "workers_ai", "to": "core", "error": e.to_string()}));
+                console_log!(
+                    "{}",
+                    json!({"event": "fallback", "from": "workers_ai", "to": "core", "error": e.to_string()})
+                );
                 let a = core(cfg, parsed, &parsed.model, tenant).await?;
                 Ok((a, "core;fallback-from=workers_ai".into()))
             }
             Err(e) => Err(e),
         },
-        Target::Core => Ok((core(cfg, parsed, &decision.upstream_model, tenant).await?, "core".into())),
+        Target::Core => Ok((
+            core(cfg, parsed, &decision.upstream_model, tenant).await?,
+            "core".into(),
+        )),
         Target::Cloud => {
             let (Some(base), Some(key)) = (&cfg.cloud_base_url, &cfg.cloud_api_key) else {
                 return Err(EdgeError::NotConfigured("cloud"));
             };
-            let origin = Origin { name: "cloud", base_url: base, api_key: Some(key), extra_headers: Vec::new() };
+            let origin = Origin {
+                name: "cloud",
+                base_url: base,
+                api_key: Some(key),
+                extra_headers: Vec::new(),
+            };
             let resp = upstream::send(&origin, parsed, &decision.upstream_model).await?;
             Ok((openai_answer(resp, parsed, "cloud").await?, "cloud".into()))
         }
     }
 }
 
-async fn core(cfg: &EdgeConfig, parsed: &ParsedRequest, model: &str, tenant: &Tenant) -> Result<Answer, EdgeError> {
+async fn core(
+    cfg: &EdgeConfig,
+    parsed: &ParsedRequest,
+    model: &str,
+    tenant: &Tenant,
+) -> Result<Answer, EdgeError> {
     let Some(core_url) = &cfg.core_url else {
         return Err(EdgeError::NotConfigured("core"));
     };
@@ -211,12 +249,21 @@ async fn core(cfg: &EdgeConfig, parsed: &ParsedRequest, model: &str, tenant: &Te
         .as_deref()
         .map(|k| tenant_headers(k.as_bytes(), &tenant.id, now_secs()))
         .unwrap_or_else(|| vec![("x-datamind-tenant".to_owned(), tenant.id.clone())]);
-    let origin = Origin { name: "core", base_url: &base, api_key: cfg.core_api_key.as_deref(), extra_headers };
+    let origin = Origin {
+        name: "core",
+        base_url: &base,
+        api_key: cfg.core_api_key.as_deref(),
+        extra_headers,
+    };
     let resp = upstream::send(&origin, parsed, model).await?;
     openai_answer(resp, parsed, "core").await
 }
 
-async fn openai_answer(mut resp: Response, parsed: &ParsedRequest, name: &'static str) -> Result<Answer, EdgeError> {
+async fn openai_answer(
+    mut resp: Response,
+    parsed: &ParsedRequest,
+    name: &'static str,
+) -> Result<Answer, EdgeError> {
     let status = resp.status_code();
     if !(200..300).contains(&status) || !parsed.stream {
         let body = resp.bytes().await.map_err(|e| {
@@ -241,7 +288,12 @@ fn new_id() -> String {
     format!("chatcmpl-{r:014x}{:x}", worker::Date::now().as_millis())
 }
 
-async fn workers_ai(env: &Env, decision: &Decision, parsed: &ParsedRequest, value: &Value) -> Result<Answer, EdgeError> {
+async fn workers_ai(
+    env: &Env,
+    decision: &Decision,
+    parsed: &ParsedRequest,
+    value: &Value,
+) -> Result<Answer, EdgeError> {
     let meta = AnswerMeta {
         id: new_id(),
         created: now_secs(),
@@ -251,9 +303,13 @@ async fn workers_ai(env: &Env, decision: &Decision, parsed: &ParsedRequest, valu
     let input = ai_input(value, parsed.stream);
     if !parsed.stream {
         let out = ai::run_json(env, &decision.upstream_model, &input).await?;
-        return Ok(Answer::Json { status: 200, body: translate_json(&out, &meta) });
+        return Ok(Answer::Json {
+            status: 200,
+            body: translate_json(&out, &meta),
+        });
     }
-    let mut upstream: Upstream = Box::pin(ai::run_stream(env, &decision.upstream_model, &input).await?);
+    let mut upstream: Upstream =
+        Box::pin(ai::run_stream(env, &decision.upstream_model, &input).await?);
     // Commit to Workers AI only with its first byte in hand, so a failure can still fall back.
     let first = match upstream.next().await {
         Some(Ok(chunk)) => chunk,

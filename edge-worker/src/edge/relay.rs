@@ -46,12 +46,21 @@ impl Relay {
 
     /// The client-facing byte stream.
     pub fn into_stream(self) -> impl Stream<Item = worker::Result<Vec<u8>>> + 'static {
-        stream::unfold(self, |mut r| async move { r.next_out().await.map(|out| (Ok(out), r)) })
+        stream::unfold(self, |mut r| async move {
+            r.next_out().await.map(|out| (Ok(out), r))
+        })
     }
 
     fn fail(&mut self, out: &mut Vec<u8>, why: &str) {
         console_error!("relay: {why}");
-        out.extend(ErrorBody::new("api_error", Some("upstream_error"), "upstream stream failed").to_sse_event());
+        out.extend(
+            ErrorBody::new(
+                "api_error",
+                Some("upstream_error"),
+                "upstream stream failed",
+            )
+            .to_sse_event(),
+        );
         self.tee = None;
         self.ended = true;
     }

@@ -26,7 +26,12 @@ struct MessageRow {
 }
 
 /// The latest `max` messages of a session, oldest first.
-pub async fn load(db: &D1Database, tenant: &str, id: &str, max: usize) -> Result<Vec<Value>, EdgeError> {
+pub async fn load(
+    db: &D1Database,
+    tenant: &str,
+    id: &str,
+    max: usize,
+) -> Result<Vec<Value>, EdgeError> {
     let rows = db
         .prepare(
             "SELECT message FROM (SELECT seq, message FROM messages \

@@ -25,12 +25,22 @@ pub struct Origin<'a> {
 fn split_base(url: &str) -> (&str, &str, &str) {
     // (origin, host, path): "https://h:1/v1" -> ("https://h:1", "h:1", "/v1")
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let path_at = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
-    (&url[..path_at], &url[after_scheme..path_at], &url[path_at..])
+    let path_at = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    (
+        &url[..path_at],
+        &url[after_scheme..path_at],
+        &url[path_at..],
+    )
 }
 
 /// Sends `req` with `model` to `origin`; transport failures are [`EdgeError::Upstream`].
-pub async fn send(origin: &Origin<'_>, req: &ParsedRequest, model: &str) -> Result<Response, EdgeError> {
+pub async fn send(
+    origin: &Origin<'_>,
+    req: &ParsedRequest,
+    model: &str,
+) -> Result<Response, EdgeError> {
     let fail = |what: &str, e: worker::Error| {
         console_error!("{} {what}: {e}", origin.name);
         EdgeError::Upstream(origin.name)
@@ -54,7 +64,10 @@ pub async fn send(origin: &Origin<'_>, req: &ParsedRequest, model: &str) -> Resu
         .with_body(Some(Uint8Array::from(up.body.as_slice()).into()));
     let request = Request::new_with_init(&format!("{base}{}", up.path), &init)
         .map_err(|e| fail("request", e))?;
-    Fetch::Request(request).send().await.map_err(|e| fail("fetch", e))
+    Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| fail("fetch", e))
 }
 
 #[cfg(test)]
@@ -64,6 +77,9 @@ mod tests {
     #[test]
     fn splits_origin_and_path() {
         assert_eq!(split_base("https://h:1/v1"), ("https://h:1", "h:1", "/v1"));
-        assert_eq!(split_base("http://127.0.0.1:9"), ("http://127.0.0.1:9", "127.0.0.1:9", ""));
+        assert_eq!(
+            split_base("http://127.0.0.1:9"),
+            ("http://127.0.0.1:9", "127.0.0.1:9", "")
+        );
     }
 }
