@@ -227,6 +227,37 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+      {{- if $c.seededPaths }}
+      initContainers:
+        # Copies the image's files at seededPaths into their (empty) writable volumes, so the
+        # root filesystem stays read-only while the program rewrites its own config there.
+        - name: seed-writable-paths
+          image: {{ include "datamind.image" (dict "ctx" $ctx "image" $c.image) }}
+          imagePullPolicy: {{ default "IfNotPresent" $c.image.pullPolicy }}
+          command: [sh, -ec]
+          args:
+            - |
+              {{- range $i, $path := $c.writablePaths }}
+              {{- if has $path $c.seededPaths }}
+              cp -R {{ $path }}/. /seed/{{ $i }}/
+              {{- end }}
+              {{- end }}
+          resources:
+            requests: { cpu: 50m, memory: 64Mi }
+            limits: { cpu: 500m, memory: 256Mi }
+          securityContext:
+            {{- toYaml $c.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            {{- range $i, $path := $c.writablePaths }}
+            {{- if has $path $c.seededPaths }}
+            - name: writable-{{ $i }}
+              mountPath: /seed/{{ $i }}
+            {{- end }}
+            {{- end }}
+      {{- range $c.seededPaths }}
+      {{- if not (has . $c.writablePaths) }}{{ fail (printf "components.%s.seededPaths: %s is not in writablePaths" $key .) }}{{ end }}
+      {{- end }}
+      {{- end }}
       containers:
         - name: {{ $key }}
           image: {{ include "datamind.image" (dict "ctx" $ctx "image" $c.image) }}
