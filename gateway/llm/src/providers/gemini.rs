@@ -19,6 +19,7 @@
 //! `candidatesTokenCount` + `thoughtsTokenCount`.
 
 mod stream;
+pub mod vertex_auth;
 
 use serde_json::{Value, json};
 
