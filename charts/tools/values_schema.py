@@ -111,7 +111,7 @@ schema={
     "strimzi":O({"enabled":B,"namespace":S(pattern=name_re),"apiVersion":{"enum":["kafka.strimzi.io/v1","kafka.strimzi.io/v1beta2"]},"kafkaVersion":S(),"metadataVersion":S()}),
     "flink":O({"enabled":B,"namespace":S(pattern=name_re),"flinkVersion":{"enum":["v1_18","v1_19","v1_20","v2_0","v2_1"]},"taskSlots":I(minimum=1),"jarURI":S(pattern="^(local|https?|s3)://")}),
   }),
-  "keda":O({"enabled":B,"namespace":S(pattern=name_re),"pollingInterval":I(minimum=1),"cooldownPeriod":I(minimum=0)}),
+  "keda":O({"enabled":B,"namespace":S(pattern=name_re),"gpuMemoryMetric":S(pattern="^[a-zA-Z_:][a-zA-Z0-9_:]*$"),"pollingInterval":I(minimum=1),"cooldownPeriod":I(minimum=0)}),
   "istio":O({"enabled":B,"mtlsMode":{"enum":["STRICT","PERMISSIVE","DISABLE"]},"injection":B,"namespace":S(pattern=name_re)}),
   "networking":O({
     "networkPolicies":O({"enabled":B,"dnsNamespace":S(pattern=name_re),

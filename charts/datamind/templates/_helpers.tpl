@@ -152,6 +152,7 @@ interfaces at gateway.ports, and `component:` provider shorthands turned into ba
 {{- if .component }}
 {{- $c := index $.Values.components .component }}
 {{- if not $c }}{{ fail (printf "gateway.config.providers %q: no component %q" .name .component) }}{{ end }}
+{{- if eq (toString $c.enabled) "false" }}{{ fail (printf "gateway.config.providers %q: component %q is disabled" .name .component) }}{{ end }}
 {{- $port := .componentPort }}
 {{- if not $port }}{{ $port = (first $c.ports).port }}{{ end }}
 {{- $url := printf "http://%s:%v%s" (include "datamind.host" (dict "ctx" $ "name" .component)) $port (default "/v1" .componentPath) }}
