@@ -122,6 +122,7 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     // Draining is ours (see reload.rs): Pingora's grace period is only a backstop.
     let conf = ServerConf {
         threads: server_cfg.threads,
+        work_stealing: server_cfg.work_stealing,
         grace_period_seconds: Some(server_cfg.shutdown_grace_seconds + 1),
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: 1024,

@@ -4,7 +4,6 @@
 //! group's (breadth-first, each group once, each deployment once). Deployments cooling
 //! down or at their concurrency cap are left out and counted.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -38,18 +37,19 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>) -> Plan {
         min_cooldown_ms: u64::MAX,
         ..Plan::default()
     };
-    let mut seen_groups: HashSet<&str> = HashSet::new();
-    let mut seen_deployments: HashSet<&str> = HashSet::new();
+    // Groups and deployments are few: linear scans beat hashing here.
     let mut queue: Vec<&Arc<ModelGroup>> = vec![group];
     let mut i = 0;
     while i < queue.len() {
         let g = queue[i];
         i += 1;
-        if !seen_groups.insert(g.name.as_str()) {
+        if queue[..i - 1].iter().any(|q| Arc::ptr_eq(q, g)) {
             continue;
         }
         for d in order(g) {
-            if !seen_deployments.insert(d.id.as_str()) {
+            if out.candidates.iter().any(|c| c.deployment.id == d.id)
+                || out.cooling.iter().any(|id| *id == d.id)
+            {
                 continue;
             }
             let left = d.health.cooldown_left_ms(now);

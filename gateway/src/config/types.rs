@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for in-flight requests and streams.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// One work-stealing runtime for all worker threads (true), or one runtime per thread
+    /// with connections spread across them (false: fewer cross-thread wake-ups).
+    #[serde(default = "default_work_stealing")]
+    pub work_stealing: bool,
 }
 
 /// TLS certificate and key files (PEM).
@@ -214,6 +218,9 @@ fn default_max_body() -> usize {
 }
 fn default_grace() -> u64 {
     30
+}
+fn default_work_stealing() -> bool {
+    true
 }
 fn yes() -> bool {
     true
