@@ -69,7 +69,8 @@
 //!
 //! Everything stays portable: no I/O, clocks or async. What needs the time (SigV4) takes
 //! it in [`providers::Target::now_unix`]; what needs a token exchange (Vertex) takes the
-//! token in [`providers::Target::bearer_token`].
+//! token in [`providers::Target::bearer_token`], obtained with the pure steps of
+//! [`providers::gemini::vertex_auth`].
 
 #![warn(missing_docs)]
 
