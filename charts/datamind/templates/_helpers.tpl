@@ -218,3 +218,19 @@ spec:
         capabilities: { drop: [ALL] }
         seccompProfile: { type: RuntimeDefault }
 {{- end }}
+
+{{/*
+The label every pod of an operator-managed cluster carries, set by the operator itself.
+Args: (dict "ctx" $ "op" cloudnativePG|strimzi|flink)
+*/}}
+{{- define "datamind.operatorClusterLabels" -}}
+{{- if eq .op "cloudnativePG" }}
+cnpg.io/cluster: {{ include "datamind.componentName" (dict "ctx" .ctx "name" "postgresql") }}
+{{- else if eq .op "strimzi" }}
+strimzi.io/cluster: {{ include "datamind.componentName" (dict "ctx" .ctx "name" "kafka") }}
+{{- else if eq .op "flink" }}
+app: {{ include "datamind.componentName" (dict "ctx" .ctx "name" "flink") }}
+{{- else }}
+{{- fail (printf "no cluster label known for operator %q" .op) }}
+{{- end }}
+{{- end }}
