@@ -22,7 +22,8 @@ const MODELS = {
   "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
 };
 // Checked elsewhere: core and built-in groups (kubernetes-validate) and the operators' CRs
-// (check_rendered.py, against charts/tools/crd-schemas).
+// (check_rendered.py, against cr-subset.schema.json, which also rejects unknown fields in
+// the objects validated here).
 const ELSEWHERE = new Set([
   "", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "rbac.authorization.k8s.io",
   "postgresql.cnpg.io", "kafka.strimzi.io", "flink.apache.org",
