@@ -61,19 +61,23 @@ componentProps={
 }
 componentDefaults=O({k:v for k,v in componentProps.items() if k not in ("group","image","resources","dashboards","replicasWithoutOperator")})
 component=O(componentProps, req=["group","image","resources"])
-# The gateway config (config/README.md): top-level keys checked here, the rest by `datamind-gateway check` in CI.
-timeouts=O({"connect_ms":I(minimum=1),"first_byte_ms":I(minimum=1),"total_ms":I(minimum=1)})
-provider=O({"name":S(minLength=1),"kind":{"enum":["openai","mock"]},"base_url":S(pattern="^https?://"),"api_key":S(pattern="^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$"),
-            "headers":strmap,"timeouts":timeouts,"http2":B,"latency_ms":I(minimum=0),"chunk_delay_ms":I(minimum=0),
-            "component":S(),"componentPort":I(minimum=1,maximum=65535),"componentPath":S(pattern="^/")},req=["name","kind"],
-           **{"not":{"required":["component","base_url"]}})
-gwconfig=O({
- "server":O({"threads":I(minimum=1),"max_body_bytes":I(minimum=1),"shutdown_grace_seconds":I(minimum=0),
-             "tls":O({"cert_file":S(),"key_file":S()},req=["cert_file","key_file"])}),
- "access_log":O({"enabled":B,"path":S()}),
- "timeouts":timeouts,
- "cooldown":O({"failures":I(minimum=1),"seconds":I(minimum=0)}),
- "auth":O({"enabled":B,"keys":A(O({"name":S(minLength=1),"sha256":S(pattern="^[0-9a-f]{64}$"),"tenant":S(),"models":A(S())},req=["name","sha256"]))}),
+# The gateway config (config/README.md). The gateway's own `check` (unknown fields rejected)
+# is the authority and runs on every render in CI; the schema pins only what the chart
+# relies on, and stays open to fields and provider kinds the gateway gains.
+def Open(props, req=None):
+    d = O(props, req=req); d["additionalProperties"] = True; return d
+timeouts=Open({"connect_ms":I(minimum=1),"first_byte_ms":I(minimum=1),"total_ms":I(minimum=1)})
+provider=Open({"name":S(minLength=1),"kind":S(minLength=1),"base_url":S(pattern="^https?://"),
+            # Secrets only as ${VAR} references, filled from gateway.providerSecrets.
+            "api_key":S(pattern="^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$"),
+            "timeouts":timeouts,
+            "component":S(),"componentPort":I(minimum=1,maximum=65535),"componentPath":S(pattern="^/")},req=["name","kind"])
+provider["not"]={"required":["component","base_url"]}
+gwconfig=Open({
+ "server":Open({"threads":I(minimum=1),"max_body_bytes":I(minimum=1),"shutdown_grace_seconds":I(minimum=0),
+             # The chart sets the listeners from gateway.ports.
+             "listen":{"not":{}},"admin_listen":{"not":{}}}),
+ "auth":Open({"keys":A(Open({"name":S(minLength=1),"sha256":S(pattern="^[0-9a-f]{64}$")},req=["name","sha256"]))}),
  "providers":A(provider,minItems=1),
  "models":A(anyobj,minItems=1),
 },req=["providers","models"])
