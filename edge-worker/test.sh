@@ -37,13 +37,16 @@ if ! "$EDGE_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $WASM_BIND
   # Not --locked: its lockfile wants a webpki-roots release the registry mirror lacks.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$EDGE_TOOLS"
 fi
-if ! "$EDGE_TOOLS/bin/worker-build" --version 2>/dev/null | grep -q " $WORKER_BUILD_VERSION"; then
+if ! "$EDGE_TOOLS/bin/worker-build" --version 2>/dev/null | grep -qx "$WORKER_BUILD_VERSION"; then
   cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --root "$EDGE_TOOLS"
 fi
 if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_modules/.package-lock.json.src 2>/dev/null; then
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.package-lock.json.src
 fi
+
+# `cargo metadata` (run by worker-build) wants every platform's crates on disk.
+cargo fetch --locked --quiet
 
 step "build (worker-build --release, offline)"
 CARGO_NET_OFFLINE=true ./build.sh
@@ -52,7 +55,7 @@ step "native cargo test (pure logic)"
 CARGO_NET_OFFLINE=true cargo test --lib --quiet
 
 step "node --test (miniflare / workerd)"
-node --test --test-reporter=spec tests/
+node --test --test-reporter=spec --test-timeout=120000 tests/
 
 step "wrangler deploy --dry-run"
 out="$DATAMIND_CACHE/edge-dry-run"

@@ -115,10 +115,17 @@ export async function startWorker(originUrl) {
         },
         wrappedBindings: { AI: { scriptName: "mock-ai" } },
       },
-      { name: "mock-ai", modules: true, script: aiScript, compatibilityDate: "2025-09-23" },
+      // A wrapped binding runs with the compatibility date of the worker that binds it.
+      { name: "mock-ai", modules: true, script: aiScript },
     ],
   });
-  const url = await mf.ready;
+  let url;
+  try {
+    url = await mf.ready;
+  } catch (e) {
+    await mf.dispose();
+    throw e;
+  }
   const db = await mf.getD1Database("DB");
   for (const f of readdirSync(join(root, "migrations")).sort()) {
     const sql = readFileSync(join(root, "migrations", f), "utf8").replace(/--.*$/gm, "");
