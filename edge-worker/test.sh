@@ -46,7 +46,8 @@ if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_module
 fi
 
 # `cargo metadata` (run by worker-build) wants every platform's crates on disk.
-cargo fetch --locked --quiet
+# Not --locked: gateway/llm (another team's crate) may add dependencies; existing pins stay.
+cargo fetch --quiet
 
 step "build (worker-build --release, offline)"
 CARGO_NET_OFFLINE=true ./build.sh

@@ -52,6 +52,7 @@ pub async fn send(
         model,
         api_key: origin.api_key,
         extra_headers: &origin.extra_headers,
+        ..Target::default()
     };
     let up = OpenAiAdapter.build_request(Operation::ChatCompletions, req, &target)?;
     let headers = Headers::new();
