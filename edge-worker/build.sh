@@ -19,4 +19,12 @@ for tool in worker-build "$WASM_BINDGEN_BIN" "$ESBUILD_BIN" "$WASM_OPT_BIN"; do
     exit 1
   fi
 done
+# Up to date? (wrangler's [build] command calls this again on deploy; wasm-opt alone takes
+# ~20 s, so skip when no input is newer than the output.) EDGE_FORCE_BUILD=1 rebuilds.
+if [ $# -eq 0 ] && [ -z "${EDGE_FORCE_BUILD:-}" ] && [ -f build/index.js ] && [ -f build/index_bg.wasm ] \
+   && [ -z "$(find src ../gateway/llm/src ../gateway/llm/Cargo.toml ../Cargo.toml Cargo.toml Cargo.lock build.sh \
+             -newer build/index_bg.wasm -print -quit)" ]; then
+  echo "build.sh: build/ is up to date" >&2
+  exit 0
+fi
 exec worker-build --release "$@"
