@@ -294,6 +294,24 @@ describe("edge cache", () => {
     assert.equal(coreCalls(), 2);
   });
 
+  test("a location without the entry is served from KV (global tier) and refilled", async () => {
+    const b = { model: "core-model", temperature: 0, messages: user("global tier") };
+    await (await chat(b)).text();
+    const calls = origin.requests.length;
+    const keys = await eventually(async () => (await w.cacheKv.list({ prefix: "cache:v1:" })).keys.map((k) => k.name));
+    const caches = await w.mf.getCaches();
+    // Drop every Cache API entry, as if the next request landed in another location.
+    for (const k of keys) await caches.default.delete(`https://edge-cache.datamind.internal/v1/chat/${k.slice("cache:v1:".length)}`);
+    let res = await chat(b);
+    assert.equal(res.headers.get("x-datamind-cache"), "hit");
+    assert.equal(res.headers.get("x-datamind-cache-tier"), "global");
+    await res.text();
+    res = await chat(b);
+    assert.equal(res.headers.get("x-datamind-cache-tier"), "colo", "KV hit refilled the Cache API");
+    await res.text();
+    assert.equal(origin.requests.length, calls);
+  });
+
   test("streamed answers fill the cache too; opt-out and non-deterministic requests bypass it", async () => {
     const b = { model: "core-model", temperature: 0, messages: user("stream then cache"), stream: true };
     let res = await chat(b);
