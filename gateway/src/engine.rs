@@ -48,6 +48,8 @@ pub struct Outcome {
     pub usage: Usage,
     /// Failure description (no secrets).
     pub error: Option<String>,
+    /// The model group the request matched.
+    pub group: Option<Arc<crate::snapshot::ModelGroup>>,
     /// The client went away before the answer was complete.
     pub client_gone: bool,
 }
@@ -92,8 +94,8 @@ pub(crate) async fn serve(
     plan: Plan,
     out: &mut Outcome,
 ) -> Result<(), GatewayError> {
-    for id in &plan.cooling {
-        gw.metrics.record_attempt(id, AttemptOutcome::CooldownSkip);
+    for d in &plan.cooling {
+        d.metrics.record(AttemptOutcome::CooldownSkip);
     }
     if plan.candidates.is_empty() {
         let retry_after = plan.min_cooldown_ms.div_ceil(1000).clamp(1, 3600);
@@ -128,7 +130,7 @@ pub(crate) async fn serve(
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
                     Ok(Relayed::Complete) => {
                         d.health.record_success(ttfb);
-                        gw.metrics.record_attempt(&d.id, AttemptOutcome::Success);
+                        d.metrics.record(AttemptOutcome::Success);
                         return Ok(());
                     }
                     Ok(Relayed::Broken) => {
@@ -137,7 +139,7 @@ pub(crate) async fn serve(
                             Duration::from_secs(cooldown.seconds),
                             None,
                         );
-                        gw.metrics.record_attempt(&d.id, AttemptOutcome::Failure);
+                        d.metrics.record(AttemptOutcome::Failure);
                         return Ok(());
                     }
                     Err(RelayError::Fatal(e)) => return Err(e),
@@ -169,7 +171,7 @@ pub(crate) async fn serve(
             Some(next) if next.fallback && !cand.fallback => AttemptOutcome::Fallback,
             Some(_) => AttemptOutcome::Retry,
         };
-        gw.metrics.record_attempt(&d.id, outcome);
+        d.metrics.record(outcome);
         tracing::warn!(
             request_id = job.request_id,
             deployment = %d.id,

@@ -24,8 +24,8 @@ pub struct Candidate {
 pub struct Plan {
     /// In attempt order.
     pub candidates: Vec<Candidate>,
-    /// Deployments left out because they are cooling down (ids).
-    pub cooling: Vec<String>,
+    /// Deployments left out because they are cooling down.
+    pub cooling: Vec<Arc<Deployment>>,
     /// Smallest remaining cooldown among them, in ms.
     pub min_cooldown_ms: u64,
 }
@@ -48,13 +48,13 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>) -> Plan {
         }
         for d in order(g) {
             if out.candidates.iter().any(|c| c.deployment.id == d.id)
-                || out.cooling.iter().any(|id| *id == d.id)
+                || out.cooling.iter().any(|c| c.id == d.id)
             {
                 continue;
             }
             let left = d.health.cooldown_left_ms(now);
             if left > 0 {
-                out.cooling.push(d.id.clone());
+                out.cooling.push(d.clone());
                 out.min_cooldown_ms = out.min_cooldown_ms.min(left);
                 continue;
             }
@@ -166,7 +166,10 @@ mod tests {
             .record_failure(1, Duration::from_secs(5), None);
         let p = plan(&s, g);
         assert_eq!(ids(&p), vec!["b/m"]);
-        assert_eq!(p.cooling, vec!["a/m"]);
+        assert_eq!(
+            p.cooling.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            vec!["a/m"]
+        );
         assert!(p.min_cooldown_ms > 4_000);
     }
 

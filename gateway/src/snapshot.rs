@@ -21,6 +21,7 @@ pub use health::Health;
 use crate::auth::KeyTable;
 use crate::config::{BaseUrl, Config, Strategy, Timeouts};
 use crate::telemetry::Metrics;
+use crate::telemetry::metrics::{DeploymentMetrics, ModelMetrics};
 
 /// Everything a request needs to be decided.
 #[derive(Debug)]
@@ -48,6 +49,8 @@ pub struct ModelGroup {
     pub fallbacks: Vec<String>,
     /// Round-robin cursor.
     pub cursor: AtomicU64,
+    /// Its metric handles.
+    pub metrics: ModelMetrics,
 }
 
 /// One (provider, upstream model) pair.
@@ -65,6 +68,8 @@ pub struct Deployment {
     pub max_in_flight: Option<u32>,
     /// Live statistics, shared across reloads.
     pub health: Arc<Health>,
+    /// Its attempt counters.
+    pub metrics: DeploymentMetrics,
 }
 
 /// A configured provider, ready to connect to.
@@ -146,6 +151,7 @@ impl Snapshot {
                     let id = format!("{}/{}", d.provider, d.model);
                     Some(Arc::new(Deployment {
                         health: registry.get(&id, metrics),
+                        metrics: metrics.for_deployment(&id),
                         id,
                         provider,
                         model: d.model.clone(),
@@ -160,6 +166,7 @@ impl Snapshot {
                 deployments,
                 fallbacks: m.fallbacks.clone(),
                 cursor: AtomicU64::new(0),
+                metrics: metrics.for_model(&m.name),
             };
             groups.insert(m.name.clone(), Arc::new(group));
         }

@@ -24,6 +24,7 @@ use crate::snapshot::health::now_ms;
 use crate::state::Gateway;
 use crate::telemetry::AccessRecord;
 use crate::telemetry::access_log::rfc3339_ms;
+use crate::telemetry::metrics::RequestSample;
 use crate::{GatewayError, routing};
 
 /// The API application, one per listener.
@@ -78,20 +79,25 @@ impl ApiApp {
             out.status = 500;
         }
         let duration = started.elapsed();
-        let model = rec.model.as_deref().unwrap_or("");
-        self.gw.metrics.record_request(
-            model,
-            out.status,
-            duration.as_secs_f64(),
-            out.ttfb.map(|t| t.as_secs_f64()),
-            duration.saturating_sub(out.upstream_wait).as_secs_f64(),
-        );
-        if !model.is_empty() {
-            self.gw.metrics.record_tokens(
-                model,
-                out.usage.prompt_tokens,
-                out.usage.completion_tokens,
-            );
+        let overhead = duration.saturating_sub(out.upstream_wait).as_secs_f64();
+        match &out.group {
+            Some(g) => {
+                let sample = RequestSample {
+                    status: out.status,
+                    duration_s: duration.as_secs_f64(),
+                    ttft_s: out.ttfb.map(|t| t.as_secs_f64()),
+                    overhead_s: overhead,
+                    tokens: (out.usage.prompt_tokens, out.usage.completion_tokens),
+                };
+                self.gw
+                    .metrics
+                    .record_model_request(&g.metrics, &g.name, &sample);
+            }
+            None => self.gw.metrics.record_unmatched_request(
+                out.status,
+                duration.as_secs_f64(),
+                overhead,
+            ),
         }
         rec.request_id = request_id;
         rec.status = out.status;
@@ -188,6 +194,7 @@ impl ApiApp {
         if !caller.may_use(&req.model) {
             return Err(GatewayError::ModelNotAllowed(req.model.clone()));
         }
+        out.group = Some(group.clone());
         let plan = routing::plan(snapshot, group);
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
         let job = Job {

@@ -48,7 +48,7 @@ struct ResultLabels {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
     /// Answered; served the client.
-    Success,
+    Success = 0,
     /// Failed; another deployment of the same group is tried next.
     Retry,
     /// Failed; the next candidate belongs to a fallback group.
@@ -68,6 +68,45 @@ impl AttemptOutcome {
             Self::Failure => "failure",
             Self::CooldownSkip => "cooldown_skip",
         }
+    }
+}
+
+/// Metric handles of one client-facing model, resolved once per config snapshot so the
+/// request path only touches atomics.
+#[derive(Debug, Clone)]
+pub struct ModelMetrics {
+    ok: Counter,
+    duration: Histogram,
+    ttft: Histogram,
+    tokens_in: Counter,
+    tokens_out: Counter,
+}
+
+/// What one finished request reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestSample {
+    /// Status sent to the client.
+    pub status: u16,
+    /// Whole request, seconds.
+    pub duration_s: f64,
+    /// Time to the first byte to the client, seconds.
+    pub ttft_s: Option<f64>,
+    /// Time spent in the gateway itself, seconds.
+    pub overhead_s: f64,
+    /// Input and output tokens.
+    pub tokens: (u64, u64),
+}
+
+/// Attempt counters of one deployment, indexed by [`AttemptOutcome`].
+#[derive(Debug, Clone)]
+pub struct DeploymentMetrics {
+    attempts: [Counter; 5],
+}
+
+impl DeploymentMetrics {
+    /// Counts one attempt (or skip).
+    pub fn record(&self, outcome: AttemptOutcome) {
+        self.attempts[outcome as usize].inc();
     }
 }
 
@@ -213,52 +252,113 @@ impl Metrics {
         &self.requests_in_flight
     }
 
-    /// One finished request.
-    pub fn record_request(
-        &self,
-        model: &str,
-        status: u16,
-        duration_s: f64,
-        ttft_s: Option<f64>,
-        overhead_s: f64,
-    ) {
-        let model = model.to_owned();
-        self.requests
+    /// Resolves the handles of one client-facing model.
+    pub fn for_model(&self, model: &str) -> ModelMetrics {
+        // One statement per handle: `get_or_create` returns a read guard on its family, and
+        // a second lookup on the same family while it is alive would deadlock.
+        let m = ModelLabels {
+            model: model.to_owned(),
+        };
+        let ok = self
+            .requests
             .get_or_create(&RequestLabels {
-                model: model.clone(),
-                status,
+                model: model.to_owned(),
+                status: 200,
             })
-            .inc();
-        let labels = ModelLabels { model };
-        self.duration.get_or_create(&labels).observe(duration_s);
+            .clone();
+        let duration = self.duration.get_or_create(&m).clone();
+        let ttft = self.ttft.get_or_create(&m).clone();
+        let tokens_in = self
+            .tokens
+            .get_or_create(&TokenLabels {
+                model: model.to_owned(),
+                direction: "input",
+            })
+            .clone();
+        let tokens_out = self
+            .tokens
+            .get_or_create(&TokenLabels {
+                model: model.to_owned(),
+                direction: "output",
+            })
+            .clone();
+        ModelMetrics {
+            ok,
+            duration,
+            ttft,
+            tokens_in,
+            tokens_out,
+        }
+    }
+
+    /// Resolves the attempt counters of one deployment.
+    pub fn for_deployment(&self, deployment: &str) -> DeploymentMetrics {
+        let c = |outcome: AttemptOutcome| -> Counter {
+            self.attempts
+                .get_or_create(&AttemptLabels {
+                    deployment: deployment.to_owned(),
+                    outcome: outcome.as_str(),
+                })
+                .clone()
+        };
+        DeploymentMetrics {
+            attempts: [
+                c(AttemptOutcome::Success),
+                c(AttemptOutcome::Retry),
+                c(AttemptOutcome::Fallback),
+                c(AttemptOutcome::Failure),
+                c(AttemptOutcome::CooldownSkip),
+            ],
+        }
+    }
+
+    /// One finished request of a known model, through its pre-resolved handles.
+    pub fn record_model_request(&self, m: &ModelMetrics, model: &str, r: &RequestSample) {
+        let RequestSample {
+            status,
+            duration_s,
+            ttft_s,
+            overhead_s,
+            tokens,
+        } = *r;
+        if status == 200 {
+            m.ok.inc();
+        } else {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    model: model.to_owned(),
+                    status,
+                })
+                .inc();
+        }
+        m.duration.observe(duration_s);
         if let Some(t) = ttft_s {
-            self.ttft.get_or_create(&labels).observe(t);
+            m.ttft.observe(t);
+        }
+        if tokens.0 > 0 {
+            m.tokens_in.inc_by(tokens.0);
+        }
+        if tokens.1 > 0 {
+            m.tokens_out.inc_by(tokens.1);
         }
         self.overhead.observe(overhead_s.max(0.0));
     }
 
-    /// Tokens of one request.
-    pub fn record_tokens(&self, model: &str, input: u64, output: u64) {
-        for (direction, n) in [("input", input), ("output", output)] {
-            if n > 0 {
-                self.tokens
-                    .get_or_create(&TokenLabels {
-                        model: model.to_owned(),
-                        direction,
-                    })
-                    .inc_by(n);
-            }
-        }
-    }
-
-    /// One upstream attempt (or skip).
-    pub fn record_attempt(&self, deployment: &str, outcome: AttemptOutcome) {
-        self.attempts
-            .get_or_create(&AttemptLabels {
-                deployment: deployment.to_owned(),
-                outcome: outcome.as_str(),
+    /// One finished request that matched no model (label `model=""`, so client-chosen names
+    /// cannot inflate the series count).
+    pub fn record_unmatched_request(&self, status: u16, duration_s: f64, overhead_s: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                model: String::new(),
+                status,
             })
             .inc();
+        self.duration
+            .get_or_create(&ModelLabels {
+                model: String::new(),
+            })
+            .observe(duration_s);
+        self.overhead.observe(overhead_s.max(0.0));
     }
 
     /// One config reload.
@@ -283,9 +383,17 @@ mod tests {
     #[test]
     fn renders_the_documented_names() {
         let m = Metrics::new();
-        m.record_request("gpt", 200, 0.01, Some(0.005), 0.0001);
-        m.record_tokens("gpt", 10, 3);
-        m.record_attempt("mock/m", AttemptOutcome::Success);
+        let gpt = m.for_model("gpt");
+        let sample = RequestSample {
+            status: 200,
+            duration_s: 0.01,
+            ttft_s: Some(0.005),
+            overhead_s: 0.0001,
+            tokens: (10, 3),
+        };
+        m.record_model_request(&gpt, "gpt", &sample);
+        m.for_deployment("mock/m").record(AttemptOutcome::Success);
+        m.record_unmatched_request(404, 0.001, 0.001);
         m.record_reload(false);
         let _g = m.in_flight_gauge("mock/m");
         let text = m.render();
@@ -296,8 +404,9 @@ mod tests {
             "datamind_tokens_total{model=\"gpt\",direction=\"output\"} 3",
             "datamind_upstream_attempts_total{deployment=\"mock/m\",outcome=\"success\"} 1",
             "datamind_deployment_in_flight{deployment=\"mock/m\"} 0",
-            "datamind_gateway_overhead_seconds_count 1",
+            "datamind_gateway_overhead_seconds_count 2",
             "datamind_config_reloads_total{result=\"failure\"} 1",
+            "datamind_requests_total{model=\"\",status=\"404\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
