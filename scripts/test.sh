@@ -29,5 +29,11 @@ cargo build --quiet -p datamind-llm --target wasm32-unknown-unknown
 step "build binaries"
 cargo build --quiet --workspace --bins
 
+step "helm chart (offline: lint, render, schemas, policies, gateway check)"
+charts/test.sh
+
+step "edge worker (build, cargo test, node --test under workerd, wrangler dry-run)"
+edge-worker/test.sh
+
 step "tests"
 cargo nextest run --workspace --no-fail-fast --failure-output final "$@"
