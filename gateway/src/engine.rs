@@ -61,19 +61,29 @@ pub(crate) enum AttemptError {
     Network(String),
     /// No response header within the first-byte timeout (or the total deadline).
     Timeout(String),
-    /// The upstream answered with a retryable status.
+    /// The upstream answered with a retryable status (or a context-window error another
+    /// deployment may fit).
     Status(UpstreamError),
+    /// The upstream answered with an error that no other deployment would change (a bad
+    /// request): relayed at once.
+    Final(UpstreamError),
     /// The client disconnected.
     ClientGone,
 }
 
-/// A retryable upstream error answer, kept so the last one can be relayed as is.
+/// An upstream error answer, already in the client's (OpenAI) error shape.
 #[derive(Debug)]
 pub(crate) struct UpstreamError {
+    /// Status for the client.
     pub status: u16,
-    pub content_type: Option<String>,
+    /// What the provider answered.
+    pub upstream_status: u16,
+    /// OpenAI-shaped error JSON.
     pub body: Bytes,
     pub retry_after: Option<Duration>,
+    /// Whether the failure counts against the deployment's health (a prompt too long for
+    /// its context window does not).
+    pub penalize: bool,
 }
 
 /// The request, as the engine sees it.
@@ -81,6 +91,8 @@ pub(crate) struct Job<'a> {
     pub op: Operation,
     pub req: &'a ParsedRequest,
     pub request_id: &'a str,
+    /// `id` of translated answers: `chatcmpl-<request id>`.
+    pub response_id: &'a str,
     pub started: Instant,
     pub deadline: Instant,
 }
@@ -155,17 +167,25 @@ pub(crate) async fn serve(
                 out.error = Some("client disconnected before the answer".into());
                 return Ok(());
             }
+            Err(AttemptError::Final(e)) => {
+                // The deployment works; the request is at fault.
+                d.health.record_success(ttfb);
+                d.metrics.record(AttemptOutcome::Success);
+                out.error = Some(format!("upstream status {}", e.upstream_status));
+                return relay::upstream_error(session, job, e, out).await;
+            }
             Err(e) => e,
         };
-        let retry_after = match &err {
-            AttemptError::Status(s) => s.retry_after,
-            _ => None,
+        let (retry_after, penalize) = match &err {
+            AttemptError::Status(s) => (s.retry_after, s.penalize),
+            _ => (None, true),
         };
-        let cooled = d.health.record_failure(
-            cooldown.failures,
-            Duration::from_secs(cooldown.seconds),
-            retry_after,
-        );
+        let cooled = penalize
+            && d.health.record_failure(
+                cooldown.failures,
+                Duration::from_secs(cooldown.seconds),
+                retry_after,
+            );
         let outcome = match plan.candidates.get(i + 1) {
             None => AttemptOutcome::Failure,
             Some(next) if next.fallback && !cand.fallback => AttemptOutcome::Fallback,
@@ -184,8 +204,8 @@ pub(crate) async fn serve(
         last = Some(err);
     }
     match last {
-        Some(AttemptError::Status(e)) => {
-            out.error = Some(format!("upstream status {}", e.status));
+        Some(AttemptError::Status(e) | AttemptError::Final(e)) => {
+            out.error = Some(format!("upstream status {}", e.upstream_status));
             relay::upstream_error(session, job, e, out).await
         }
         Some(AttemptError::Timeout(r)) => Err(GatewayError::UpstreamFailed {
@@ -210,7 +230,7 @@ pub(crate) fn describe(e: &AttemptError) -> String {
     match e {
         AttemptError::Network(r) => format!("network: {r}"),
         AttemptError::Timeout(r) => format!("timeout: {r}"),
-        AttemptError::Status(s) => format!("status {}", s.status),
+        AttemptError::Status(s) | AttemptError::Final(s) => format!("status {}", s.upstream_status),
         AttemptError::ClientGone => "client gone".into(),
     }
 }

@@ -85,6 +85,14 @@ pub struct Provider {
     pub host_header: String,
     /// Credential.
     pub api_key: Option<String>,
+    /// `api-version` / `anthropic-version`.
+    pub api_version: Option<String>,
+    /// OAuth2 / Entra ID bearer token.
+    pub bearer_token: Option<String>,
+    /// AWS region.
+    pub region: Option<String>,
+    /// AWS credentials: access key, secret, session token.
+    pub aws: Option<(String, String, Option<String>)>,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
     /// Effective timeouts.
@@ -128,6 +136,15 @@ impl Snapshot {
                     host_header: base.as_ref().map(BaseUrl::host_header).unwrap_or_default(),
                     base,
                     api_key: p.api_key.clone(),
+                    api_version: p.api_version.clone(),
+                    bearer_token: p.bearer_token.clone(),
+                    region: p.region.clone(),
+                    aws: match (&p.aws_access_key_id, &p.aws_secret_access_key) {
+                        (Some(k), Some(s)) => {
+                            Some((k.clone(), s.clone(), p.aws_session_token.clone()))
+                        }
+                        _ => None,
+                    },
                     headers: p
                         .headers
                         .iter()

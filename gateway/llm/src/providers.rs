@@ -60,6 +60,14 @@ impl ProviderKind {
         }
     }
 
+    /// Whether the provider answers in OpenAI's wire format (bodies and errors).
+    pub fn speaks_openai(self) -> bool {
+        matches!(
+            self,
+            Self::Openai | Self::Mock | Self::Azure | Self::WorkersAi
+        )
+    }
+
     /// The name used in telemetry (`gen_ai.provider.name`).
     pub fn as_str(self) -> &'static str {
         match self {

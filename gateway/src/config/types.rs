@@ -151,6 +151,24 @@ pub struct ProviderConfig {
     /// Extra request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// `azure`: `api-version`; `anthropic`: `anthropic-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// OAuth2 / Entra ID access token sent as `Authorization: Bearer` (`azure`, `vertex`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// `bedrock`: AWS region, e.g. `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `bedrock`: AWS credentials (use `${AWS_ACCESS_KEY_ID}` etc.).
+    #[serde(default)]
+    pub aws_access_key_id: Option<String>,
+    /// `bedrock`: AWS secret key.
+    #[serde(default)]
+    pub aws_secret_access_key: Option<String>,
+    /// `bedrock`: AWS session token for temporary credentials.
+    #[serde(default)]
+    pub aws_session_token: Option<String>,
     /// Per-provider timeout overrides.
     #[serde(default)]
     pub timeouts: Option<Timeouts>,

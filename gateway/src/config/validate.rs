@@ -132,6 +132,32 @@ impl Config {
                     }
                 }
             }
+            if pr.kind == ProviderKind::Bedrock {
+                for (field, v) in [
+                    ("region", &pr.region),
+                    ("aws_access_key_id", &pr.aws_access_key_id),
+                    ("aws_secret_access_key", &pr.aws_secret_access_key),
+                ] {
+                    if v.as_deref().is_none_or(str::is_empty) {
+                        p.add(format!("{at}.{field}"), "required for kind `bedrock`");
+                    }
+                }
+            }
+            if matches!(pr.kind, ProviderKind::Anthropic | ProviderKind::Gemini)
+                && pr.api_key.is_none()
+                && pr.bearer_token.is_none()
+            {
+                p.add(
+                    format!("{at}.api_key"),
+                    "required for this kind (or bearer_token)",
+                );
+            }
+            if pr.kind == ProviderKind::Vertex && pr.bearer_token.is_none() {
+                p.add(
+                    format!("{at}.bearer_token"),
+                    "required for kind `vertex` (an OAuth2 access token)",
+                );
+            }
             for name in pr.headers.keys() {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     p.add(format!("{at}.headers.{name}"), "not a valid header name");

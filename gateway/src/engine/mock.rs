@@ -37,8 +37,7 @@ pub(super) async fn open(
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let id = format!("chatcmpl-{}", job.request_id);
-    let answer = mock::answer(job.op, job.req, &d.model, &id, created);
+    let answer = mock::answer(job.op, job.req, &d.model, job.response_id, created);
     *upstream_wait += started.elapsed();
     let stream = job.req.stream && job.op.can_stream();
     let (content_type, chunks) = if stream {
@@ -56,5 +55,6 @@ pub(super) async fn open(
         },
         adapter: None,
         usage: Some(answer.usage),
+        model: d.model.clone(),
     })
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use datamind_llm::Adapter;
 use datamind_llm::Usage;
 use datamind_llm::error_body::ErrorBody;
+use datamind_llm::providers::ResponseMeta;
 use datamind_llm::stream::StreamTranslator;
 use datamind_llm::stream::openai::OpenAiPassthrough;
 use pingora_core::protocols::http::ServerSession;
@@ -31,6 +32,8 @@ pub(crate) struct Reply {
     pub adapter: Option<&'static dyn Adapter>,
     /// Usage known up front (the in-process mock).
     pub usage: Option<Usage>,
+    /// The provider's model name, for translated answers that do not carry one.
+    pub model: String,
 }
 
 /// Where the answer's bytes come from.
@@ -121,10 +124,11 @@ pub(super) async fn relay(
     first_byte_deadline: Instant,
     out: &mut Outcome,
 ) -> Result<Relayed, RelayError> {
-    let streaming = reply
-        .content_type
-        .as_deref()
-        .is_some_and(|c| c.starts_with("text/event-stream"));
+    let ct = reply.content_type.as_deref().unwrap_or("");
+    let streaming = match reply.adapter {
+        Some(a) => a.is_stream(ct),
+        None => ct.starts_with("text/event-stream"),
+    };
     if streaming && job.op.can_stream() {
         relay_stream(gw, session, job, d, reply, first_byte_deadline, out).await
     } else {
@@ -176,7 +180,7 @@ async fn relay_whole(
     }
     out.upstream_wait += waited.elapsed();
     let (body, usage) = match reply.adapter {
-        Some(a) => a.translate_response(job.op, body),
+        Some(a) => a.translate_response_with(job.op, body, &meta(job, &reply.model)),
         None => (body, reply.usage),
     };
     out.usage = usage.unwrap_or_default();
@@ -211,7 +215,7 @@ async fn relay_stream(
     out: &mut Outcome,
 ) -> Result<Relayed, RelayError> {
     let mut translator: Box<dyn StreamTranslator> = match reply.adapter {
-        Some(a) => a.stream_translator(job.op, job.req),
+        Some(a) => a.stream_translator_with(job.op, job.req, &meta(job, &reply.model)),
         None => Box::new(OpenAiPassthrough::new(false)),
     };
     let mut h = Some(response_header(reply.status, job, d, out.attempts)?);
@@ -344,7 +348,7 @@ async fn relay_stream(
     Ok(relayed)
 }
 
-/// Relays the last upstream error answer as the upstream sent it.
+/// Relays an upstream error answer (already in the OpenAI error shape).
 pub(super) async fn upstream_error(
     session: &mut ServerSession,
     job: &Job<'_>,
@@ -356,26 +360,9 @@ pub(super) async fn upstream_error(
         .map_err(internal)?;
     h.insert_header("x-datamind-attempts", out.attempts.to_string())
         .map_err(internal)?;
-    let body = if e.body.is_empty()
-        || !e
-            .content_type
-            .as_deref()
-            .is_some_and(|c| c.contains("json"))
-    {
-        Bytes::from(
-            ErrorBody::new(
-                "server_error",
-                Some("upstream_error"),
-                format!("upstream answered {}", e.status),
-            )
-            .to_json(),
-        )
-    } else {
-        e.body
-    };
     h.insert_header("content-type", "application/json")
         .map_err(internal)?;
-    h.insert_header("content-length", body.len().to_string())
+    h.insert_header("content-length", e.body.len().to_string())
         .map_err(internal)?;
     if let Some(ra) = e.retry_after {
         h.insert_header("retry-after", ra.as_secs().max(1).to_string())
@@ -384,9 +371,21 @@ pub(super) async fn upstream_error(
     out.status = e.status;
     out.ttfb = Some(job.started.elapsed());
     if session.write_response_header(Box::new(h)).await.is_ok() {
-        let _ = session.write_response_body(body, true).await;
+        let _ = session.write_response_body(e.body, true).await;
     }
     Ok(())
+}
+
+/// What translated answers say about themselves when the provider does not.
+fn meta<'a>(job: &'a Job<'_>, model: &'a str) -> ResponseMeta<'a> {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    ResponseMeta {
+        created,
+        id: job.response_id,
+        model,
+    }
 }
 
 fn response_header(

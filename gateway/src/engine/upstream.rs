@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use datamind_llm::Adapter;
-use datamind_llm::providers::Target;
+use datamind_llm::error_body::ErrorBody;
+use datamind_llm::providers::{AwsCredentials, Target};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -32,17 +33,41 @@ pub(super) async fn open(
         AttemptError::Network(format!("host of provider `{}` did not resolve", p.name))
     })?;
     let base_path = p.base.as_ref().map_or("", |b| b.path.as_str());
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
     let target = Target {
         base_path,
         host: &p.host_header,
         model: &d.model,
         api_key: p.api_key.as_deref(),
         extra_headers: &p.headers,
-        ..Target::default()
+        api_version: p.api_version.as_deref(),
+        bearer_token: p.bearer_token.as_deref(),
+        aws: p.aws.as_ref().map(|(k, s, t)| AwsCredentials {
+            access_key_id: k,
+            secret_access_key: s,
+            session_token: t.as_deref(),
+        }),
+        region: p.region.as_deref(),
+        now_unix: Some(now_unix),
     };
-    let upreq = adapter
-        .build_request(job.op, job.req, &target)
-        .map_err(|e| AttemptError::Network(format!("cannot build request: {e}")))?;
+    let upreq = match adapter.build_request(job.op, job.req, &target) {
+        Ok(r) => r,
+        Err(e) => {
+            // The request cannot be expressed for this provider (e.g. text completion on a
+            // chat-only API): a client error, not the deployment's failure.
+            let body =
+                ErrorBody::new("invalid_request_error", None, e.to_string()).with_param(e.param());
+            return Err(AttemptError::Final(UpstreamError {
+                status: 400,
+                upstream_status: 400,
+                body: Bytes::from(body.to_json()),
+                retry_after: None,
+                penalize: false,
+            }));
+        }
+    };
     let mut header = RequestHeader::build_no_case(
         upreq.method,
         upreq.path.as_bytes(),
@@ -105,19 +130,40 @@ pub(super) async fn open(
         ),
         None => return Err(AttemptError::Network("no response header".into())),
     };
-    if retryable_status(status) {
+    if status >= 400 {
         let body = read_error_body(&mut up, attempt_deadline).await;
         if up.response_done() {
             gw.connector
                 .release_http_session(up, peer, Some(Duration::from_secs(60)))
                 .await;
         }
-        return Err(AttemptError::Status(UpstreamError {
-            status,
-            content_type,
-            body,
+        let mapped = adapter.translate_error(status, &body);
+        // OpenAI-compatible upstreams already speak the client's error shape: keep their
+        // message, type and code — except credential errors, which are the gateway's
+        // configuration problem and must not echo anything about the upstream key.
+        let keep = d.provider.kind.speaks_openai()
+            && !matches!(status, 401 | 403)
+            && content_type.as_deref().is_some_and(|c| c.contains("json"))
+            && body.starts_with(b"{\"error\"");
+        let (client_status, client_body) = if keep {
+            (status, body)
+        } else {
+            (mapped.status, Bytes::from(mapped.body.to_json()))
+        };
+        let e = UpstreamError {
+            status: client_status,
+            upstream_status: status,
+            body: client_body,
             retry_after,
-        }));
+            penalize: !mapped.context_window_exceeded,
+        };
+        return Err(
+            if retryable_status(status) || mapped.context_window_exceeded {
+                AttemptError::Status(e)
+            } else {
+                AttemptError::Final(e)
+            },
+        );
     }
     Ok(Reply {
         status,
@@ -128,6 +174,7 @@ pub(super) async fn open(
         },
         adapter: Some(adapter),
         usage: None,
+        model: d.model.clone(),
     })
 }
 

@@ -197,7 +197,9 @@ impl ApiApp {
         out.group = Some(group.clone());
         let plan = routing::plan(snapshot, group);
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
+        let response_id = format!("chatcmpl-{request_id}");
         let job = Job {
+            response_id: &response_id,
             op,
             req: &req,
             request_id,
