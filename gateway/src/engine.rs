@@ -31,9 +31,22 @@ use crate::telemetry::metrics::AttemptOutcome;
 pub(crate) use relay::client_gone;
 use relay::{RelayError, Relayed};
 
+/// The API format the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientFormat {
+    /// OpenAI chat/completions/embeddings.
+    #[default]
+    OpenAi,
+    /// Anthropic Messages (`/v1/messages`): translated to OpenAI's format on the way in and
+    /// back on the way out, so any provider can serve it.
+    Anthropic,
+}
+
 /// What the engine learnt while serving one request (for logs and metrics).
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// The client's API format.
+    pub client: ClientFormat,
     /// Status sent to the client.
     pub status: u16,
     /// Deployment that answered.
@@ -88,6 +101,9 @@ pub(crate) struct UpstreamError {
 
 /// The request, as the engine sees it.
 pub(crate) struct Job<'a> {
+    pub client: ClientFormat,
+    /// Anthropic clients: estimated input tokens for `message_start`.
+    pub estimated_input_tokens: u64,
     pub op: Operation,
     pub req: &'a ParsedRequest,
     pub request_id: &'a str,

@@ -6,16 +6,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use datamind_llm::Adapter;
 use datamind_llm::Usage;
+use datamind_llm::client::anthropic::{self, MessagesStream};
 use datamind_llm::error_body::ErrorBody;
 use datamind_llm::providers::ResponseMeta;
 use datamind_llm::stream::StreamTranslator;
+use datamind_llm::stream::chain::Chain;
 use datamind_llm::stream::openai::OpenAiPassthrough;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::ResponseHeader;
 
-use super::{AttemptError, Job, Outcome, UpstreamError};
+use super::{AttemptError, ClientFormat, Job, Outcome, UpstreamError};
 use crate::GatewayError;
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
@@ -184,6 +186,12 @@ async fn relay_whole(
         None => (body, reply.usage),
     };
     out.usage = usage.unwrap_or_default();
+    let body = match job.client {
+        ClientFormat::Anthropic if reply.status < 300 => {
+            anthropic::from_openai_response(&body, &job.req.model).unwrap_or(body)
+        }
+        _ => body,
+    };
     let mut h = response_header(reply.status, job, d, out.attempts)?;
     if let Some(ct) = &reply.content_type {
         h.insert_header("content-type", ct.clone())
@@ -218,6 +226,10 @@ async fn relay_stream(
         Some(a) => a.stream_translator_with(job.op, job.req, &meta(job, &reply.model)),
         None => Box::new(OpenAiPassthrough::new(false)),
     };
+    if job.client == ClientFormat::Anthropic {
+        let to_client = MessagesStream::new(&job.req.model, job.estimated_input_tokens);
+        translator = Box::new(Chain::new(translator, Box::new(to_client)));
+    }
     let mut h = Some(response_header(reply.status, job, d, out.attempts)?);
     if let Some(h) = h.as_mut() {
         h.insert_header("content-type", "text/event-stream")
@@ -333,8 +345,16 @@ async fn relay_stream(
     let relayed = match &failure {
         Some(f) => {
             let reason = super::describe(f);
-            let ev = ErrorBody::new("server_error", Some("upstream_error"), reason.clone())
-                .to_sse_event();
+            let err = ErrorBody::new("server_error", Some("upstream_error"), reason.clone());
+            let ev = match job.client {
+                ClientFormat::OpenAi => err.to_sse_event(),
+                ClientFormat::Anthropic => {
+                    let mut ev = b"event: error\ndata: ".to_vec();
+                    ev.extend_from_slice(&anthropic::error_to_anthropic(502, &err.to_json()));
+                    ev.extend_from_slice(b"\n\n");
+                    ev
+                }
+            };
             buf.extend_from_slice(&ev);
             out.error = Some(reason);
             Relayed::Broken
@@ -355,6 +375,10 @@ pub(super) async fn upstream_error(
     e: UpstreamError,
     out: &mut Outcome,
 ) -> Result<(), GatewayError> {
+    let body = match job.client {
+        ClientFormat::OpenAi => e.body,
+        ClientFormat::Anthropic => Bytes::from(anthropic::error_to_anthropic(e.status, &e.body)),
+    };
     let mut h = ResponseHeader::build(e.status, Some(6)).map_err(internal)?;
     h.insert_header("x-request-id", job.request_id.to_owned())
         .map_err(internal)?;
@@ -362,7 +386,7 @@ pub(super) async fn upstream_error(
         .map_err(internal)?;
     h.insert_header("content-type", "application/json")
         .map_err(internal)?;
-    h.insert_header("content-length", e.body.len().to_string())
+    h.insert_header("content-length", body.len().to_string())
         .map_err(internal)?;
     if let Some(ra) = e.retry_after {
         h.insert_header("retry-after", ra.as_secs().max(1).to_string())
@@ -371,7 +395,7 @@ pub(super) async fn upstream_error(
     out.status = e.status;
     out.ttfb = Some(job.started.elapsed());
     if session.write_response_header(Box::new(h)).await.is_ok() {
-        let _ = session.write_response_body(e.body, true).await;
+        let _ = session.write_response_body(body, true).await;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use datamind_llm::client::anthropic;
 use datamind_llm::{Operation, ParsedRequest};
 use pingora_core::apps::{
     HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream,
@@ -18,7 +20,7 @@ use pingora_core::server::ShutdownWatch;
 use serde_json::json;
 
 use super::{body, respond};
-use crate::engine::{self, Job, Outcome};
+use crate::engine::{self, ClientFormat, Job, Outcome};
 use crate::snapshot::Snapshot;
 use crate::snapshot::health::now_ms;
 use crate::state::Gateway;
@@ -36,6 +38,9 @@ pub struct ApiApp {
 
 enum Route {
     Llm(Operation),
+    /// Anthropic's Messages API, served by any provider.
+    Messages,
+    CountTokens,
     Models,
 }
 
@@ -62,7 +67,14 @@ impl ApiApp {
             path,
             ..AccessRecord::default()
         };
-        let mut out = Outcome::default();
+        let mut out = Outcome {
+            client: if rec.path.starts_with("/v1/messages") {
+                ClientFormat::Anthropic
+            } else {
+                ClientFormat::OpenAi
+            },
+            ..Outcome::default()
+        };
 
         let result = self
             .route(session, &snapshot, &request_id, &mut rec, &mut out, started)
@@ -70,7 +82,7 @@ impl ApiApp {
         if let Err(e) = result {
             out.status = e.status();
             rec.error = Some(e.to_string());
-            if !respond::error(session, &e, &request_id).await {
+            if !respond::error(session, &e, &request_id, out.client).await {
                 out.client_gone = true;
             }
             body::discard_rest(session, snapshot.config.server.max_body_bytes).await;
@@ -133,7 +145,16 @@ impl ApiApp {
             ("POST", "/v1/completions") => Route::Llm(Operation::Completions),
             ("POST", "/v1/embeddings") => Route::Llm(Operation::Embeddings),
             ("GET", "/v1/models") => Route::Models,
-            (m, p @ ("/v1/chat/completions" | "/v1/completions" | "/v1/embeddings")) => {
+            ("POST", "/v1/messages") => Route::Messages,
+            ("POST", "/v1/messages/count_tokens") => Route::CountTokens,
+            (
+                m,
+                p @ ("/v1/chat/completions"
+                | "/v1/completions"
+                | "/v1/embeddings"
+                | "/v1/messages"
+                | "/v1/messages/count_tokens"),
+            ) => {
                 return Err(GatewayError::MethodNotAllowed {
                     method: m.into(),
                     path: p.into(),
@@ -177,6 +198,16 @@ impl ApiApp {
                 }
                 return Ok(());
             }
+            Route::CountTokens => {
+                let bytes = body::read(session, snapshot.config.server.max_body_bytes).await?;
+                let body = anthropic::count_tokens_response(&bytes);
+                out.status = 200;
+                if !respond::json(session, 200, request_id, body, &[]).await {
+                    out.client_gone = true;
+                }
+                return Ok(());
+            }
+            Route::Messages => Operation::ChatCompletions,
             Route::Llm(op) => op,
         };
         if self.gw.draining.load(Ordering::Acquire) {
@@ -184,6 +215,14 @@ impl ApiApp {
         }
         let bytes = body::read(session, snapshot.config.server.max_body_bytes).await?;
         rec.request_bytes = bytes.len();
+        let mut estimated_input_tokens = 0;
+        let bytes = if out.client == ClientFormat::Anthropic {
+            let m = anthropic::to_openai_request(&bytes)?;
+            estimated_input_tokens = m.estimated_input_tokens;
+            Bytes::from(m.openai_body)
+        } else {
+            bytes
+        };
         let req = ParsedRequest::parse(bytes)?;
         rec.model = Some(req.model.clone());
         rec.stream = req.stream && op.can_stream();
@@ -199,6 +238,8 @@ impl ApiApp {
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
         let response_id = format!("chatcmpl-{request_id}");
         let job = Job {
+            client: out.client,
+            estimated_input_tokens,
             response_id: &response_id,
             op,
             req: &req,

@@ -4,7 +4,10 @@ use bytes::Bytes;
 use pingora_core::protocols::http::ServerSession;
 use pingora_http::ResponseHeader;
 
+use datamind_llm::client::anthropic;
+
 use crate::GatewayError;
+use crate::engine::ClientFormat;
 
 /// Writes a complete JSON response. Returns false if the client could not be written to.
 pub(super) async fn json(
@@ -35,17 +38,20 @@ pub(super) async fn json(
             .is_ok()
 }
 
-/// Writes an error in the OpenAI shape, unless a response already started.
-pub(super) async fn error(session: &mut ServerSession, e: &GatewayError, request_id: &str) -> bool {
+/// Writes an error in the client's shape (OpenAI's, or Anthropic's on `/v1/messages`),
+/// unless a response already started.
+pub(super) async fn error(
+    session: &mut ServerSession,
+    e: &GatewayError,
+    request_id: &str,
+    client: ClientFormat,
+) -> bool {
     if session.response_written().is_some() {
         return false;
     }
-    json(
-        session,
-        e.status(),
-        request_id,
-        e.body().to_json(),
-        &e.headers(),
-    )
-    .await
+    let body = match client {
+        ClientFormat::OpenAi => e.body().to_json(),
+        ClientFormat::Anthropic => anthropic::error_to_anthropic(e.status(), &e.body().to_json()),
+    };
+    json(session, e.status(), request_id, body, &e.headers()).await
 }
