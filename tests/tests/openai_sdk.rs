@@ -1,4 +1,4 @@
-//! The official `openai` Python SDK, unmodified, against a real gateway: runs
+//! The official `openai` and `anthropic` Python SDKs, unmodified, against a real gateway: runs
 //! `tests/python` with pytest from the venv (`$DATAMIND_VENV`, default `<workspace>/.venv`,
 //! created by `scripts/test.sh`).
 
