@@ -1,5 +1,7 @@
 //! `mock-llm`: a fast OpenAI-compatible upstream with scriptable faults, for end-to-end tests
-//! and benchmarks of the gateway.
+//! and benchmarks of the gateway. It also speaks the other providers' wire formats
+//! ([`api`]: Azure OpenAI, Anthropic Messages, Gemini / Vertex, Bedrock Converse with SigV4
+//! checking, Workers AI) so the gateway's provider adapters can be tested end to end.
 //!
 //! Flow: [`conn`] accepts a socket (TCP_NODELAY, HTTP/1.1 or h2c) → [`routes`] reads the request
 //! and picks a [`Behaviour`] (CLI defaults ← `POST /control` ← `x-mock-*` headers) → [`body`],
@@ -7,14 +9,21 @@
 //! with the configured delays and faults, holding the request's [`stats::RequestGuard`] so
 //! `GET /stats` can tell completed requests from cancelled ones.
 
+pub mod anthropic;
+pub mod api;
+pub mod bedrock;
 pub mod behaviour;
 pub mod body;
 pub mod conn;
 pub mod embeddings;
+pub mod gemini;
 pub mod response;
 pub mod routes;
+pub mod sigv4;
 pub mod sse;
 pub mod stats;
+pub mod token;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +32,7 @@ use http::HeaderValue;
 use tokio::net::TcpListener;
 
 pub use behaviour::{Behaviour, Fault};
+pub use sigv4::AwsKeys;
 
 use routes::MockState;
 
@@ -44,6 +54,15 @@ impl MockServer {
             listener,
             state: Arc::new(MockState::new(name, defaults)),
         })
+    }
+
+    /// Sets the credentials Bedrock requests must be SigV4-signed with (default `AKIDMOCK` /
+    /// `mock-secret`). Call before [`MockServer::serve`].
+    pub fn with_aws_keys(mut self, keys: AwsKeys) -> Self {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.set_aws_keys(keys);
+        }
+        self
     }
 
     /// The address actually bound.

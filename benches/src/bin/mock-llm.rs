@@ -1,12 +1,13 @@
-//! `mock-llm`: a fast mock OpenAI-compatible upstream. Prints `listening on ADDR`, then serves
-//! until killed. See `datamind_benches::mock` for endpoints and faults.
+//! `mock-llm`: a fast mock OpenAI-compatible upstream (plus the Azure, Anthropic, Gemini /
+//! Vertex, Bedrock and Workers AI wire formats). Prints `listening on ADDR`, then serves until
+//! killed. See `datamind_benches::mock` for endpoints and faults.
 
 use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use datamind_benches::mock::{Behaviour, Fault, MockServer};
+use datamind_benches::mock::{AwsKeys, Behaviour, Fault, MockServer};
 
 /// A mock OpenAI-compatible upstream with scriptable faults.
 #[derive(Debug, Parser)]
@@ -39,6 +40,12 @@ struct Cli {
     /// Runtime worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// AWS access key id Bedrock requests must be SigV4-signed with.
+    #[arg(long, default_value = "AKIDMOCK")]
+    aws_access_key: String,
+    /// AWS secret key the mock recomputes Bedrock SigV4 signatures with.
+    #[arg(long, default_value = "mock-secret")]
+    aws_secret_key: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,7 +70,11 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let server = MockServer::bind(cli.listen, &cli.name, defaults)
             .await
-            .with_context(|| format!("binding {}", cli.listen))?;
+            .with_context(|| format!("binding {}", cli.listen))?
+            .with_aws_keys(AwsKeys {
+                access_key: cli.aws_access_key,
+                secret_key: cli.aws_secret_key,
+            });
         let addr = server.local_addr()?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;

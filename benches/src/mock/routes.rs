@@ -14,19 +14,21 @@ use hyper::body::Incoming;
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use super::api::{Answer, Api, ApiError, Ctx, query_param};
 use super::behaviour::{Behaviour, ControlUpdate, Fault};
-use super::body::{ERROR_BODY, Endpoint, MODELS_BODY, Reply};
+use super::body::{ERROR_BODY, Endpoint, MODELS_BODY, Reply, prompt_tokens};
 use super::conn::ConnControl;
 use super::embeddings::embeddings_body;
 use super::response::MockBody;
+use super::sigv4::AwsKeys;
 use super::sse::{Chunked, stream_body};
 use super::stats::{RequestGuard, Stats};
+use super::{anthropic, bedrock, gemini, token, workers};
 
 /// Largest request body accepted (a gateway test sends a 4 MiB prompt).
 pub const MAX_BODY_BYTES: usize = 256 << 20;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 
 /// State shared by every connection of one mock server.
 #[derive(Debug)]
@@ -35,6 +37,7 @@ pub struct MockState {
     defaults: Mutex<Behaviour>,
     stats: Arc<Stats>,
     seq: AtomicU64,
+    aws: AwsKeys,
 }
 
 impl MockState {
@@ -45,7 +48,13 @@ impl MockState {
             defaults: Mutex::new(defaults),
             stats: Arc::new(Stats::default()),
             seq: AtomicU64::new(1),
+            aws: AwsKeys::default(),
         }
+    }
+
+    /// Sets the credentials Bedrock requests must be SigV4-signed with.
+    pub fn set_aws_keys(&mut self, aws: AwsKeys) {
+        self.aws = aws;
     }
 
     fn respond(
@@ -67,6 +76,12 @@ impl MockState {
         self.respond(status, JSON, MockBody::full(body))
     }
 
+    fn api_error(&self, err: ApiError) -> Response<MockBody> {
+        let mut resp = self.respond(err.status, JSON, MockBody::full(err.body));
+        resp.headers_mut().extend(err.headers);
+        resp
+    }
+
     fn invalid(&self, status: StatusCode, message: &str) -> Response<MockBody> {
         let value = serde_json::json!({"error": {
             "message": message, "type": "invalid_request_error", "param": null, "code": null
@@ -84,12 +99,13 @@ pub async fn handle(
     let method = req.method().clone();
     let resp = match (&method, req.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => {
-            generate(req, &state, &conn, Some(Endpoint::Chat)).await
+            generate(req, &state, &conn, Api::OpenAi(Some(Endpoint::Chat))).await
         }
         (&Method::POST, "/v1/completions") => {
-            generate(req, &state, &conn, Some(Endpoint::Completion)).await
+            generate(req, &state, &conn, Api::OpenAi(Some(Endpoint::Completion))).await
         }
-        (&Method::POST, "/v1/embeddings") => generate(req, &state, &conn, None).await,
+        (&Method::POST, "/v1/embeddings") => generate(req, &state, &conn, Api::OpenAi(None)).await,
+        (&Method::POST, "/token") => token_exchange(req, &state).await,
         (&Method::GET, "/v1/models") => state.respond(
             StatusCode::OK,
             JSON,
@@ -123,9 +139,16 @@ pub async fn handle(
             | "/stats"
             | "/stats/reset"
             | "/last-request"
-            | "/control",
+            | "/control"
+            | "/token",
         ) => state.invalid(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        _ => state.invalid(StatusCode::NOT_FOUND, "no such endpoint"),
+        (_, path) => match Api::route(path) {
+            Some(api) if method == Method::POST => generate(req, &state, &conn, api).await,
+            Some(api) => {
+                state.api_error(api.error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"))
+            }
+            None => state.invalid(StatusCode::NOT_FOUND, "no such endpoint"),
+        },
     };
     Ok(resp)
 }
@@ -149,15 +172,37 @@ async fn control(req: Request<Incoming>, state: &MockState) -> Response<MockBody
     state.json(StatusCode::OK, &value)
 }
 
-/// A generation request (`endpoint` `None` = embeddings), counted in `/stats`.
+/// `POST /token`: the OAuth2 JWT-bearer grant (counted in `/stats` as `token_requests`,
+/// untouched by faults and not recorded as the last request).
+async fn token_exchange(req: Request<Incoming>, state: &MockState) -> Response<MockBody> {
+    state.stats.count_token_request();
+    let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return state.invalid(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match token::exchange(&body) {
+        Ok(v) => state.json(StatusCode::OK, &v),
+        Err(v) => state.json(StatusCode::BAD_REQUEST, &v),
+    }
+}
+
+/// A generation request in any provider's format, counted in `/stats`.
 async fn generate(
     req: Request<Incoming>,
     state: &MockState,
     conn: &Arc<ConnControl>,
-    endpoint: Option<Endpoint>,
+    api: Api,
 ) -> Response<MockBody> {
     let mut guard = state.stats.begin();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let openai = api.is_openai_shaped();
+    let invalid = |status: StatusCode, message: &str| {
+        if openai {
+            state.invalid(status, message)
+        } else {
+            state.api_error(api.error(status, message))
+        }
+    };
     let behaviour = {
         let defaults = *state.defaults.lock();
         defaults.with_headers(&parts.headers)
@@ -167,18 +212,26 @@ async fn generate(
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             guard.complete();
-            return state.invalid(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+            return invalid(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
         }
         Err(_) => {
             drop(guard);
-            return state.invalid(StatusCode::BAD_REQUEST, "request body aborted");
+            return invalid(StatusCode::BAD_REQUEST, "request body aborted");
         }
     };
-    state.stats.record(parts.headers, body.clone());
     let behaviour = match behaviour {
         Ok(b) => b,
-        Err(e) => return finish(guard, state.invalid(StatusCode::BAD_REQUEST, &e)),
+        Err(e) => {
+            state.stats.record(&parts.uri, parts.headers, body);
+            return finish(guard, invalid(StatusCode::BAD_REQUEST, &e));
+        }
     };
+    let authorized = api.authorize(&parts, &body, &state.aws);
+    let headers = std::mem::take(&mut parts.headers);
+    state.stats.record(&parts.uri, headers, body.clone());
+    if let Err(e) = authorized {
+        return finish(guard, state.api_error(e));
+    }
     match behaviour.fault {
         Fault::Reset => {
             guard.fault();
@@ -189,39 +242,75 @@ async fn generate(
         Fault::None | Fault::DropMidStream => {}
     }
     if behaviour.status != 200 {
-        return finish(guard, error_response(state, &behaviour));
+        let resp = if openai {
+            error_response(state, &behaviour)
+        } else {
+            let status =
+                StatusCode::from_u16(behaviour.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = state.api_error(api.error(status, "mock error"));
+            if let Some(secs) = behaviour.retry_after {
+                resp.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            resp
+        };
+        return finish(guard, resp);
     }
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let reply = match endpoint {
-        Some(endpoint) => match Reply::parse(endpoint, &body, seq, created) {
-            Ok(reply) => reply,
-            Err(e) => return finish(guard, state.invalid(StatusCode::BAD_REQUEST, &e)),
-        },
-        None => {
-            let body = match embeddings_body(&body) {
-                Ok(body) => body,
-                Err(e) => return finish(guard, state.invalid(StatusCode::BAD_REQUEST, &e)),
-            };
-            return full_reply(state, conn, guard, &behaviour, body).await;
-        }
+    let ctx = Ctx {
+        seq,
+        created,
+        chunks: behaviour.chunks,
+        prompt_tokens: prompt_tokens(body.len()),
     };
+    let answer = match &api {
+        Api::OpenAi(endpoint) | Api::Azure(endpoint) | Api::WorkersOpenAi(endpoint) => {
+            openai_answer(*endpoint, &body, &ctx)
+        }
+        Api::Anthropic => anthropic::answer(&body, &ctx),
+        Api::Gemini { model, method, .. } => {
+            let sse = query_param(parts.uri.query().unwrap_or(""), "alt").as_deref() == Some("sse");
+            gemini::answer(*method, model, sse, &body, &ctx)
+        }
+        Api::Bedrock { action } => bedrock::answer(*action, &body, &ctx),
+        Api::WorkersRun => workers::answer(&body, &ctx),
+    };
+    match answer {
+        Ok(Answer::Full(bytes)) => full_reply(state, conn, guard, &behaviour, bytes).await,
+        Ok(Answer::Stream {
+            pieces,
+            break_after,
+            content_type,
+        }) => {
+            let mut body = MockBody::stream(pieces, behaviour.ttft(), behaviour.chunk_delay());
+            if behaviour.fault == Fault::DropMidStream {
+                body = body.break_after(break_after, Arc::clone(conn));
+            }
+            let mut resp = state.respond(StatusCode::OK, content_type, body.guarded(guard));
+            resp.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            resp
+        }
+        Err(e) => finish(guard, invalid(StatusCode::BAD_REQUEST, &e)),
+    }
+}
+
+/// The OpenAI answer (`endpoint` `None` = embeddings).
+fn openai_answer(endpoint: Option<Endpoint>, body: &[u8], ctx: &Ctx) -> Result<Answer, String> {
+    let Some(endpoint) = endpoint else {
+        return embeddings_body(body).map(Answer::Full);
+    };
+    let reply = Reply::parse(endpoint, body, ctx.seq, ctx.created)?;
     if !reply.stream {
-        return full_reply(state, conn, guard, &behaviour, reply.full_body()).await;
+        return Ok(Answer::Full(reply.full_body()));
     }
-    let pieces = stream_body(&reply, behaviour.chunks);
+    let pieces = stream_body(&reply, ctx.chunks);
     let content_chunks = pieces.len() - 1 - usize::from(reply.include_usage);
-    let mut body = MockBody::stream(pieces, behaviour.ttft(), behaviour.chunk_delay());
-    if behaviour.fault == Fault::DropMidStream {
-        body = body.break_after(content_chunks / 2, Arc::clone(conn));
-    }
-    let mut resp = state.respond(StatusCode::OK, EVENT_STREAM, body.guarded(guard));
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+    Ok(Answer::sse(pieces, content_chunks / 2))
 }
 
 /// A non-streamed reply: waits for the TTFT, then sends the body (or half of it).

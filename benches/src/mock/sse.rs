@@ -50,6 +50,55 @@ impl Chunked {
     }
 }
 
+/// Builds a [`Chunked`] body: bytes are appended to the current piece until [`cut`] ends it.
+///
+/// The provider formats use it to group framing events with content: the events before the
+/// first content delta travel with it, the closing events with the last one, so a stream of
+/// `n` deltas is `n` pieces and `--ttft-ms` / `--chunk-delay-ms` mean what they mean for the
+/// OpenAI stream.
+///
+/// [`cut`]: PieceWriter::cut
+#[derive(Debug, Default)]
+pub struct PieceWriter {
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl PieceWriter {
+    /// Appends bytes to the current piece.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Appends an SSE event: `event: NAME` (when given), `data: DATA`, blank line.
+    pub fn sse(&mut self, event: Option<&str>, data: &[u8]) {
+        if let Some(name) = event {
+            self.push(b"event: ");
+            self.push(name.as_bytes());
+            self.push(b"\n");
+        }
+        self.push(b"data: ");
+        self.push(data);
+        self.push(b"\n\n");
+    }
+
+    /// Ends the current piece (a no-op when it is empty).
+    pub fn cut(&mut self) {
+        if self.ends.last().copied().unwrap_or(0) < self.out.len() {
+            self.ends.push(self.out.len());
+        }
+    }
+
+    /// The body; whatever follows the last cut becomes the last piece.
+    pub fn finish(mut self) -> Chunked {
+        self.cut();
+        Chunked {
+            bytes: Bytes::from(self.out),
+            ends: self.ends,
+        }
+    }
+}
+
 /// The SSE body for a streamed reply: `chunks` content events (`"tok1 "`, `"tok2 "`, …; the first
 /// carries the assistant role, the last `finish_reason: "stop"`), a usage event when
 /// `include_usage`, then `data: [DONE]`. `chunks` is raised to at least 1.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Uri};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 
@@ -21,7 +21,8 @@ pub struct Stats {
     faulted: AtomicU64,
     active: AtomicU64,
     last_body_bytes: AtomicU64,
-    last_request: Mutex<Option<(HeaderMap, Bytes)>>,
+    token_requests: AtomicU64,
+    last_request: Mutex<Option<(Uri, HeaderMap, Bytes)>>,
 }
 
 /// How a request ended, decided when its guard drops.
@@ -55,10 +56,16 @@ impl Stats {
         }
     }
 
-    /// Stores the body and headers of the latest generation request (the previous one is dropped).
-    pub fn record(&self, headers: HeaderMap, body: Bytes) {
+    /// Stores the target, headers and body of the latest generation request (the previous one
+    /// is dropped).
+    pub fn record(&self, uri: &Uri, headers: HeaderMap, body: Bytes) {
         self.last_body_bytes.store(body.len() as u64, Relaxed);
-        *self.last_request.lock() = Some((headers, body));
+        *self.last_request.lock() = Some((uri.clone(), headers, body));
+    }
+
+    /// Counts a `POST /token` call.
+    pub fn count_token_request(&self) {
+        self.token_requests.fetch_add(1, Relaxed);
     }
 
     /// Zeroes the counters (requests in flight stay counted in `active`).
@@ -69,6 +76,7 @@ impl Stats {
             &self.cancelled,
             &self.faulted,
             &self.last_body_bytes,
+            &self.token_requests,
         ] {
             c.store(0, Relaxed);
         }
@@ -83,13 +91,14 @@ impl Stats {
             "faulted": self.faulted.load(Relaxed),
             "active": self.active.load(Relaxed),
             "last_body_bytes": self.last_body_bytes.load(Relaxed),
+            "token_requests": self.token_requests.load(Relaxed),
         })
     }
 
     /// The last generation request's exact body bytes and its content type.
     pub fn last_body(&self) -> Option<(HeaderValue, Bytes)> {
         let guard = self.last_request.lock();
-        let (headers, body) = guard.as_ref()?;
+        let (_, headers, body) = guard.as_ref()?;
         let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .cloned()
@@ -97,11 +106,12 @@ impl Stats {
         Some((content_type, body.clone()))
     }
 
-    /// `GET /last-request` body: lowercased headers (repeated ones joined with ", ") and the body
-    /// parsed as JSON (a string when it is not JSON); `null` before any request.
+    /// `GET /last-request` body: the path with its query, lowercased headers (repeated ones
+    /// joined with ", ") and the body parsed as JSON (a string when it is not JSON); `null`
+    /// before any request.
     pub fn last_request_json(&self) -> Value {
         let guard = self.last_request.lock();
-        let Some((headers, body)) = guard.as_ref() else {
+        let Some((uri, headers, body)) = guard.as_ref() else {
             return Value::Null;
         };
         let mut map = Map::new();
@@ -116,7 +126,10 @@ impl Stats {
         }
         let body = serde_json::from_slice(body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
-        json!({"headers": map, "body": body})
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+        json!({"path": path, "headers": map, "body": body})
     }
 }
 
@@ -181,12 +194,14 @@ mod tests {
         assert_eq!(stats.last_request_json(), Value::Null);
         let mut headers = HeaderMap::new();
         headers.insert("Authorization", "Bearer x".parse().unwrap());
-        stats.record(headers, Bytes::from_static(br#"{"model":"m"}"#));
+        let uri: Uri = "/v1beta/models/g:generateContent?key=k".parse().unwrap();
+        stats.record(&uri, headers, Bytes::from_static(br#"{"model":"m"}"#));
         let v = stats.last_request_json();
+        assert_eq!(v["path"], "/v1beta/models/g:generateContent?key=k");
         assert_eq!(v["headers"]["authorization"], "Bearer x");
         assert_eq!(v["body"]["model"], "m");
         assert_eq!(stats.to_json()["last_body_bytes"], 13);
-        stats.record(HeaderMap::new(), Bytes::from_static(b"plain"));
+        stats.record(&uri, HeaderMap::new(), Bytes::from_static(b"plain"));
         assert_eq!(stats.last_request_json()["body"], "plain");
     }
 }
