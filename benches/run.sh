@@ -187,6 +187,7 @@ fi
 SCENARIOS=(
   "chat_c1|{\"ttft_ms\":0,\"chunk_delay_ms\":0}|-c 1 ${BOUND[*]}"
   "chat_c32|{\"ttft_ms\":0,\"chunk_delay_ms\":0}|-c 32 ${BOUND[*]}"
+  "chat_c64|{\"ttft_ms\":0,\"chunk_delay_ms\":0}|-c 64 ${BOUND[*]}"
   "stream_c32|{\"ttft_ms\":0,\"chunk_delay_ms\":5,\"chunks\":20}|-c 32 --stream ${SBOUND[*]}"
 )
 [ "$SMOKE" = 1 ] || SCENARIOS+=("slow_c256|{\"ttft_ms\":100,\"chunk_delay_ms\":0}|-c 256 ${BOUND[*]}")
