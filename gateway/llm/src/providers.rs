@@ -204,34 +204,32 @@ pub trait Adapter: Send + Sync {
         target: &Target<'_>,
     ) -> Result<UpstreamRequest, LlmError>;
 
-    /// A fresh translator for one streamed response.
-    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator>;
-
-    /// Turns a complete non-streamed provider body into the client's format, returning the
-    /// body and the usage it reports.
-    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>);
-
-    /// Like [`Adapter::stream_translator`], with the id, model and time that non-OpenAI
-    /// streams lack. Translating adapters override this; the default ignores `meta`.
+    /// A fresh translator for one streamed response. `meta` supplies the id, model and
+    /// time that non-OpenAI streams lack.
     fn stream_translator_with(
         &self,
         op: Operation,
         req: &ParsedRequest,
         meta: &ResponseMeta<'_>,
-    ) -> Box<dyn StreamTranslator> {
-        let _ = meta;
-        self.stream_translator(op, req)
-    }
+    ) -> Box<dyn StreamTranslator>;
 
-    /// Like [`Adapter::translate_response`], with `meta` for what the provider body lacks.
+    /// Turns a complete non-streamed provider body into the client's format, returning the
+    /// body and the usage it reports; `meta` fills what the provider body lacks.
     fn translate_response_with(
         &self,
         op: Operation,
         body: Vec<u8>,
         meta: &ResponseMeta<'_>,
-    ) -> (Vec<u8>, Option<Usage>) {
-        let _ = meta;
-        self.translate_response(op, body)
+    ) -> (Vec<u8>, Option<Usage>);
+
+    /// [`Adapter::stream_translator_with`] with placeholder metadata.
+    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
+        self.stream_translator_with(op, req, &default_meta(&req.model))
+    }
+
+    /// [`Adapter::translate_response_with`] with placeholder metadata.
+    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
+        self.translate_response_with(op, body, &default_meta(""))
     }
 
     /// Whether an upstream answer with this `content-type` is a stream to hand to the

@@ -16,7 +16,7 @@ mod stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest, default_meta};
+use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
 use crate::chat::{ChatRequest, Completion, Content, DEFAULT_MAX_TOKENS, Image, ToolChoice};
 use crate::stream::StreamTranslator;
 use crate::{LlmError, ParsedRequest, Usage};
@@ -67,10 +67,6 @@ impl Adapter for AnthropicAdapter {
         })
     }
 
-    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
-        self.stream_translator_with(op, req, &default_meta(&req.model))
-    }
-
     fn stream_translator_with(
         &self,
         _op: Operation,
@@ -78,10 +74,6 @@ impl Adapter for AnthropicAdapter {
         meta: &ResponseMeta<'_>,
     ) -> Box<dyn StreamTranslator> {
         Box::new(AnthropicStream::new(meta, req.include_usage))
-    }
-
-    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
-        self.translate_response_with(op, body, &default_meta(""))
     }
 
     fn translate_response_with(

@@ -7,7 +7,7 @@
 //! the `api-key` header. Bodies and streams are OpenAI's, so answers pass through.
 
 use super::openai::OpenAiAdapter;
-use super::{Adapter, Operation, Target, UpstreamRequest};
+use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
 use crate::stream::StreamTranslator;
 use crate::{LlmError, ParsedRequest, Usage};
 
@@ -54,11 +54,21 @@ impl Adapter for AzureAdapter {
         })
     }
 
-    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
-        OpenAiAdapter.stream_translator(op, req)
+    fn stream_translator_with(
+        &self,
+        op: Operation,
+        req: &ParsedRequest,
+        meta: &ResponseMeta<'_>,
+    ) -> Box<dyn StreamTranslator> {
+        OpenAiAdapter.stream_translator_with(op, req, meta)
     }
 
-    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
-        OpenAiAdapter.translate_response(op, body)
+    fn translate_response_with(
+        &self,
+        op: Operation,
+        body: Vec<u8>,
+        meta: &ResponseMeta<'_>,
+    ) -> (Vec<u8>, Option<Usage>) {
+        OpenAiAdapter.translate_response_with(op, body, meta)
     }
 }

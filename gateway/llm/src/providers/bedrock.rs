@@ -18,7 +18,7 @@ mod stream;
 
 use serde_json::{Value, json};
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest, default_meta};
+use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
 use crate::chat::{ChatRequest, Completion, Content, Image, ToolChoice, unsupported};
 use crate::providers::anthropic::parse_args;
 use crate::stream::StreamTranslator;
@@ -102,10 +102,6 @@ impl Adapter for BedrockAdapter {
         })
     }
 
-    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
-        self.stream_translator_with(op, req, &default_meta(&req.model))
-    }
-
     fn stream_translator_with(
         &self,
         _op: Operation,
@@ -113,10 +109,6 @@ impl Adapter for BedrockAdapter {
         meta: &ResponseMeta<'_>,
     ) -> Box<dyn StreamTranslator> {
         Box::new(BedrockStream::new(meta, req.include_usage))
-    }
-
-    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
-        self.translate_response_with(op, body, &default_meta(""))
     }
 
     fn translate_response_with(

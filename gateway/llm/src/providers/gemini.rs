@@ -23,7 +23,7 @@ pub mod vertex_auth;
 
 use serde_json::{Value, json};
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest, default_meta};
+use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
 use crate::chat::{ChatRequest, Completion, Content, Image, ToolChoice, unsupported};
 use crate::providers::anthropic::parse_args;
 use crate::stream::StreamTranslator;
@@ -108,10 +108,6 @@ impl Adapter for GeminiAdapter {
         })
     }
 
-    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
-        self.stream_translator_with(op, req, &default_meta(&req.model))
-    }
-
     fn stream_translator_with(
         &self,
         _op: Operation,
@@ -119,10 +115,6 @@ impl Adapter for GeminiAdapter {
         meta: &ResponseMeta<'_>,
     ) -> Box<dyn StreamTranslator> {
         Box::new(GeminiStream::new(meta, req.include_usage))
-    }
-
-    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
-        self.translate_response_with(op, body, &default_meta(""))
     }
 
     fn translate_response_with(

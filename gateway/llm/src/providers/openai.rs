@@ -1,6 +1,6 @@
 //! OpenAI-compatible providers: OpenAI itself, vLLM, Ollama, Workers AI's `/v1` endpoint.
 
-use super::{Adapter, Operation, Target, UpstreamRequest};
+use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
 use crate::stream::StreamTranslator;
 use crate::stream::openai::OpenAiPassthrough;
 use crate::{LlmError, ParsedRequest, Usage};
@@ -34,11 +34,21 @@ impl Adapter for OpenAiAdapter {
         })
     }
 
-    fn stream_translator(&self, _op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
+    fn stream_translator_with(
+        &self,
+        _op: Operation,
+        req: &ParsedRequest,
+        _meta: &ResponseMeta<'_>,
+    ) -> Box<dyn StreamTranslator> {
         Box::new(OpenAiPassthrough::new(req.usage_injected()))
     }
 
-    fn translate_response(&self, _op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
+    fn translate_response_with(
+        &self,
+        _op: Operation,
+        body: Vec<u8>,
+        _meta: &ResponseMeta<'_>,
+    ) -> (Vec<u8>, Option<Usage>) {
         let usage = Usage::from_openai_json(&body);
         (body, usage)
     }

@@ -15,7 +15,7 @@ mod run_stream;
 use serde_json::{Value, json};
 
 use super::openai::OpenAiAdapter;
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest, default_meta};
+use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
 use crate::chat::{ChatRequest, Completion, Content, unsupported};
 use crate::stream::StreamTranslator;
 use crate::{LlmError, ParsedRequest, Usage};
@@ -41,12 +41,22 @@ impl Adapter for WorkersAiAdapter {
         OpenAiAdapter.build_request(op, req, &t)
     }
 
-    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
-        OpenAiAdapter.stream_translator(op, req)
+    fn stream_translator_with(
+        &self,
+        op: Operation,
+        req: &ParsedRequest,
+        meta: &ResponseMeta<'_>,
+    ) -> Box<dyn StreamTranslator> {
+        OpenAiAdapter.stream_translator_with(op, req, meta)
     }
 
-    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
-        OpenAiAdapter.translate_response(op, body)
+    fn translate_response_with(
+        &self,
+        op: Operation,
+        body: Vec<u8>,
+        meta: &ResponseMeta<'_>,
+    ) -> (Vec<u8>, Option<Usage>) {
+        OpenAiAdapter.translate_response_with(op, body, meta)
     }
 }
 
@@ -86,10 +96,6 @@ impl Adapter for WorkersAiRunAdapter {
         })
     }
 
-    fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
-        self.stream_translator_with(op, req, &default_meta(&req.model))
-    }
-
     fn stream_translator_with(
         &self,
         _op: Operation,
@@ -97,10 +103,6 @@ impl Adapter for WorkersAiRunAdapter {
         meta: &ResponseMeta<'_>,
     ) -> Box<dyn StreamTranslator> {
         Box::new(WorkersAiRunStream::new(meta, req.include_usage))
-    }
-
-    fn translate_response(&self, op: Operation, body: Vec<u8>) -> (Vec<u8>, Option<Usage>) {
-        self.translate_response_with(op, body, &default_meta(""))
     }
 
     fn translate_response_with(
