@@ -14,6 +14,7 @@
 mod mock;
 mod relay;
 mod upstream;
+pub mod vertex_token;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -93,6 +93,8 @@ pub struct Provider {
     pub region: Option<String>,
     /// AWS credentials: access key, secret, session token.
     pub aws: Option<(String, String, Option<String>)>,
+    /// `vertex` with a service account: its token cache.
+    pub vertex_token: Option<crate::engine::vertex_token::VertexToken>,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
     /// Effective timeouts.
@@ -139,6 +141,11 @@ impl Snapshot {
                     api_version: p.api_version.clone(),
                     bearer_token: p.bearer_token.clone(),
                     region: p.region.clone(),
+                    vertex_token: p.service_account_file.as_deref().and_then(|f| {
+                        crate::engine::vertex_token::VertexToken::load(f, &timeouts)
+                            .inspect_err(|e| tracing::error!(provider = %p.name, error = %e, "vertex service account"))
+                            .ok()
+                    }),
                     aws: match (&p.aws_access_key_id, &p.aws_secret_access_key) {
                         (Some(k), Some(s)) => {
                             Some((k.clone(), s.clone(), p.aws_session_token.clone()))
@@ -196,7 +203,7 @@ impl Snapshot {
     }
 }
 
-fn make_peer(base: &BaseUrl, t: &Timeouts, http2: bool) -> Option<HttpPeer> {
+pub(crate) fn make_peer(base: &BaseUrl, t: &Timeouts, http2: bool) -> Option<HttpPeer> {
     let addr = match (base.host.as_str(), base.port)
         .to_socket_addrs()
         .map(|mut a| a.next())

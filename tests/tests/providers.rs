@@ -207,3 +207,41 @@ async fn anthropic_primary_falls_back_to_gemini() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn vertex_service_account_token_is_exchanged_once_and_cached() -> Result<()> {
+    let mock = MockLlm::start(MockSpec::named("vx")).await?;
+    let dir = tempfile::tempdir()?;
+    let key = std::fs::read_to_string(
+        datamind_e2e::paths::workspace_root().join("gateway/llm/tests/fixtures/test_sa_key.pem"),
+    )?;
+    let sa = json!({"type": "service_account", "client_email": "gw@proj.iam.gserviceaccount.com",
+                    "private_key": key, "private_key_id": "k1", "token_uri": mock.url("/token")});
+    let sa_path = dir.path().join("sa.json");
+    std::fs::write(&sa_path, sa.to_string())?;
+    let (mut p, model) = provider("vertex", "up", &mock);
+    p.as_object_mut().context("object")?.remove("bearer_token");
+    p["service_account_file"] = json!(sa_path.to_string_lossy());
+    let cfg = GatewayConfig::new()
+        .provider(p)
+        .model(ModelGroup::new(MODEL).deployment("up", model));
+    let gw = Gateway::start(&cfg).await?;
+    for _ in 0..3 {
+        let resp = gw.chat(KEY_ALL, &chat_body(MODEL, "hello")).await?;
+        assert_eq!(resp.status(), 200, "{}", resp.text().await?);
+    }
+    let stats: Value = reqwest::get(mock.url("/stats")).await?.json().await?;
+    assert_eq!(
+        stats["token_requests"], 1,
+        "one exchange, then the cached token: {stats}"
+    );
+    let last: Value = reqwest::get(mock.url("/last-request"))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        last["headers"]["authorization"], "Bearer ya29.mock",
+        "{last}"
+    );
+    Ok(())
+}

@@ -157,6 +157,9 @@ pub struct ProviderConfig {
     /// OAuth2 / Entra ID access token sent as `Authorization: Bearer` (`azure`, `vertex`).
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// `vertex`: a service-account key file (JSON); access tokens are exchanged and cached.
+    #[serde(default)]
+    pub service_account_file: Option<String>,
     /// `bedrock`: AWS region, e.g. `us-east-1`.
     #[serde(default)]
     pub region: Option<String>,

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use datamind_llm::ProviderKind;
+use datamind_llm::providers::gemini::vertex_auth::ServiceAccount;
 
 use super::{BaseUrl, Config};
 
@@ -152,11 +153,30 @@ impl Config {
                     "required for this kind (or bearer_token)",
                 );
             }
-            if pr.kind == ProviderKind::Vertex && pr.bearer_token.is_none() {
+            if pr.kind == ProviderKind::Vertex
+                && pr.bearer_token.is_none()
+                && pr.service_account_file.is_none()
+            {
                 p.add(
-                    format!("{at}.bearer_token"),
-                    "required for kind `vertex` (an OAuth2 access token)",
+                    format!("{at}.service_account_file"),
+                    "kind `vertex` needs a service_account_file (or a bearer_token)",
                 );
+            }
+            if let Some(f) = &pr.service_account_file {
+                match std::fs::read(f) {
+                    Err(e) => p.add(
+                        format!("{at}.service_account_file"),
+                        format!("cannot read \"{f}\": {e}"),
+                    ),
+                    Ok(bytes) => {
+                        if let Err(e) = ServiceAccount::parse(&bytes) {
+                            p.add(
+                                format!("{at}.service_account_file"),
+                                format!("\"{f}\": {e}"),
+                            );
+                        }
+                    }
+                }
             }
             for name in pr.headers.keys() {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {

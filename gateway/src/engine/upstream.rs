@@ -33,6 +33,15 @@ pub(super) async fn open(
         AttemptError::Network(format!("host of provider `{}` did not resolve", p.name))
     })?;
     let base_path = p.base.as_ref().map_or("", |b| b.path.as_str());
+    let vertex_token = match &p.vertex_token {
+        Some(v) => Some(v.token(gw).await.map_err(|e| {
+            AttemptError::Network(format!(
+                "vertex access token for provider `{}`: {e}",
+                p.name
+            ))
+        })?),
+        None => None,
+    };
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
@@ -43,7 +52,7 @@ pub(super) async fn open(
         api_key: p.api_key.as_deref(),
         extra_headers: &p.headers,
         api_version: p.api_version.as_deref(),
-        bearer_token: p.bearer_token.as_deref(),
+        bearer_token: vertex_token.as_deref().or(p.bearer_token.as_deref()),
         aws: p.aws.as_ref().map(|(k, s, t)| AwsCredentials {
             access_key_id: k,
             secret_access_key: s,
