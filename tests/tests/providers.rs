@@ -245,3 +245,47 @@ async fn vertex_service_account_token_is_exchanged_once_and_cached() -> Result<(
     );
     Ok(())
 }
+
+/// The official `openai` SDK, unmodified, served by non-OpenAI upstreams through the gateway:
+/// chat, streaming (with and without usage), tool calls (whole and streamed) and errors.
+#[tokio::test]
+async fn openai_sdk_is_served_by_anthropic_gemini_and_bedrock_upstreams() -> Result<()> {
+    let python = datamind_e2e::paths::venv_python()?;
+    for kind in ["anthropic", "gemini", "bedrock"] {
+        let (_mock, gw) = gateway_for(kind, MockSpec::named(kind).chunks(4)).await?;
+        let mut cmd = tokio::process::Command::new(&python);
+        cmd.args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/python/test_openai_sdk.py",
+        ])
+        .args(["-k", "chat or bad_key or unknown_model"])
+        .current_dir(datamind_e2e::paths::workspace_root())
+        .env("DATAMIND_GATEWAY_URL", gw.url(""))
+        .env("DATAMIND_API_KEY", KEY_ALL)
+        .env("DATAMIND_CHAT_MODEL", MODEL)
+        .env("DATAMIND_TOOL_CALLS", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+            .await
+            .context("pytest timed out")??;
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{kind}: pytest failed:\n{report}");
+        assert!(
+            report.contains("6 passed"),
+            "{kind}: expected 6 SDK tests to pass:\n{report}"
+        );
+    }
+    Ok(())
+}
