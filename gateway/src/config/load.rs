@@ -15,8 +15,9 @@ pub fn load_file(path: &Path) -> Result<Config, GatewayError> {
 /// Interpolates with `env`, parses, and validates `text`.
 pub fn parse_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, GatewayError> {
     let text = interpolate_env(text, env).map_err(GatewayError::Config)?;
-    let config: Config =
+    let mut config: Config =
         serde_saphyr::from_str(&text).map_err(|e| GatewayError::Config(vec![e.to_string()]))?;
+    aws_from_env(&mut config, env);
     let problems = config.validate();
     if problems.is_empty() {
         Ok(config)
@@ -24,6 +25,29 @@ pub fn parse_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
         Err(GatewayError::Config(
             problems.into_iter().map(|p| p.to_string()).collect(),
         ))
+    }
+}
+
+/// Bedrock providers without credentials or region in the file take them from the
+/// standard AWS environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION`), as the AWS SDKs do.
+fn aws_from_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
+    for p in config
+        .providers
+        .iter_mut()
+        .filter(|p| p.kind == datamind_llm::ProviderKind::Bedrock)
+    {
+        if p.region.is_none() {
+            p.region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+        }
+        if p.aws_access_key_id.is_none() && p.aws_secret_access_key.is_none() {
+            p.aws_access_key_id = env("AWS_ACCESS_KEY_ID");
+            p.aws_secret_access_key = env("AWS_SECRET_ACCESS_KEY");
+            p.aws_session_token = p
+                .aws_session_token
+                .take()
+                .or_else(|| env("AWS_SESSION_TOKEN"));
+        }
     }
 }
 
@@ -122,6 +146,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bedrock_takes_credentials_from_the_aws_environment() {
+        let yaml = "server: {listen: '127.0.0.1:1', admin_listen: '127.0.0.1:2'}\nauth: {enabled: false}\n\
+                    providers: [{name: b, kind: bedrock, base_url: 'https://bedrock-runtime.us-east-1.amazonaws.com'}]\n";
+        let aws = |n: &str| match n {
+            "AWS_ACCESS_KEY_ID" => Some("AKID".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret".to_owned()),
+            "AWS_DEFAULT_REGION" => Some("eu-west-1".to_owned()),
+            _ => None,
+        };
+        let c = parse_str(yaml, &aws).unwrap();
+        assert_eq!(c.providers[0].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.providers[0].aws_access_key_id.as_deref(), Some("AKID"));
+        let e = parse_str(yaml, &|_| None).unwrap_err().to_string();
+        assert!(
+            e.contains("providers[0].aws_access_key_id: required for kind `bedrock`"),
+            "{e}"
+        );
     }
 
     #[test]

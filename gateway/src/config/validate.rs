@@ -140,7 +140,10 @@ impl Config {
                     ("aws_secret_access_key", &pr.aws_secret_access_key),
                 ] {
                     if v.as_deref().is_none_or(str::is_empty) {
-                        p.add(format!("{at}.{field}"), "required for kind `bedrock`");
+                        p.add(
+                            format!("{at}.{field}"),
+                            "required for kind `bedrock` (or the AWS_* environment variables)",
+                        );
                     }
                 }
             }
