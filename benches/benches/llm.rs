@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the gateway's hot pure code in `datamind-llm`: SSE parsing
-//! and pass-through of a 20-chunk OpenAI stream, and client request parsing/rendering.
+//! and pass-through of a 20-chunk OpenAI stream, client request parsing/rendering, and
+//! stream translation per provider on the golden fixtures.
 //! The stream is the exact one `mock-llm` sends, so these match the end-to-end scenarios.
 
 use std::hint::black_box;
@@ -8,10 +9,10 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datamind_benches::mock::body::{Endpoint, Reply};
 use datamind_benches::mock::sse::{Chunked, stream_body};
-use datamind_llm::ParsedRequest;
 use datamind_llm::stream::StreamTranslator;
 use datamind_llm::stream::openai::OpenAiPassthrough;
 use datamind_llm::stream::sse::SseParser;
+use datamind_llm::{Operation, ParsedRequest, ProviderKind};
 
 const SMALL_REQUEST: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in five words."}],"stream":true,"stream_options":{"include_usage":true}}"#;
 
@@ -94,5 +95,43 @@ fn request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sse, request);
+/// Stream translation per provider, on the golden fixtures of `gateway/llm/tests/golden`
+/// (the providers' documented example streams): provider bytes in, OpenAI chunks out.
+fn providers(c: &mut Criterion) {
+    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway/llm/tests/golden");
+    let cases = [
+        (ProviderKind::Anthropic, "anthropic/stream_tool_use"),
+        (ProviderKind::Gemini, "gemini/stream_text"),
+        (ProviderKind::WorkersAiRun, "workers_ai_run/run_text"),
+        (ProviderKind::Azure, "azure/stream_with_filters"),
+    ];
+    let mut group = c.benchmark_group("stream_translation");
+    for (kind, case) in cases {
+        let dir = format!("{golden}/{case}");
+        let (Ok(request), Ok(stream), Some(adapter)) = (
+            std::fs::read(format!("{dir}/request.json")),
+            std::fs::read(format!("{dir}/stream.sse")),
+            kind.adapter(),
+        ) else {
+            continue;
+        };
+        let Ok(req) = ParsedRequest::parse(Bytes::from(request)) else {
+            continue;
+        };
+        group.throughput(Throughput::Bytes(stream.len() as u64));
+        let mut out = Vec::with_capacity(stream.len() * 2);
+        group.bench_function(kind.as_str(), |b| {
+            b.iter(|| {
+                let mut t = adapter.stream_translator(Operation::ChatCompletions, &req);
+                out.clear();
+                let _ = t.feed(black_box(&stream), &mut out);
+                t.finish(&mut out);
+                black_box(out.len())
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sse, request, providers);
 criterion_main!(benches);
