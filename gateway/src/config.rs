@@ -5,11 +5,13 @@
 //! every problem at once with its path (`models[2].deployments[0].provider: …`).
 
 mod load;
+mod rfc3339;
 mod types;
 mod url;
 mod validate;
 
 pub use load::{interpolate_env, load_file, parse_str};
+pub use rfc3339::parse_rfc3339;
 pub use types::*;
 pub use url::BaseUrl;
 pub use validate::Problem;

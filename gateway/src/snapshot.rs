@@ -195,7 +195,7 @@ impl Snapshot {
             groups.insert(m.name.clone(), Arc::new(group));
         }
         Self {
-            keys: KeyTable::from_config(&config.auth),
+            keys: KeyTable::from_config(&config.auth, &config.tenants),
             group_order: config.models.iter().map(|m| m.name.clone()).collect(),
             groups,
             config,

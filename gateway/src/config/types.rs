@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use datamind_llm::ProviderKind;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -29,6 +29,9 @@ pub struct Config {
     /// Client-facing model names and where they are served.
     #[serde(default)]
     pub models: Vec<ModelGroupConfig>,
+    /// Tenants: residency/region attributes for placement, tenant-wide limits and budget.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
 }
 
 /// Listeners and process settings. Changing these needs a restart (a reload logs a warning).
@@ -132,6 +135,98 @@ pub struct ApiKeyConfig {
     /// Client-facing model names the key may use; `*` allows all.
     #[serde(default = "all_models")]
     pub models: Vec<String>,
+    /// The key's own rate limits (enforced by `limits`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The key's own spend budget.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+    /// RFC 3339 instant after which the key is refused, e.g. `2027-01-01T00:00:00Z`.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Free-form labels (owner, ticket…); never used for decisions.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A tenant: who a caller belongs to, where its data may go, and what it may spend.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Referenced by keys (`auth.keys[].tenant`) and JWT tenant claims.
+    pub name: String,
+    /// Data residency, e.g. `eu`; read by the placement policy.
+    #[serde(default)]
+    pub residency: Option<String>,
+    /// Home region, e.g. `westeurope`; read by the placement policy.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Further attributes for the placement policy.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Tenant-wide rate limits (all its keys and tokens together).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Tenant-wide spend budget.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+}
+
+/// Rate limits of a key, a JWT subject or a tenant. Absent fields mean "no limit".
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt + completion) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    /// Requests in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
+    /// Per client-facing model name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelLimitsConfig>,
+}
+
+/// Rate limits for one model.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLimitsConfig {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    /// Tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    /// Requests in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
+}
+
+/// A spend budget over a calendar period (UTC).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// `day` or `month`.
+    pub period: BudgetPeriod,
+    /// Requests are refused once spend reaches this (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_usd: Option<f64>,
+    /// A warning threshold (USD); at most `hard_usd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_usd: Option<f64>,
+}
+
+/// The period a budget resets on.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// Calendar day (UTC).
+    Day,
+    /// Calendar month (UTC).
+    Month,
 }
 
 /// An upstream provider.

@@ -8,6 +8,8 @@ use datamind_llm::providers::gemini::vertex_auth::ServiceAccount;
 
 use super::{BaseUrl, Config};
 
+mod identity;
+
 /// One configuration problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -111,6 +113,7 @@ impl Config {
                 }
             }
         }
+        identity::check(&mut p, self, &groups);
 
         let mut providers = HashSet::new();
         for (i, pr) in self.providers.iter().enumerate() {

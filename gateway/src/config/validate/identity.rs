@@ -1,0 +1,168 @@
+//! Validation of the identity parts of the config: tenants, key limits, budgets, expiries.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::Problems;
+use crate::config::{BudgetConfig, Config, LimitsConfig, parse_rfc3339};
+
+/// Checks `tenants[]` and the per-key `limits`, `budget` and `expires_at`.
+pub(super) fn check(p: &mut Problems, c: &Config, groups: &HashSet<&str>) {
+    let mut names = HashSet::new();
+    for (i, t) in c.tenants.iter().enumerate() {
+        let at = format!("tenants[{i}]");
+        if t.name.is_empty() || !names.insert(t.name.as_str()) {
+            p.add(
+                format!("{at}.name"),
+                format!("empty or duplicate tenant name \"{}\"", t.name),
+            );
+        }
+        for (field, v) in [("residency", &t.residency), ("region", &t.region)] {
+            if v.as_deref().is_some_and(str::is_empty) {
+                p.add(format!("{at}.{field}"), "must not be empty when given");
+            }
+        }
+        check_attributes(p, &format!("{at}.attributes"), &t.attributes);
+        check_limits(p, &format!("{at}.limits"), &t.limits, groups);
+        if let Some(b) = &t.budget {
+            check_budget(p, &format!("{at}.budget"), b);
+        }
+    }
+    for (i, k) in c.auth.keys.iter().enumerate() {
+        let at = format!("auth.keys[{i}]");
+        if k.tenant.is_empty() {
+            p.add(format!("{at}.tenant"), "must not be empty");
+        }
+        check_limits(p, &format!("{at}.limits"), &k.limits, groups);
+        if let Some(b) = &k.budget {
+            check_budget(p, &format!("{at}.budget"), b);
+        }
+        if let Some(e) = &k.expires_at
+            && parse_rfc3339(e).is_none()
+        {
+            p.add(
+                format!("{at}.expires_at"),
+                format!("\"{e}\" is not an RFC 3339 date-time (e.g. 2027-01-01T00:00:00Z)"),
+            );
+        }
+        check_attributes(p, &format!("{at}.metadata"), &k.metadata);
+    }
+}
+
+/// Non-zero limits; per-model limits only for models that exist.
+pub fn check_limits(p: &mut Problems, at: &str, l: &LimitsConfig, groups: &HashSet<&str>) {
+    for (field, v) in [
+        ("rpm", l.rpm),
+        ("tpm", l.tpm),
+        ("max_concurrent", l.max_concurrent),
+    ] {
+        if v == Some(0) {
+            p.add(
+                format!("{at}.{field}"),
+                "must be at least 1 (omit it for no limit)",
+            );
+        }
+    }
+    for (model, m) in &l.models {
+        let mat = format!("{at}.models.{model}");
+        if !groups.contains(model.as_str()) {
+            p.add(mat.clone(), format!("unknown model \"{model}\""));
+        }
+        for (field, v) in [
+            ("rpm", m.rpm),
+            ("tpm", m.tpm),
+            ("max_concurrent", m.max_concurrent),
+        ] {
+            if v == Some(0) {
+                p.add(
+                    format!("{mat}.{field}"),
+                    "must be at least 1 (omit it for no limit)",
+                );
+            }
+        }
+    }
+}
+
+/// Positive, finite amounts; soft ≤ hard; at least one threshold.
+pub fn check_budget(p: &mut Problems, at: &str, b: &BudgetConfig) {
+    for (field, v) in [("hard_usd", b.hard_usd), ("soft_usd", b.soft_usd)] {
+        if let Some(v) = v
+            && (!v.is_finite() || v <= 0.0)
+        {
+            p.add(format!("{at}.{field}"), "must be a positive amount");
+        }
+    }
+    match (b.soft_usd, b.hard_usd) {
+        (None, None) => p.add(at, "needs hard_usd, soft_usd or both"),
+        (Some(s), Some(h)) if s > h => p.add(format!("{at}.soft_usd"), "must not exceed hard_usd"),
+        _ => {}
+    }
+}
+
+fn check_attributes(p: &mut Problems, at: &str, m: &BTreeMap<String, String>) {
+    for k in m.keys() {
+        if k.is_empty() {
+            p.add(at, "attribute names must not be empty");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{BudgetPeriod, parse_str};
+
+    const BASE: &str = "server: { listen: '127.0.0.1:1', admin_listen: '127.0.0.1:2' }\n\
+        providers: [ { name: m, kind: mock } ]\n\
+        models: [ { name: g, deployments: [ { provider: m, model: x } ] } ]\n";
+
+    #[test]
+    fn tenants_limits_budgets_and_expiries_parse() {
+        let yaml = format!(
+            "{BASE}tenants:\n  - name: eu-bank\n    residency: eu\n    region: westeurope\n    \
+             attributes: {{ tier: gold }}\n    limits: {{ rpm: 100, models: {{ g: {{ tpm: 5000 }} }} }}\n    \
+             budget: {{ period: month, hard_usd: 100, soft_usd: 80 }}\n\
+             auth:\n  keys:\n    - name: k\n      sha256: '{}'\n      tenant: eu-bank\n      \
+             limits: {{ max_concurrent: 4 }}\n      budget: {{ period: day, hard_usd: 5 }}\n      \
+             expires_at: '2030-01-01T00:00:00Z'\n      metadata: {{ owner: alice }}\n",
+            "a".repeat(64)
+        );
+        let c = parse_str(&yaml, &|_| None).unwrap();
+        let t = &c.tenants[0];
+        assert_eq!(t.residency.as_deref(), Some("eu"));
+        assert_eq!(t.limits.models["g"].tpm, Some(5000));
+        assert_eq!(t.budget.map(|b| b.period), Some(BudgetPeriod::Month));
+        let k = &c.auth.keys[0];
+        assert_eq!(k.limits.max_concurrent, Some(4));
+        assert_eq!(k.budget.and_then(|b| b.hard_usd), Some(5.0));
+        assert_eq!(k.metadata["owner"], "alice");
+    }
+
+    #[test]
+    fn reports_identity_problems_with_their_paths() {
+        let yaml = format!(
+            "{BASE}tenants:\n  - {{ name: a, residency: '', limits: {{ rpm: 0, models: {{ ghost: {{ rpm: 1 }}, g: {{ tpm: 0 }} }} }} }}\n  \
+             - {{ name: a, budget: {{ period: day, hard_usd: 1, soft_usd: 2 }} }}\n  \
+             - {{ name: b, budget: {{ period: month }} }}\n\
+             auth:\n  keys:\n    - {{ name: k, sha256: '{}', tenant: '', expires_at: tomorrow, \
+             budget: {{ period: day, hard_usd: -1 }} }}\n",
+            "a".repeat(64)
+        );
+        let err = parse_str(&yaml, &|_| None).unwrap_err().to_string();
+        for needle in [
+            "tenants[0].residency: must not be empty",
+            "tenants[0].limits.rpm: must be at least 1",
+            "tenants[0].limits.models.ghost: unknown model \"ghost\"",
+            "tenants[0].limits.models.g.tpm: must be at least 1",
+            "tenants[1].name: empty or duplicate tenant name \"a\"",
+            "tenants[1].budget.soft_usd: must not exceed hard_usd",
+            "tenants[2].budget: needs hard_usd, soft_usd or both",
+            "auth.keys[0].tenant: must not be empty",
+            "auth.keys[0].expires_at: \"tomorrow\" is not an RFC 3339 date-time",
+            "auth.keys[0].budget.hard_usd: must be a positive amount",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in:\n{err}");
+        }
+        let bad_period =
+            format!("{BASE}tenants: [ {{ name: a, budget: {{ period: week, hard_usd: 1 }} }} ]\n");
+        assert!(parse_str(&bad_period, &|_| None).is_err());
+    }
+}
