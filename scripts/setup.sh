@@ -11,6 +11,7 @@ command -v cc >/dev/null || want_apt+=(build-essential)
 command -v nginx >/dev/null || want_apt+=(nginx-light)       # benchmark peer (smoke run in tests)
 command -v curl >/dev/null || want_apt+=(curl)                # TLS/h2 e2e tests
 command -v openssl >/dev/null || want_apt+=(openssl)          # self-signed certs in tests
+command -v redis-server >/dev/null || want_apt+=(redis-server) # shared limits/spend tests (started per test, by PID)
 python3 -c 'import venv, ensurepip' 2>/dev/null || want_apt+=(python3-venv)
 if [ ${#want_apt[@]} -gt 0 ]; then
   echo "setup: installing ${want_apt[*]}" >&2

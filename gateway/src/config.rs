@@ -9,6 +9,7 @@ mod rfc3339;
 mod types;
 mod url;
 mod validate;
+mod validate_limits;
 
 pub use load::{interpolate_env, load_file, parse_str};
 pub use rfc3339::parse_rfc3339;

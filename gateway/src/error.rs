@@ -70,6 +70,9 @@ pub enum GatewayError {
     /// The gateway is draining for shutdown.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// The shared Redis is down or too slow (the reason never carries its URL or password).
+    #[error("the shared state store (Redis) is unavailable: {0}")]
+    RedisUnavailable(String),
 }
 
 impl GatewayError {
@@ -83,7 +86,7 @@ impl GatewayError {
             Self::Unauthorized(_) => 401,
             Self::ModelNotAllowed(_) => 403,
             Self::BodyTooLarge { .. } => 413,
-            Self::NoCapacity { .. } | Self::ShuttingDown => 503,
+            Self::NoCapacity { .. } | Self::ShuttingDown | Self::RedisUnavailable(_) => 503,
             Self::UpstreamFailed { timeout: true, .. } => 504,
             Self::UpstreamFailed { .. } => 502,
         }
@@ -114,6 +117,7 @@ impl GatewayError {
             }
             Self::UpstreamFailed { .. } => ("server_error", Some("upstream_error"), None),
             Self::ShuttingDown => ("server_error", Some("shutting_down"), None),
+            Self::RedisUnavailable(_) => ("server_error", Some("state_store_unavailable"), None),
         };
         ErrorBody::new(kind, code, self.to_string()).with_param(param)
     }

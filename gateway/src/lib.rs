@@ -35,6 +35,8 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod pricing;
+pub mod redis;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -51,6 +51,9 @@ impl Reloader {
                         "`server` and `access_log` changes take effect only after a restart"
                     );
                 }
+                if new.redis != old.config.redis {
+                    tracing::warn!("`redis` changes take effect only after a restart");
+                }
                 let snapshot = Snapshot::build(new, &self.gw.health, &self.gw.metrics);
                 self.gw.snapshot.store(Arc::new(snapshot));
                 self.gw.metrics.record_reload(true);

@@ -66,6 +66,8 @@ pub struct Deployment {
     pub weight: u32,
     /// Concurrency cap.
     pub max_in_flight: Option<u32>,
+    /// USD per million tokens (`deployments[].price`, else `prices[model]`); `None`: unpriced.
+    pub price: Option<crate::pricing::Price>,
     /// Live statistics, shared across reloads.
     pub health: Arc<Health>,
     /// Its attempt counters.
@@ -181,6 +183,7 @@ impl Snapshot {
                         model: d.model.clone(),
                         weight: d.weight.max(1),
                         max_in_flight: d.max_in_flight,
+                        price: crate::pricing::resolve(&config, d),
                     }))
                 })
                 .collect();

@@ -25,6 +25,9 @@ pub struct Gateway {
     pub draining: AtomicBool,
     /// API requests being served.
     pub in_flight: AtomicUsize,
+    /// The shared Redis, when `redis:` is configured (fixed at start: a reload that changes
+    /// it logs a warning).
+    pub redis: Option<crate::redis::Redis>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -40,6 +43,13 @@ impl Gateway {
     pub fn new(config: crate::config::Config, access_log: AccessLog) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
         let health = HealthRegistry::default();
+        let redis = config.redis.as_ref().and_then(|r| {
+            crate::redis::Redis::start(r)
+                .inspect_err(
+                    |e| tracing::error!(error = %e, "redis: cannot start; running without it"),
+                )
+                .ok()
+        });
         let snapshot = Snapshot::build(config, &health, &metrics);
         let mut opts = pingora_core::connectors::ConnectorOptions::new(1024);
         opts.keepalive_pool_size = 1024;
@@ -51,6 +61,7 @@ impl Gateway {
             access_log,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            redis,
         })
     }
 

@@ -19,6 +19,7 @@
 //!   fails over to a backup). Most tests start here.
 //! - [`GatewayConfig`] builds the YAML config; [`Gateway`] writes it to a temp dir,
 //!   picks free ports, spawns the binary and waits for `/readyz`.
+//! - [`RedisServer`] runs a real `redis-server` on a free port (kill/restart by PID).
 //! - [`MockLlm`] spawns one `mock-llm`, reads its `listening on` line, and wraps its
 //!   `/control`, `/stats` and `/last-request` endpoints.
 //! - [`sse`] parses Server-Sent Events incrementally (with arrival times); [`Metrics`]
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod mock;
 pub mod paths;
 pub mod process;
+pub mod redis;
 pub mod sse;
 mod yaml;
 
@@ -52,6 +54,7 @@ pub use gateway::Gateway;
 pub use metrics::Metrics;
 pub use mock::{LastRequest, MockLlm, MockSpec, MockStats};
 pub use process::Signal;
+pub use redis::RedisServer;
 
 /// A client key allowed to call every model (`models: ["*"]`), tenant `team-a`.
 pub const KEY_ALL: &str = "sk-e2e-all-models-7f3a";

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use datamind_e2e::sse::{SseStream, joined_content};
-use datamind_e2e::{MockLlm, MockSpec, chat_body, header, http_client, stream_body};
+use datamind_e2e::{MockLlm, MockSpec, RedisServer, chat_body, header, http_client, stream_body};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -91,5 +91,23 @@ async fn mock_counts_a_client_that_goes_away_as_cancelled() -> Result<()> {
         s.cancelled >= 1 && s.active == 0
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn redis_server_starts_stops_and_restarts_on_its_port() -> Result<()> {
+    let mut redis = RedisServer::start().await?;
+    redis.ping().await?;
+    assert_eq!(redis.command(&["SET", "k", "v"]).await?, "+OK");
+    assert_eq!(redis.command(&["GET", "k"]).await?, "v");
+    assert_eq!(redis.keys("*").await?, vec!["k".to_string()]);
+    let pid = redis.pid().expect("running");
+    redis.kill().await?;
+    assert!(redis.ping().await.is_err(), "still answering after kill");
+    assert!(redis.pid().is_none());
+    redis.restart().await?;
+    assert_ne!(redis.pid(), Some(pid));
+    redis.ping().await?;
+    assert_eq!(redis.command(&["GET", "k"]).await?, "", "nothing persisted");
     Ok(())
 }

@@ -20,6 +20,13 @@ pub struct Config {
     /// When a failing deployment is skipped.
     #[serde(default)]
     pub cooldown: CooldownConfig,
+    /// The shared Redis (distributed limits, spend, runtime keys, response cache). Absent:
+    /// everything stays in-process.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// Prices by upstream model name (a deployment's `model`), for spend and budgets.
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceConfig>,
     /// Who may call the API.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -324,6 +331,76 @@ pub struct DeploymentConfig {
     /// Skip this deployment while it has this many requests in flight.
     #[serde(default)]
     pub max_in_flight: Option<u32>,
+    /// This deployment's price, overriding `prices[model]`.
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
+}
+
+/// A model's price in USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    /// Prompt tokens.
+    pub input: f64,
+    /// Completion tokens.
+    pub output: f64,
+    /// Prompt tokens served from the provider's prompt cache; `input` when absent.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+/// The shared Redis: exactly one of `url` (standalone), `sentinel` or `cluster`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Standalone server, `redis://[:password@]host:port[/db]`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Sentinel-managed master.
+    #[serde(default)]
+    pub sentinel: Option<RedisSentinelConfig>,
+    /// Redis Cluster.
+    #[serde(default)]
+    pub cluster: Option<RedisClusterConfig>,
+    /// ACL user of the data nodes (overrides the URL's).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password of the data nodes (overrides the URL's); use `${ENV}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Prefix of every key the gateway writes.
+    #[serde(default = "default_redis_prefix")]
+    pub key_prefix: String,
+    /// TCP connect (and Sentinel lookup) timeout.
+    #[serde(default = "default_redis_connect")]
+    pub connect_timeout_ms: u64,
+    /// A command's round trip; slower counts as Redis being unavailable.
+    #[serde(default = "default_redis_command")]
+    pub command_timeout_ms: u64,
+    /// Longest pause between reconnect attempts (they back off from 100 ms, with jitter).
+    #[serde(default = "default_redis_backoff")]
+    pub reconnect_max_ms: u64,
+}
+
+/// Redis Sentinel.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSentinelConfig {
+    /// The monitored master's name.
+    pub master_name: String,
+    /// Sentinel addresses, `redis://host:26379`.
+    pub nodes: Vec<String>,
+    /// Password of the Sentinels themselves, if they require one.
+    #[serde(default)]
+    pub sentinel_password: Option<String>,
+}
+
+/// Redis Cluster.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisClusterConfig {
+    /// Seed nodes, `redis://host:6379`; the rest of the cluster is discovered.
+    pub nodes: Vec<String>,
 }
 
 fn default_threads() -> usize {
@@ -367,6 +444,18 @@ fn all_models() -> Vec<String> {
 }
 fn one() -> u32 {
     1
+}
+fn default_redis_prefix() -> String {
+    "datamind:".into()
+}
+fn default_redis_connect() -> u64 {
+    1_000
+}
+fn default_redis_command() -> u64 {
+    250
+}
+fn default_redis_backoff() -> u64 {
+    5_000
 }
 
 impl Default for AccessLogConfig {

@@ -25,10 +25,10 @@ impl std::fmt::Display for Problem {
     }
 }
 
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
@@ -241,6 +241,7 @@ impl Config {
                 }
             }
         }
+        super::validate_limits::check(self, &mut p);
         p.0
     }
 }

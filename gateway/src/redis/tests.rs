@@ -1,0 +1,166 @@
+//! Against a real `redis-server` (Debian package `redis-server`, installed by
+//! `scripts/setup.sh`) started on a free loopback port and stopped by its PID.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/setup.sh)");
+        Self { child, port }
+    }
+
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        Self::start_on(port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn config(port: u16) -> RedisConfig {
+    crate::config::parse_str(
+        &format!(
+            r#"
+server: {{ listen: "127.0.0.1:1", admin_listen: "127.0.0.1:2" }}
+auth: {{ enabled: false }}
+redis: {{ url: "redis://127.0.0.1:{port}", command_timeout_ms: 500, reconnect_max_ms: 200 }}
+"#
+        ),
+        &|_| None,
+    )
+    .unwrap()
+    .redis
+    .unwrap()
+}
+
+#[tokio::test]
+async fn serves_commands_fails_fast_when_down_and_reconnects() {
+    let mut server = Server::start();
+    let redis = Redis::start(&config(server.port)).unwrap();
+    assert!(
+        redis.wait_up(Duration::from_secs(5)).await,
+        "never connected"
+    );
+
+    let key = redis.key("test", "t1", ":n");
+    assert_eq!(key, "datamind:test:{t1}:n");
+    let n: i64 = redis.query(redis::cmd("INCR").arg(&key)).await.unwrap();
+    assert_eq!(n, 1);
+    let script = redis::Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    let n: i64 = redis
+        .call(|mut c| {
+            let script = script.clone();
+            let key = key.clone();
+            async move { script.key(key).arg(5).invoke_async(&mut c).await }
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 6);
+    // A command error is not a connection error.
+    let wrong: Result<i64, _> = redis.query(redis::cmd("LPUSH").arg(&key).arg(1)).await;
+    assert!(wrong.is_err());
+    assert!(redis.is_up());
+
+    server.kill();
+    let mut down = redis.watch();
+    let e = redis.query::<i64>(redis::cmd("INCR").arg(&key)).await;
+    assert!(matches!(e, Err(GatewayError::RedisUnavailable(_))), "{e:?}");
+    assert!(!redis.is_up());
+    assert!(!*down.borrow_and_update());
+    // Down: fails fast without touching the network.
+    let started = std::time::Instant::now();
+    assert!(
+        redis
+            .query::<i64>(redis::cmd("INCR").arg(&key))
+            .await
+            .is_err()
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+
+    let _server = Server::start_on(server.port);
+    assert!(
+        redis.wait_up(Duration::from_secs(10)).await,
+        "never reconnected"
+    );
+    let n: i64 = redis.query(redis::cmd("INCR").arg(&key)).await.unwrap();
+    assert_eq!(n, 1, "a fresh server starts empty");
+}
+
+#[test]
+fn exactly_one_topology_and_urls_are_checked_without_echoing_them() {
+    let yaml = r#"
+server: { listen: "127.0.0.1:1", admin_listen: "127.0.0.1:2" }
+auth: { enabled: false }
+redis:
+  url: "http://:hunter2@x"
+  cluster: { nodes: [] }
+  command_timeout_ms: 0
+  key_prefix: "a{b}"
+"#;
+    let err = crate::config::parse_str(yaml, &|_| None)
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "redis: set exactly one of",
+        "redis.url: must start with redis://",
+        "redis.cluster.nodes: at least one seed node",
+        "redis.command_timeout_ms: must be greater than 0",
+        "redis.key_prefix: must not contain",
+    ] {
+        assert!(err.contains(needle), "missing {needle} in:\n{err}");
+    }
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn targets_for_each_topology() {
+    let base = |r: &str| {
+        crate::config::parse_str(
+            &format!(
+                "server: {{ listen: \"127.0.0.1:1\", admin_listen: \"127.0.0.1:2\" }}\nauth: {{ enabled: false }}\nredis: {r}\n"
+            ),
+            &|_| None,
+        )
+        .unwrap()
+        .redis
+        .unwrap()
+    };
+    let s = base(r#"{ url: "redis://127.0.0.1:1/2", password: "pw" }"#);
+    let t = Target::from_config(&s).unwrap();
+    assert_eq!(t.kind(), "standalone");
+    let Target::Standalone(info) = t else {
+        unreachable!()
+    };
+    assert_eq!(info.redis_settings().password(), Some("pw"));
+    assert_eq!(info.redis_settings().db(), 2);
+    let s = base(r#"{ sentinel: { master_name: m, nodes: ["redis://127.0.0.1:26379"] } }"#);
+    assert_eq!(Target::from_config(&s).unwrap().kind(), "sentinel");
+    let s = base(r#"{ cluster: { nodes: ["redis://127.0.0.1:7000"] } }"#);
+    assert_eq!(Target::from_config(&s).unwrap().kind(), "cluster");
+}
