@@ -16,6 +16,8 @@
 //! error status ──▶ Adapter::translate_error           (provider error → OpenAI error, status,
 //!                                                      context-window flag; no credentials)
 //! errors ──▶ error_body::ErrorBody                    (the OpenAI error JSON shape)
+//! caching ─▶ cache_key                                (which requests, header directives,
+//!                                                      tenant-scoped key of the canonical form)
 //! ```
 //!
 //! Inside the gateway the client format is OpenAI's. Anthropic-format clients
@@ -74,6 +76,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cache_key;
 pub mod chat;
 pub mod client;
 pub mod error;
