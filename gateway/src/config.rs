@@ -4,6 +4,7 @@
 //! `${ENV_VAR}`s, parse (unknown fields rejected), then [`Config::validate`], which reports
 //! every problem at once with its path (`models[2].deployments[0].provider: …`).
 
+mod cache;
 mod load;
 mod rfc3339;
 mod types;
@@ -11,6 +12,7 @@ mod url;
 mod validate;
 mod validate_limits;
 
+pub use cache::{CacheConfig, CacheMode, CacheStoreKind};
 pub use load::{interpolate_env, load_file, parse_str};
 pub use rfc3339::parse_rfc3339;
 pub use types::*;

@@ -66,6 +66,8 @@ pub struct Outcome {
     pub group: Option<Arc<crate::snapshot::ModelGroup>>,
     /// The client went away before the answer was complete.
     pub client_gone: bool,
+    /// The complete 200 answer copied for the response cache (when `Job::capture_limit`).
+    pub captured: Option<crate::cache::CachedAnswer>,
 }
 
 /// Why an attempt did not produce an answer.
@@ -112,6 +114,10 @@ pub(crate) struct Job<'a> {
     pub response_id: &'a str,
     pub started: Instant,
     pub deadline: Instant,
+    /// Response cache: reported in `x-datamind-cache` (`None`: the cache is off).
+    pub cache_status: Option<crate::cache::CacheStatus>,
+    /// Response cache: copy the answer (up to this many bytes) into `Outcome::captured`.
+    pub capture_limit: Option<usize>,
 }
 
 /// Serves `job` along `plan`, writing the whole response to `session`.

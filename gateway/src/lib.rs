@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! server::api      route → authenticate (auth) → read body (bounded) → parse (datamind-llm)
+//!   cache          exact-match answers: a hit is replayed here; a miss is teed and stored
 //!   routing        model group → ordered candidates (strategy, cooldowns, fallbacks)
 //!   engine         attempt loop: open (upstream.rs / mock.rs) → relay (relay.rs)
 //!   telemetry      metrics + one access-log line
@@ -31,6 +32,7 @@
 //! retries, fallbacks and streaming share one loop.
 
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use pingora_core::connectors::http::Connector;
 
+use crate::cache::ResponseCache;
 use crate::snapshot::{HealthRegistry, Snapshot};
 use crate::telemetry::{AccessLog, Metrics};
 
@@ -28,6 +29,8 @@ pub struct Gateway {
     /// The shared Redis, when `redis:` is configured (fixed at start: a reload that changes
     /// it logs a warning).
     pub redis: Option<crate::redis::Redis>,
+    /// The response cache (its entries survive reloads).
+    pub cache: ResponseCache,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -42,6 +45,7 @@ impl Gateway {
     /// Builds the shared state around a validated config.
     pub fn new(config: crate::config::Config, access_log: AccessLog) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
+        let cache = ResponseCache::new(&config.cache, metrics.cache.clone());
         let health = HealthRegistry::default();
         let redis = config.redis.as_ref().and_then(|r| {
             crate::redis::Redis::start(r)
@@ -62,6 +66,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             redis,
+            cache,
         })
     }
 

@@ -39,6 +39,9 @@ pub struct Config {
     /// Tenants: residency/region attributes for placement, tenant-wide limits and budget.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// The response cache (absent: off).
+    #[serde(default)]
+    pub cache: super::CacheConfig,
 }
 
 /// Listeners and process settings. Changing these needs a restart (a reload logs a warning).

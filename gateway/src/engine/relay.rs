@@ -19,6 +19,7 @@ use pingora_http::ResponseHeader;
 
 use super::{AttemptError, ClientFormat, Job, Outcome, UpstreamError};
 use crate::GatewayError;
+use crate::cache::capture::Capture;
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
 
@@ -197,17 +198,29 @@ async fn relay_whole(
         h.insert_header("content-type", ct.clone())
             .map_err(internal)?;
     }
+    let body = Bytes::from(body);
+    // Response cache: only a whole 200 within the entry limit is kept.
+    let mut capture = job
+        .capture_limit
+        .filter(|max| reply.status == 200 && body.len() <= *max)
+        .map(Capture::new);
+    if let Some(c) = capture.as_mut() {
+        c.push(&body);
+    }
     h.insert_header("content-length", body.len().to_string())
         .map_err(internal)?;
     out.status = reply.status;
     out.ttfb = Some(job.started.elapsed());
     let written = async {
         session.write_response_header(Box::new(h)).await?;
-        session.write_response_body(Bytes::from(body), true).await
+        session.write_response_body(body, true).await
     }
     .await;
     if written.is_err() {
         out.client_gone = true;
+    } else if let Some(c) = capture {
+        let ct = reply.content_type.as_deref().unwrap_or("application/json");
+        out.captured = c.finish(false, ct, out.usage, &d.id);
     }
     reply.body.release(gw).await;
     Ok(Relayed::Complete)
@@ -243,6 +256,11 @@ async fn relay_stream(
     }
     let mut buf = Vec::with_capacity(4096);
     let mut failure: Option<AttemptError> = None;
+    // Response cache: a copy of what the client is sent, kept only if the stream completes.
+    let mut capture = job
+        .capture_limit
+        .filter(|_| reply.status == 200)
+        .map(Capture::new);
     loop {
         // Until the first byte is committed, the first-byte timeout still applies.
         let until = if h.is_some() {
@@ -308,6 +326,9 @@ async fn relay_stream(
                 }
             }
             let data = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(4096)));
+            if let Some(c) = capture.as_mut() {
+                c.push(&data);
+            }
             if session.write_response_body(data, false).await.is_err() {
                 out.client_gone = true;
                 break;
@@ -361,7 +382,18 @@ async fn relay_stream(
         }
         None => Relayed::Complete,
     };
-    let _ = session.write_response_body(Bytes::from(buf), true).await;
+    let summary = translator.summary();
+    let whole = failure.is_none() && summary.done && !summary.error;
+    if let Some(c) = capture.as_mut() {
+        c.push(&buf);
+    }
+    let written = session.write_response_body(Bytes::from(buf), true).await;
+    if whole
+        && written.is_ok()
+        && let Some(c) = capture
+    {
+        out.captured = c.finish(true, "text/event-stream", out.usage, &d.id);
+    }
     if failure.is_none() {
         reply.body.release(gw).await;
     }
@@ -384,6 +416,10 @@ pub(super) async fn upstream_error(
         .map_err(internal)?;
     h.insert_header("x-datamind-attempts", out.attempts.to_string())
         .map_err(internal)?;
+    if let Some(c) = job.cache_status {
+        h.insert_header("x-datamind-cache", c.as_str())
+            .map_err(internal)?;
+    }
     h.insert_header("content-type", "application/json")
         .map_err(internal)?;
     h.insert_header("content-length", body.len().to_string())
@@ -418,13 +454,17 @@ fn response_header(
     d: &Deployment,
     attempts: u32,
 ) -> Result<ResponseHeader, GatewayError> {
-    let mut h = ResponseHeader::build(status, Some(8)).map_err(internal)?;
+    let mut h = ResponseHeader::build(status, Some(9)).map_err(internal)?;
     h.insert_header("x-request-id", job.request_id.to_owned())
         .map_err(internal)?;
     h.insert_header("x-datamind-deployment", d.id.clone())
         .map_err(internal)?;
     h.insert_header("x-datamind-attempts", attempts.to_string())
         .map_err(internal)?;
+    if let Some(c) = job.cache_status {
+        h.insert_header("x-datamind-cache", c.as_str())
+            .map_err(internal)?;
+    }
     Ok(h)
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use datamind_llm::cache_key::CacheDirectives;
 use datamind_llm::client::anthropic;
 use datamind_llm::{Operation, ParsedRequest};
 use pingora_core::apps::{
@@ -20,6 +21,7 @@ use pingora_core::server::ShutdownWatch;
 use serde_json::json;
 
 use super::{body, respond};
+use crate::cache::{self, CacheStatus};
 use crate::engine::{self, ClientFormat, Job, Outcome};
 use crate::snapshot::Snapshot;
 use crate::snapshot::health::now_ms;
@@ -34,6 +36,14 @@ use crate::{GatewayError, routing};
 pub struct ApiApp {
     gw: Arc<Gateway>,
     options: HttpServerOptions,
+}
+
+/// What the response cache decided for one request.
+enum CacheStep {
+    /// Replay this stored answer.
+    Hit(cache::CachedAnswer),
+    /// Go upstream; store the answer under the plan (if any); report the status (if on).
+    Go(Option<cache::CachePlan>, Option<CacheStatus>),
 }
 
 enum Route {
@@ -234,6 +244,24 @@ impl ApiApp {
             return Err(GatewayError::ModelNotAllowed(req.model.clone()));
         }
         out.group = Some(group.clone());
+        let step = self
+            .cache_plan(session, snapshot, &caller.tenant, op, out.client, &req)
+            .await;
+        let (cache_plan, cache_status) = match step {
+            CacheStep::Hit(answer) => {
+                // limits: a hit is still a request (counts for RPM) but reserves and
+                // consumes no tokens; admission must not charge its estimate.
+                rec.cache = Some(CacheStatus::Hit.as_str());
+                out.status = 200;
+                out.ttfb = Some(started.elapsed());
+                if !cache::replay::write(session, request_id, &answer).await {
+                    out.client_gone = true;
+                }
+                return Ok(());
+            }
+            CacheStep::Go(plan, status) => (plan, status),
+        };
+        rec.cache = cache_status.map(CacheStatus::as_str);
         let plan = routing::plan(snapshot, group);
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
         let response_id = format!("chatcmpl-{request_id}");
@@ -246,8 +274,51 @@ impl ApiApp {
             request_id,
             started,
             deadline: started + total,
+            cache_status,
+            capture_limit: cache_plan
+                .as_ref()
+                .filter(|p| p.store)
+                .map(|p| p.max_entry_bytes),
         };
-        engine::serve(&self.gw, snapshot, session, &job, plan, out).await
+        let served = engine::serve(&self.gw, snapshot, session, &job, plan, out).await;
+        if let (Some(p), Some(answer)) = (&cache_plan, out.captured.take()) {
+            self.gw.cache.store(p, answer).await;
+        }
+        served
+    }
+
+    /// The response cache's part of a request: a hit to replay, or how to go on.
+    async fn cache_plan(
+        &self,
+        session: &ServerSession,
+        snapshot: &Snapshot,
+        tenant: &str,
+        op: Operation,
+        client: ClientFormat,
+        req: &ParsedRequest,
+    ) -> CacheStep {
+        let directives = CacheDirectives::from_headers(
+            session.get_header("x-datamind-cache").map(|v| v.as_bytes()),
+            session.get_header("cache-control").map(|v| v.as_bytes()),
+        );
+        let cache = &self.gw.cache;
+        match cache.plan(&snapshot.config.cache, directives, tenant, op, client, req) {
+            None => CacheStep::Go(None, None),
+            Some(Err(status)) => {
+                cache.metrics().request(status.as_str());
+                CacheStep::Go(None, Some(status))
+            }
+            Some(Ok(plan)) => match cache.lookup(&plan).await {
+                Some(answer) => {
+                    cache.metrics().request(CacheStatus::Hit.as_str());
+                    CacheStep::Hit(answer)
+                }
+                None => {
+                    cache.metrics().request(CacheStatus::Miss.as_str());
+                    CacheStep::Go(Some(plan), Some(CacheStatus::Miss))
+                }
+            },
+        }
     }
 }
 

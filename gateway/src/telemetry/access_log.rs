@@ -53,6 +53,9 @@ pub struct AccessRecord {
     pub request_bytes: usize,
     /// Why it failed, if it did (no secrets).
     pub error: Option<String>,
+    /// Response cache: `hit`, `miss` or `bypass` (absent when the cache is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 /// The access-log writer's handle.

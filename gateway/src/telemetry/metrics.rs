@@ -124,6 +124,8 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     requests_in_flight: Gauge,
     access_log_dropped: Counter,
+    /// The response cache's metrics (`datamind_cache_*`).
+    pub cache: crate::cache::CacheMetrics,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -214,8 +216,10 @@ impl Metrics {
             "Access-log lines dropped because the writer fell behind",
             access_log_dropped.clone(),
         );
+        let cache = crate::cache::CacheMetrics::register(&mut registry);
         Self {
             registry,
+            cache,
             requests,
             duration,
             ttft,

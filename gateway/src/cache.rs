@@ -1,0 +1,213 @@
+//! The response cache: exact-match answers for repeated deterministic requests.
+//!
+//! ```text
+//! server::api  after auth + parse + model check:
+//!   ResponseCache::plan ── off / not cacheable ──▶ bypass (no canonicalisation at all)
+//!        │ key = datamind_llm::cache_key(tenant, scope, canonical request)
+//!        ├─ lookup ── hit ──▶ replay::write (same bytes, `x-datamind-cache: hit`), done
+//!        └─ miss ──▶ engine (Job::capture_limit) ── relay tees what the client is sent
+//!                      └─ complete 200 answer, within max_entry_bytes ──▶ store
+//! ```
+//!
+//! **What is stored** is exactly what the client was sent (status 200 only): the JSON
+//! body, or the SSE stream through its final event, plus the usage and the deployment
+//! that answered. A hit replays those bytes, so a replayed stream is event for event the
+//! original one. Because bytes are stored, the key's `scope` names their shape:
+//! `operation:client-format:delivery`, e.g. `chat:openai:json`, `chat:openai:sse+usage`,
+//! `chat:anthropic:sse`. A streamed and a non-streamed request for the same prompt are
+//! therefore separate entries (each consistent with one upstream answer); an OpenAI and an
+//! Anthropic client likewise each get answers in their own format.
+//!
+//! **Never stored**: errors (any status but 200), streams that broke, ended without the
+//! provider's final event, carried an error event or lost their client, and answers over
+//! `max_entry_bytes`.
+//!
+//! **Headers**: `x-datamind-cache: hit|miss|bypass` on every answer while the cache is on;
+//! `age` on hits. Requests opt in with `x-datamind-cache: force`, out with `off`;
+//! `Cache-Control: no-cache` skips the lookup but stores, `no-store` does neither (see
+//! [`datamind_llm::cache_key::CacheDirectives`]).
+//!
+//! **On a hit** the body reports the original usage; the access log says `cache: "hit"`
+//! with `upstream_ms` 0 and zero tokens (no provider was paid), and token metrics are not
+//! incremented. Limits (RPM/TPM): a hit is a request but consumes no tokens — see the
+//! `limits:` comment in `server/api.rs`.
+
+pub mod capture;
+pub mod memory;
+pub mod metrics;
+pub mod replay;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use datamind_llm::cache_key::{self, CacheDirectives, CacheKey};
+use datamind_llm::{Operation, ParsedRequest, Usage};
+
+use crate::config::{CacheConfig, CacheMode};
+use crate::engine::ClientFormat;
+pub use memory::MemoryStore;
+pub use metrics::CacheMetrics;
+
+/// One stored answer: what the client was sent.
+#[derive(Debug, Clone)]
+pub struct CachedAnswer {
+    /// An SSE stream (else a whole JSON body).
+    pub stream: bool,
+    /// The `content-type` sent.
+    pub content_type: String,
+    /// The body sent, whole (for streams: every event through the last).
+    pub body: Bytes,
+    /// Usage of the original answer.
+    pub usage: Usage,
+    /// The deployment that produced it.
+    pub deployment: String,
+    /// When it was stored (Unix ms), for the `age` header.
+    pub stored_unix_ms: u64,
+}
+
+/// What the cache will do for one request.
+#[derive(Debug, Clone)]
+pub struct CachePlan {
+    /// The entry's key.
+    pub key: CacheKey,
+    /// Answer from the cache if an entry exists.
+    pub lookup: bool,
+    /// Store the answer if it completes.
+    pub store: bool,
+    /// Largest answer stored.
+    pub max_entry_bytes: usize,
+    /// How long a stored answer lives.
+    pub ttl: Duration,
+}
+
+/// The cache decision for a request, as reported in `x-datamind-cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Answered from the cache.
+    Hit,
+    /// Looked up (or revalidated) and sent upstream.
+    Miss,
+    /// The cache is on but did not consider this request.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// Header, metric label and access-log value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Bypass => "bypass",
+        }
+    }
+}
+
+/// The process's response cache (kept across config reloads).
+#[derive(Debug)]
+pub struct ResponseCache {
+    memory: MemoryStore,
+    metrics: CacheMetrics,
+}
+
+impl ResponseCache {
+    /// A cache sized by `config` (the memory budget is fixed until restart).
+    pub fn new(config: &CacheConfig, metrics: CacheMetrics) -> Self {
+        Self {
+            memory: MemoryStore::new(config.max_total_bytes, metrics.clone()),
+            metrics,
+        }
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &CacheMetrics {
+        &self.metrics
+    }
+
+    /// Decides what the cache does for a request. `None` when the cache is off (nothing
+    /// reported) — the only cost then is one boolean test. `Some(Err(Bypass))` when it is
+    /// on but the request is not cacheable; the key is only computed for requests that
+    /// can hit or be stored.
+    pub fn plan(
+        &self,
+        config: &CacheConfig,
+        directives: CacheDirectives,
+        tenant: &str,
+        op: Operation,
+        client: ClientFormat,
+        req: &ParsedRequest,
+    ) -> Option<Result<CachePlan, CacheStatus>> {
+        if !config.enabled {
+            return None;
+        }
+        let eligible = directives.force
+            || (config.mode == CacheMode::Deterministic
+                && (op == Operation::Embeddings || cache_key::is_deterministic(req)));
+        if !eligible || !directives.any() {
+            return Some(Err(CacheStatus::Bypass));
+        }
+        let key = match cache_key::cache_key(tenant, &scope(op, client, req), req.body()) {
+            Ok(k) => k,
+            Err(_) => return Some(Err(CacheStatus::Bypass)),
+        };
+        Some(Ok(CachePlan {
+            key,
+            lookup: directives.lookup,
+            store: directives.store,
+            max_entry_bytes: config.max_entry_bytes,
+            ttl: Duration::from_secs(config.ttl_seconds),
+        }))
+    }
+
+    /// The stored answer for `plan`, if any (a failing store reads as a miss).
+    pub async fn lookup(&self, plan: &CachePlan) -> Option<CachedAnswer> {
+        if !plan.lookup {
+            return None;
+        }
+        self.memory.get(&plan.key, Instant::now())
+    }
+
+    /// Stores a complete answer (the caller checked it is a 200 within the size limit).
+    pub async fn store(&self, plan: &CachePlan, answer: CachedAnswer) {
+        if !plan.store {
+            return;
+        }
+        if answer.body.len() > plan.max_entry_bytes {
+            self.metrics.store("too_large");
+            return;
+        }
+        match self
+            .memory
+            .put(plan.key, answer, plan.ttl, Instant::now())
+        {
+            memory::Stored::Kept { .. } => self.metrics.store("stored"),
+            memory::Stored::TooLarge => self.metrics.store("too_large"),
+        }
+    }
+}
+
+/// What the stored bytes are: `operation:client-format:delivery`.
+pub fn scope(op: Operation, client: ClientFormat, req: &ParsedRequest) -> String {
+    let client_name = match client {
+        ClientFormat::OpenAi => "openai",
+        ClientFormat::Anthropic => "anthropic",
+    };
+    let delivery = if !(req.stream && op.can_stream()) {
+        "json"
+    } else if client == ClientFormat::OpenAi && req.include_usage {
+        "sse+usage"
+    } else {
+        // Anthropic streams always carry usage in `message_delta`.
+        "sse"
+    };
+    format!("{}:{client_name}:{delivery}", op.as_str())
+}
+
+/// Unix time in ms.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests;

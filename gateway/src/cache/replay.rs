@@ -1,0 +1,40 @@
+//! Writing a cache hit: the stored bytes, with the headers a fresh answer would carry.
+
+use pingora_core::protocols::http::ServerSession;
+use pingora_http::ResponseHeader;
+
+use super::{CacheStatus, CachedAnswer, now_unix_ms};
+
+/// Sends `answer` as a 200 (a JSON body, or an SSE stream replayed whole). Returns false
+/// when the client could not be written to.
+pub async fn write(session: &mut ServerSession, request_id: &str, answer: &CachedAnswer) -> bool {
+    let Some(h) = header(session.is_http2(), request_id, answer) else {
+        return false;
+    };
+    session.write_response_header(Box::new(h)).await.is_ok()
+        && session
+            .write_response_body(answer.body.clone(), true)
+            .await
+            .is_ok()
+}
+
+fn header(http2: bool, request_id: &str, answer: &CachedAnswer) -> Option<ResponseHeader> {
+    let mut h = ResponseHeader::build(200, Some(7)).ok()?;
+    let age = now_unix_ms().saturating_sub(answer.stored_unix_ms) / 1000;
+    h.insert_header("content-type", answer.content_type.clone())
+        .ok()?;
+    h.insert_header("x-request-id", request_id.to_owned()).ok()?;
+    h.insert_header("x-datamind-cache", CacheStatus::Hit.as_str())
+        .ok()?;
+    h.insert_header("age", age.to_string()).ok()?;
+    if answer.stream {
+        h.insert_header("cache-control", "no-cache").ok()?;
+        if !http2 {
+            h.insert_header("transfer-encoding", "chunked").ok()?;
+        }
+    } else {
+        h.insert_header("content-length", answer.body.len().to_string())
+            .ok()?;
+    }
+    Some(h)
+}
