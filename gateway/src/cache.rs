@@ -175,10 +175,7 @@ impl ResponseCache {
             self.metrics.store("too_large");
             return;
         }
-        match self
-            .memory
-            .put(plan.key, answer, plan.ttl, Instant::now())
-        {
+        match self.memory.put(plan.key, answer, plan.ttl, Instant::now()) {
             memory::Stored::Kept { .. } => self.metrics.store("stored"),
             memory::Stored::TooLarge => self.metrics.store("too_large"),
         }

@@ -98,9 +98,7 @@ impl CacheDirectives {
                         d.store = false;
                     }
                     "no-cache" => d.lookup = false,
-                    t if t.strip_prefix("max-age=").map(str::trim) == Some("0") => {
-                        d.lookup = false
-                    }
+                    t if t.strip_prefix("max-age=").map(str::trim) == Some("0") => d.lookup = false,
                     _ => {}
                 }
             }

@@ -65,13 +65,18 @@ mod tests {
         let mut c = Capture::new(10);
         c.push(b"data: a\n\n");
         c.push(b"x");
-        let a = c.finish(true, "text/event-stream", Usage::default(), "d").unwrap();
+        let a = c
+            .finish(true, "text/event-stream", Usage::default(), "d")
+            .unwrap();
         assert_eq!(&a.body[..], b"data: a\n\nx");
         assert!(a.stream);
         let mut c = Capture::new(10);
         c.push(b"data: a\n\n");
         c.push(b"xy");
         c.push(b"z");
-        assert!(c.finish(true, "text/event-stream", Usage::default(), "d").is_none());
+        assert!(
+            c.finish(true, "text/event-stream", Usage::default(), "d")
+                .is_none()
+        );
     }
 }

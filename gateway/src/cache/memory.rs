@@ -202,7 +202,10 @@ mod tests {
         s.put(key(2), answer(300), ttl, now);
         // Touch 1, so 2 is the least recently used.
         assert!(s.get(&key(1), now).is_some());
-        assert_eq!(s.put(key(3), answer(300), ttl, now), Stored::Kept { evicted: 1 });
+        assert_eq!(
+            s.put(key(3), answer(300), ttl, now),
+            Stored::Kept { evicted: 1 }
+        );
         assert!(s.get(&key(1), now).is_some());
         assert!(s.get(&key(2), now).is_none());
         assert!(s.get(&key(3), now).is_some());

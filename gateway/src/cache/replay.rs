@@ -23,7 +23,8 @@ fn header(http2: bool, request_id: &str, answer: &CachedAnswer) -> Option<Respon
     let age = now_unix_ms().saturating_sub(answer.stored_unix_ms) / 1000;
     h.insert_header("content-type", answer.content_type.clone())
         .ok()?;
-    h.insert_header("x-request-id", request_id.to_owned()).ok()?;
+    h.insert_header("x-request-id", request_id.to_owned())
+        .ok()?;
     h.insert_header("x-datamind-cache", CacheStatus::Hit.as_str())
         .ok()?;
     h.insert_header("age", age.to_string()).ok()?;

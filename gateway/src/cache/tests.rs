@@ -72,10 +72,7 @@ async fn plan_follows_config_mode_and_directives() {
         cache.plan(&on(), d, "t", Operation::Embeddings, oa, &req(HOT)),
         Some(Ok(_))
     ));
-    let force = CacheDirectives {
-        force: true,
-        ..d
-    };
+    let force = CacheDirectives { force: true, ..d };
     assert!(matches!(
         cache.plan(&on(), force, "t", chat, oa, &req(HOT)),
         Some(Ok(_))
@@ -122,13 +119,7 @@ async fn store_then_lookup_per_tenant_and_directives() {
     // Another tenant, same request: its own (empty) entry.
     assert!(cache.lookup(&plan("b", d)).await.is_none());
     // no-cache: no lookup, but stores.
-    let revalidate = plan(
-        "a",
-        CacheDirectives {
-            lookup: false,
-            ..d
-        },
-    );
+    let revalidate = plan("a", CacheDirectives { lookup: false, ..d });
     assert!(cache.lookup(&revalidate).await.is_none());
     cache.store(&revalidate, answer("[1]")).await;
     assert_eq!(&cache.lookup(&a).await.unwrap().body[..], b"[1]");

@@ -87,7 +87,10 @@ impl CacheConfig {
             );
         }
         if self.max_entry_bytes < 1024 {
-            add("cache.max_entry_bytes".into(), "must be at least 1024".into());
+            add(
+                "cache.max_entry_bytes".into(),
+                "must be at least 1024".into(),
+            );
         }
         if self.max_total_bytes < self.max_entry_bytes {
             add(

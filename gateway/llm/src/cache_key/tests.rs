@@ -30,7 +30,10 @@ fn key_separates_tenants_scopes_and_everything_that_changes_the_answer() {
     for (field, value) in [
         ("model", json!("other")),
         ("messages", json!([{"role":"user","content":"hi!"}])),
-        ("tools", json!([{"type":"function","function":{"name":"f"}}])),
+        (
+            "tools",
+            json!([{"type":"function","function":{"name":"f"}}]),
+        ),
         ("tool_choice", json!("required")),
         ("response_format", json!({"type":"json_object"})),
         ("seed", json!(7)),
@@ -46,8 +49,10 @@ fn key_separates_tenants_scopes_and_everything_that_changes_the_answer() {
         );
     }
     // Nested key order does not matter, nested values do.
-    let nested_a = json!({"model":"m","response_format":{"type":"json_schema","json_schema":{"a":1,"b":2}}});
-    let nested_b = json!({"response_format":{"json_schema":{"b":2,"a":1},"type":"json_schema"},"model":"m"});
+    let nested_a =
+        json!({"model":"m","response_format":{"type":"json_schema","json_schema":{"a":1,"b":2}}});
+    let nested_b =
+        json!({"response_format":{"json_schema":{"b":2,"a":1},"type":"json_schema"},"model":"m"});
     assert_eq!(
         cache_key_value("t", "s", &nested_a),
         cache_key_value("t", "s", &nested_b)
@@ -101,13 +106,25 @@ fn rejects_invalid_json() {
 
 #[test]
 fn determinism_rules() {
-    assert!(is_deterministic(&parsed(r#"{"model":"m","temperature":0}"#)));
-    assert!(is_deterministic(&parsed(r#"{"model":"m","temperature":0.0}"#)));
-    assert!(is_deterministic(&parsed(r#"{"model":"m","top_k":1,"temperature":0.9}"#)));
-    assert!(!is_deterministic(&parsed(r#"{"model":"m","temperature":0.7}"#)));
+    assert!(is_deterministic(&parsed(
+        r#"{"model":"m","temperature":0}"#
+    )));
+    assert!(is_deterministic(&parsed(
+        r#"{"model":"m","temperature":0.0}"#
+    )));
+    assert!(is_deterministic(&parsed(
+        r#"{"model":"m","top_k":1,"temperature":0.9}"#
+    )));
+    assert!(!is_deterministic(&parsed(
+        r#"{"model":"m","temperature":0.7}"#
+    )));
     assert!(!is_deterministic(&parsed(r#"{"model":"m"}"#)));
-    assert!(!is_deterministic(&parsed(r#"{"model":"m","temperature":null}"#)));
-    assert!(!is_deterministic(&parsed(r#"{"model":"m","temperature":"0"}"#)));
+    assert!(!is_deterministic(&parsed(
+        r#"{"model":"m","temperature":null}"#
+    )));
+    assert!(!is_deterministic(&parsed(
+        r#"{"model":"m","temperature":"0"}"#
+    )));
 }
 
 #[test]
