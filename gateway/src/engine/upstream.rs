@@ -5,11 +5,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use datamind_llm::Adapter;
 use datamind_llm::error_body::ErrorBody;
+use datamind_llm::providers::UpstreamRequest;
 use datamind_llm::providers::{AwsCredentials, Target};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
+use tokio::io::AsyncWriteExt;
 
 use super::relay::{BodySource, Reply};
 use super::{AttemptError, Job, UpstreamError, client_gone, parse_retry_after, retryable_status};
@@ -77,24 +80,10 @@ pub(super) async fn open(
             }));
         }
     };
-    let mut header = RequestHeader::build_no_case(
-        upreq.method,
-        upreq.path.as_bytes(),
-        Some(upreq.headers.len() + 2),
-    )
-    .map_err(|e| AttemptError::Network(e.to_string()))?;
-    for (k, v) in upreq.headers {
-        header
-            .insert_header(k, v)
-            .map_err(|e| AttemptError::Network(e.to_string()))?;
-    }
-    header
-        .insert_header("content-length", upreq.body.len().to_string())
-        .map_err(|e| AttemptError::Network(e.to_string()))?;
-    if let Ok(v) = std::str::from_utf8(job.request_id.as_bytes()) {
-        let _ = header.insert_header("x-request-id", v.to_owned());
-    }
-    let body = Bytes::from(upreq.body);
+    let request = Outgoing {
+        upreq,
+        request_id: job.request_id,
+    };
     let first_byte = Duration::from_millis(p.timeouts.first_byte_ms);
     let attempt_deadline = job
         .deadline
@@ -103,27 +92,9 @@ pub(super) async fn open(
     let waited = Instant::now();
     // A pooled connection may have been closed by the upstream meanwhile: one quiet retry
     // on a fresh connection before this counts as the deployment's failure.
-    let mut result = exchange(
-        gw,
-        peer,
-        &header,
-        &body,
-        first_byte,
-        attempt_deadline,
-        downstream,
-    )
-    .await;
+    let mut result = exchange(gw, peer, &request, first_byte, attempt_deadline, downstream).await;
     if let Err((AttemptError::Network(_), true)) = &result {
-        result = exchange(
-            gw,
-            peer,
-            &header,
-            &body,
-            first_byte,
-            attempt_deadline,
-            downstream,
-        )
-        .await;
+        result = exchange(gw, peer, &request, first_byte, attempt_deadline, downstream).await;
     }
     *upstream_wait += waited.elapsed();
     let mut up = result.map_err(|(e, _)| e)?;
@@ -192,14 +163,13 @@ pub(super) async fn open(
 async fn exchange(
     gw: &Gateway,
     peer: &HttpPeer,
-    header: &RequestHeader,
-    body: &Bytes,
+    request: &Outgoing<'_>,
     first_byte: Duration,
     deadline: Instant,
     downstream: &mut ServerSession,
 ) -> Result<HttpSession, (AttemptError, bool)> {
     let connect_deadline = tokio::time::Instant::from_std(deadline);
-    let (mut up, reused) = tokio::select! {
+    let (up, reused) = tokio::select! {
         r = tokio::time::timeout_at(connect_deadline, gw.connector.get_http_session(peer)) => match r {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err((AttemptError::Network(format!("connect: {e}")), false)),
@@ -208,19 +178,43 @@ async fn exchange(
         _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
     };
     let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
-    let sent = async {
-        up.write_request_header(Box::new(header.clone())).await?;
-        up.write_request_body(body.clone(), true).await?;
-        up.finish_request_body().await?;
-        up.read_response_header().await
+    let sent = async move {
+        match up {
+            HttpSession::H1(h1) => {
+                // Header and body leave in one write (Pingora's client would flush the
+                // header on its own first): one segment and one wake-up of the upstream
+                // instead of two.
+                let wire = request.h1_wire().map_err(|e| e.to_owned())?;
+                let mut stream = h1.into_inner();
+                stream
+                    .write_all(&wire)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+                stream.flush().await.map_err(|e| format!("write: {e}"))?;
+                let mut h1 = Http1Session::new_with_options(stream, peer);
+                h1.read_response().await.map_err(|e| e.to_string())?;
+                Ok(HttpSession::H1(h1))
+            }
+            mut up => {
+                let (header, body) = request.pingora().map_err(|e| e.to_string())?;
+                let r = async {
+                    up.write_request_header(Box::new(header)).await?;
+                    up.write_request_body(body, true).await?;
+                    up.finish_request_body().await?;
+                    up.read_response_header().await
+                };
+                r.await.map_err(|e| e.to_string())?;
+                Ok(up)
+            }
+        }
     };
     let r = tokio::select! {
         r = tokio::time::timeout(wait, sent) => r,
         _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
     };
     match r {
-        Ok(Ok(())) => Ok(up),
-        Ok(Err(e)) => Err((AttemptError::Network(e.to_string()), reused)),
+        Ok(Ok(up)) => Ok(up),
+        Ok(Err(e)) => Err((AttemptError::Network(e), reused)),
         Err(_) => Err((
             AttemptError::Timeout(format!("no response header within {} ms", wait.as_millis())),
             false,
@@ -243,4 +237,136 @@ async fn read_error_body(up: &mut HttpSession, deadline: Instant) -> Bytes {
     })
     .await;
     Bytes::from(buf)
+}
+
+/// One attempt's request, ready to be put on the wire once the connection's protocol is known.
+struct Outgoing<'a> {
+    upreq: UpstreamRequest,
+    request_id: &'a str,
+}
+
+impl Outgoing<'_> {
+    /// The whole HTTP/1.1 request (head and body) as one buffer. Header names and values are
+    /// checked so nothing from the config or a model name can split the request.
+    fn h1_wire(&self) -> Result<Vec<u8>, &'static str> {
+        let u = &self.upreq;
+        if !valid_target(u.path.as_bytes()) {
+            return Err("request path contains a forbidden character");
+        }
+        let head: usize = u.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut w =
+            Vec::with_capacity(u.path.len() + head + self.request_id.len() + 64 + u.body.len());
+        w.extend_from_slice(u.method.as_bytes());
+        w.push(b' ');
+        w.extend_from_slice(u.path.as_bytes());
+        w.extend_from_slice(b" HTTP/1.1\r\n");
+        for (k, v) in &u.headers {
+            if !valid_name(k.as_bytes()) || !valid_value(v.as_bytes()) {
+                return Err("invalid upstream request header");
+            }
+            push_header(&mut w, k.as_bytes(), v.as_bytes());
+        }
+        push_header(
+            &mut w,
+            b"content-length",
+            u.body.len().to_string().as_bytes(),
+        );
+        if valid_value(self.request_id.as_bytes()) {
+            push_header(&mut w, b"x-request-id", self.request_id.as_bytes());
+        }
+        w.extend_from_slice(b"\r\n");
+        w.extend_from_slice(&u.body);
+        Ok(w)
+    }
+
+    /// The request as Pingora's header and body (HTTP/2).
+    fn pingora(&self) -> pingora_error::Result<(RequestHeader, Bytes)> {
+        let u = &self.upreq;
+        let mut header =
+            RequestHeader::build_no_case(u.method, u.path.as_bytes(), Some(u.headers.len() + 2))?;
+        for (k, v) in &u.headers {
+            header.insert_header(k.clone(), v.clone())?;
+        }
+        header.insert_header("content-length", u.body.len().to_string())?;
+        if valid_value(self.request_id.as_bytes()) {
+            header.insert_header("x-request-id", self.request_id.to_owned())?;
+        }
+        Ok((header, Bytes::copy_from_slice(&u.body)))
+    }
+}
+
+fn push_header(w: &mut Vec<u8>, k: &[u8], v: &[u8]) {
+    w.extend_from_slice(k);
+    w.extend_from_slice(b": ");
+    w.extend_from_slice(v);
+    w.extend_from_slice(b"\r\n");
+}
+
+/// RFC 9110 token characters.
+fn valid_name(k: &[u8]) -> bool {
+    !k.is_empty()
+        && k.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Visible ASCII, spaces, tabs and obs-text; never CR, LF or NUL.
+fn valid_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+fn valid_target(p: &[u8]) -> bool {
+    !p.is_empty() && p.iter().all(|&b| b > 0x20 && b != 0x7f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(path: &str, headers: &[(&str, &str)]) -> Outgoing<'static> {
+        Outgoing {
+            upreq: UpstreamRequest {
+                method: "POST",
+                path: path.into(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                body: b"{\"a\":1}".to_vec(),
+            },
+            request_id: "req-1",
+        }
+    }
+
+    #[test]
+    fn h1_wire_is_one_request() {
+        let o = outgoing(
+            "/v1/chat/completions",
+            &[("host", "up:8000"), ("authorization", "Bearer k")],
+        );
+        let wire = o.h1_wire().unwrap();
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: up:8000\r\nauthorization: Bearer k\r\n\
+             content-length: 7\r\nx-request-id: req-1\r\n\r\n{\"a\":1}"
+        );
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(&o.h1_wire().unwrap()).unwrap().is_complete());
+    }
+
+    #[test]
+    fn h1_wire_refuses_request_splitting() {
+        assert!(outgoing("/v1/a b", &[]).h1_wire().is_err());
+        assert!(
+            outgoing("/v1/x", &[("x-a", "1\r\nevil: 2")])
+                .h1_wire()
+                .is_err()
+        );
+        assert!(outgoing("/v1/x", &[("bad name", "1")]).h1_wire().is_err());
+        assert!(
+            outgoing("/v1/x", &[("x-a", "caf\u{e9} \t ok")])
+                .h1_wire()
+                .is_ok()
+        );
+    }
 }
