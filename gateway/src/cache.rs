@@ -35,6 +35,7 @@
 pub mod capture;
 pub mod memory;
 pub mod metrics;
+pub mod redis_store;
 pub mod replay;
 
 use std::time::{Duration, Instant};
@@ -43,10 +44,12 @@ use bytes::Bytes;
 use datamind_llm::cache_key::{self, CacheDirectives, CacheKey};
 use datamind_llm::{Operation, ParsedRequest, Usage};
 
-use crate::config::{CacheConfig, CacheMode};
+use crate::config::{CacheConfig, CacheMode, CacheStoreKind};
 use crate::engine::ClientFormat;
+use crate::redis::Redis;
 pub use memory::MemoryStore;
 pub use metrics::CacheMetrics;
+pub use redis_store::RedisStore;
 
 /// One stored answer: what the client was sent.
 #[derive(Debug, Clone)]
@@ -105,17 +108,35 @@ impl CacheStatus {
 /// The process's response cache (kept across config reloads).
 #[derive(Debug)]
 pub struct ResponseCache {
-    memory: MemoryStore,
+    store: Store,
     metrics: CacheMetrics,
 }
 
+/// Where entries live (chosen at start).
+#[derive(Debug)]
+enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
 impl ResponseCache {
-    /// A cache sized by `config` (the memory budget is fixed until restart).
-    pub fn new(config: &CacheConfig, metrics: CacheMetrics) -> Self {
-        Self {
-            memory: MemoryStore::new(config.max_total_bytes, metrics.clone()),
-            metrics,
-        }
+    /// A cache for `config`; `redis` is the shared handle when one is configured. The
+    /// store kind and the memory budget are fixed until restart.
+    pub fn new(config: &CacheConfig, metrics: CacheMetrics, redis: Option<&Redis>) -> Self {
+        let store = match (config.store, redis) {
+            (CacheStoreKind::Redis, Some(r)) => {
+                Store::Redis(RedisStore::new(r.clone(), metrics.clone()))
+            }
+            (kind, _) => {
+                if kind == CacheStoreKind::Redis {
+                    tracing::warn!(
+                        "cache.store is redis but no Redis handle started: using the memory store"
+                    );
+                }
+                Store::Memory(MemoryStore::new(config.max_total_bytes, metrics.clone()))
+            }
+        };
+        Self { store, metrics }
     }
 
     /// Its metrics.
@@ -163,7 +184,10 @@ impl ResponseCache {
         if !plan.lookup {
             return None;
         }
-        self.memory.get(&plan.key, Instant::now())
+        match &self.store {
+            Store::Memory(m) => m.get(&plan.key, Instant::now()),
+            Store::Redis(r) => r.get(&plan.key).await,
+        }
     }
 
     /// Stores a complete answer (the caller checked it is a 200 within the size limit).
@@ -175,10 +199,20 @@ impl ResponseCache {
             self.metrics.store("too_large");
             return;
         }
-        match self.memory.put(plan.key, answer, plan.ttl, Instant::now()) {
-            memory::Stored::Kept { .. } => self.metrics.store("stored"),
-            memory::Stored::TooLarge => self.metrics.store("too_large"),
-        }
+        let result = match &self.store {
+            Store::Memory(m) => match m.put(plan.key, answer, plan.ttl, Instant::now()) {
+                memory::Stored::Kept { .. } => "stored",
+                memory::Stored::TooLarge => "too_large",
+            },
+            Store::Redis(r) => {
+                if r.put(&plan.key, &answer, plan.ttl).await {
+                    "stored"
+                } else {
+                    "failed"
+                }
+            }
+        };
+        self.metrics.store(result);
     }
 }
 

@@ -45,7 +45,6 @@ impl Gateway {
     /// Builds the shared state around a validated config.
     pub fn new(config: crate::config::Config, access_log: AccessLog) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
-        let cache = ResponseCache::new(&config.cache, metrics.cache.clone());
         let health = HealthRegistry::default();
         let redis = config.redis.as_ref().and_then(|r| {
             crate::redis::Redis::start(r)
@@ -54,6 +53,7 @@ impl Gateway {
                 )
                 .ok()
         });
+        let cache = ResponseCache::new(&config.cache, metrics.cache.clone(), redis.as_ref());
         let snapshot = Snapshot::build(config, &health, &metrics);
         let mut opts = pingora_core::connectors::ConnectorOptions::new(1024);
         opts.keepalive_pool_size = 1024;

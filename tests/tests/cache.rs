@@ -7,9 +7,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use datamind_e2e::fixture::{CHAT_MODEL, EMBED_MODEL, OneUpstream};
+use datamind_e2e::fixture::{CHAT_MODEL, EMBED_MODEL, OneUpstream, one_upstream_config};
 use datamind_e2e::sse::{SseStream, parse_events};
-use datamind_e2e::{GatewayConfig, KEY_ALL, KEY_LIMITED, MockSpec, header};
+use datamind_e2e::{
+    Gateway, GatewayConfig, KEY_ALL, KEY_LIMITED, MockLlm, MockSpec, RedisServer, eventually,
+    header,
+};
 use reqwest::Response;
 use serde_json::{Value, json};
 
@@ -374,5 +377,122 @@ async fn embeddings_are_cached_and_the_cache_can_be_off() -> Result<()> {
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(off.mock.stats().await?.requests, 2);
+    Ok(())
+}
+
+/// `gpt-4o-mini` on `mock`, the cache in the shared Redis at `redis_url`.
+fn redis_config(mock: &MockLlm, redis_url: &str) -> GatewayConfig {
+    with_cache(json!({"store": "redis", "ttl_seconds": 60}))(one_upstream_config(mock))
+        .set("/redis", json!({"url": redis_url}))
+}
+
+async fn cache_keys(redis: &RedisServer) -> Result<Vec<String>> {
+    redis.keys("datamind:cache:*").await
+}
+
+#[tokio::test]
+async fn gateways_sharing_redis_share_entries() -> Result<()> {
+    let redis = RedisServer::start().await?;
+    let mock = MockLlm::start(MockSpec::named("up1").chunks(4)).await?;
+    let config = redis_config(&mock, &redis.url());
+    let gw1 = Gateway::start(&config).await?;
+    let gw2 = Gateway::start(&config).await?;
+    // Each gateway connects to Redis in the background: wait until each caches.
+    for (i, gw) in [&gw1, &gw2].into_iter().enumerate() {
+        let warm = det(&format!("warm-up {i}"));
+        eventually("a hit through redis", Duration::from_secs(10), || async {
+            let (_, c, _) = read(gw.chat(KEY_ALL, &warm).await?).await?;
+            Ok((c == "hit").then_some(()))
+        })
+        .await?;
+    }
+    redis.command(&["FLUSHALL"]).await?;
+    let base = mock.stats().await?.requests;
+
+    let (st, c, first) = read(gw1.chat(KEY_ALL, &det("shared")).await?).await?;
+    assert_eq!((st, c.as_str()), (200, "miss"), "{first}");
+    let keys = eventually("a cache key in redis", Duration::from_secs(5), || async {
+        let k = cache_keys(&redis).await?;
+        Ok((!k.is_empty()).then_some(k))
+    })
+    .await?;
+    // One hash-tagged key, expiring by itself, holding no prompt text in its name.
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = &keys[0];
+    assert!(
+        key.starts_with("datamind:cache:{")
+            && key.ends_with('}')
+            && key.len() == "datamind:cache:{".len() + 64 + 1,
+        "{key}"
+    );
+    let pttl: i64 = redis
+        .command(&["PTTL", key])
+        .await?
+        .trim_start_matches(':')
+        .parse()?;
+    assert!(pttl > 0 && pttl <= 60_000, "PTTL {pttl}");
+
+    let (st, c, second) = read(gw2.chat(KEY_ALL, &det("shared")).await?).await?;
+    assert_eq!((st, c.as_str()), (200, "hit"), "the other gateway missed");
+    assert_eq!(second, first);
+    // Streams too: stored by the second gateway, replayed by the first.
+    let (_, c, s1) = read(gw2.chat(KEY_ALL, &det_stream("shared")).await?).await?;
+    assert_eq!(c, "miss");
+    eventually("two cache keys", Duration::from_secs(5), || async {
+        Ok((cache_keys(&redis).await?.len() == 2).then_some(()))
+    })
+    .await?;
+    let (_, c, s2) = read(gw1.chat(KEY_ALL, &det_stream("shared")).await?).await?;
+    assert_eq!((c.as_str(), s2 == s1), ("hit", true));
+    // Tenants stay apart in the shared store as well.
+    let (_, c, _) = read(gw1.chat(KEY_LIMITED, &det("shared")).await?).await?;
+    assert_eq!(c, "miss");
+    assert_eq!(mock.stats().await?.requests, base + 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redis_outage_degrades_to_misses_never_errors() -> Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let mock = MockLlm::start(MockSpec::named("up1")).await?;
+    let gw = Gateway::start(&redis_config(&mock, &redis.url())).await?;
+    // Connected: a miss then a hit.
+    eventually("a hit through redis", Duration::from_secs(10), || async {
+        let (_, c, _) = read(gw.chat(KEY_ALL, &det("outage")).await?).await?;
+        Ok((c == "hit").then_some(()))
+    })
+    .await?;
+
+    redis.kill().await?;
+    let before = mock.stats().await?.requests;
+    for i in 0..3 {
+        let started = std::time::Instant::now();
+        let (st, c, body) = read(gw.chat(KEY_ALL, &det("outage")).await?).await?;
+        assert_eq!((st, c.as_str()), (200, "miss"), "request {i}: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "an outage must not stall requests"
+        );
+    }
+    assert_eq!(mock.stats().await?.requests, before + 3);
+    let m = gw
+        .metrics_when("store errors", |m| {
+            m.sum("datamind_cache_store_errors_total", &[]) >= 1.0
+        })
+        .await?;
+    assert!(m.sum("datamind_cache_requests_total", &[("result", "miss")]) >= 3.0);
+
+    // Redis is back (empty): the gateway reconnects by itself and caches again.
+    redis.restart().await?;
+    eventually(
+        "a hit after redis came back",
+        Duration::from_secs(15),
+        || async {
+            let (st, c, _) = read(gw.chat(KEY_ALL, &det("outage")).await?).await?;
+            assert_eq!(st, 200);
+            Ok((c == "hit").then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }

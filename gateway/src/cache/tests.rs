@@ -49,7 +49,7 @@ fn scope_names_the_shape_of_the_stored_bytes() {
 
 #[tokio::test]
 async fn plan_follows_config_mode_and_directives() {
-    let cache = ResponseCache::new(&on(), CacheMetrics::default());
+    let cache = ResponseCache::new(&on(), CacheMetrics::default(), None);
     let d = CacheDirectives::default();
     let chat = Operation::ChatCompletions;
     let oa = ClientFormat::OpenAi;
@@ -104,7 +104,7 @@ async fn plan_follows_config_mode_and_directives() {
 
 #[tokio::test]
 async fn store_then_lookup_per_tenant_and_directives() {
-    let cache = ResponseCache::new(&on(), CacheMetrics::default());
+    let cache = ResponseCache::new(&on(), CacheMetrics::default(), None);
     let d = CacheDirectives::default();
     let chat = Operation::ChatCompletions;
     let oa = ClientFormat::OpenAi;

@@ -21,6 +21,9 @@ pub enum CacheStoreKind {
     /// In this process (bounded by `max_total_bytes`, least recently used evicted first).
     #[default]
     Memory,
+    /// In the shared Redis of the top-level `redis:` block: every gateway of a fleet sees
+    /// the same entries; Redis expires them. A Redis outage makes every lookup a miss.
+    Redis,
 }
 
 /// The response cache. Absent means off; `cache: {}` means on with these defaults.
@@ -76,7 +79,13 @@ impl Default for CacheConfig {
 
 impl CacheConfig {
     /// Reports each problem as (path, message).
-    pub(super) fn check(&self, add: &mut impl FnMut(String, String)) {
+    pub(super) fn check(&self, has_redis: bool, add: &mut impl FnMut(String, String)) {
+        if self.store == CacheStoreKind::Redis && !has_redis {
+            add(
+                "cache.store".into(),
+                "`redis` needs a top-level `redis:` block".into(),
+            );
+        }
         if self.ttl_seconds == 0 {
             add("cache.ttl_seconds".into(), "must be at least 1".into());
         }

@@ -73,7 +73,8 @@ impl Config {
         if self.cooldown.failures == 0 {
             p.add("cooldown.failures", "must be at least 1");
         }
-        self.cache.check(&mut |path, msg| p.add(path, msg));
+        self.cache
+            .check(self.redis.is_some(), &mut |path, msg| p.add(path, msg));
 
         let groups: HashSet<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
         let mut names = HashSet::new();
@@ -271,7 +272,7 @@ mod tests {
         let yaml = r#"
 server: { listen: "127.0.0.1:1", admin_listen: "nope" }
 cooldown: { failures: 0 }
-cache: { ttl_seconds: 0, max_entry_bytes: 4096, max_total_bytes: 2048 }
+cache: { ttl_seconds: 0, max_entry_bytes: 4096, max_total_bytes: 2048, store: redis }
 auth: { keys: [ { name: a, sha256: "XYZ", models: [ghost] } ] }
 providers:
   - { name: up, kind: openai }
@@ -287,6 +288,7 @@ models:
             "cooldown.failures: must be at least 1",
             "cache.ttl_seconds: must be at least 1",
             "cache.max_total_bytes: must be at least cache.max_entry_bytes",
+            "cache.store: `redis` needs a top-level `redis:` block",
             "auth.keys[0].sha256: must be 64",
             "auth.keys[0].models[0]: unknown model \"ghost\"",
             "providers[0].base_url: required for this kind",
