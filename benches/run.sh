@@ -2,10 +2,11 @@
 # Scenario runner: DataMind next to its peers, on this machine, against one mock-llm.
 #
 #   benches/run.sh --smoke            # a few hundred requests per target and scenario (< 1 min)
-#   benches/run.sh [--repeats 3] [--duration 8] [--targets direct,nginx,datamind,litellm,portkey]
+#   benches/run.sh [--repeats 3] [--duration 8] [--targets direct,nginx,datamind,datamind_cache,litellm,portkey]
 #
 # Targets: direct (the mock itself), nginx (plain reverse proxy, config per
-# shared/notes/benchmarking.md), datamind (release gateway with a generated config), and
+# shared/notes/benchmarking.md), datamind (release gateway with a generated config),
+# datamind_cache (the same with the response cache on: the hit path), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
 # target's CPU and RSS. Results: benches/results/<date>.md and .json.
@@ -107,11 +108,12 @@ CONF
   wait_http "${URL[nginx]}/v1/models" 10 -H "Authorization: Bearer $KEY"
 }
 
-start_datamind() {
+start_datamind() { # [target name] [extra YAML]
+  local name=${1:-datamind} extra=${2:-}
   local gw="$REL/datamind-gateway" port admin sha; [ -x "$gw" ] || return 1
   port=$(free_port); admin=$(free_port)
   sha=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
-  cat >"$WORK/datamind.yaml" <<CONF
+  cat >"$WORK/$name.yaml" <<CONF
 server:
   listen: "127.0.0.1:$port"
   admin_listen: "127.0.0.1:$admin"
@@ -132,11 +134,19 @@ models:
     deployments:
       - provider: up
         model: mock
+$extra
 CONF
-  "$gw" --config "$WORK/datamind.yaml" >"$WORK/datamind.out" 2>&1 &
-  PID[datamind]=$!; PIDS+=("${PID[datamind]}")
-  URL[datamind]="http://127.0.0.1:$port"; HDR[datamind]="Authorization: Bearer $KEY"; STREAMS[datamind]=1
+  "$gw" --config "$WORK/$name.yaml" >"$WORK/$name.out" 2>&1 &
+  PID[$name]=$!; PIDS+=("${PID[$name]}")
+  URL[$name]="http://127.0.0.1:$port"; HDR[$name]="Authorization: Bearer $KEY"; STREAMS[$name]=1
   wait_http "http://127.0.0.1:$admin/healthz" 20
+}
+
+# The same gateway with the in-memory response cache; every bench request opts in
+# (x-datamind-cache: force), so after a scenario's first request this measures the hit path.
+start_datamind_cache() {
+  start_datamind datamind_cache "cache: { enabled: true, mode: opt_in }" || return 1
+  HDR[datamind_cache]+=$'\nx-datamind-cache: force'
 }
 
 start_litellm() {
@@ -168,7 +178,7 @@ start_portkey() {
 }
 
 if [ -z "$TARGETS" ]; then
-  TARGETS=direct,nginx,datamind
+  TARGETS=direct,nginx,datamind,datamind_cache
   [ -x "$PEERS_DIR/litellm-venv/bin/litellm" ] && TARGETS+=,litellm
   [ -f "$PEERS_DIR/portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ] && TARGETS+=,portkey
 fi
