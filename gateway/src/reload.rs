@@ -54,6 +54,13 @@ impl Reloader {
                 if new.redis != old.config.redis {
                     tracing::warn!("`redis` changes take effect only after a restart");
                 }
+                if new.cache.store != old.config.cache.store
+                    || new.cache.max_total_bytes != old.config.cache.max_total_bytes
+                {
+                    tracing::warn!(
+                        "`cache.store` and `cache.max_total_bytes` changes take effect only after a restart"
+                    );
+                }
                 let snapshot = Snapshot::build(new, &self.gw.health, &self.gw.metrics);
                 self.gw.snapshot.store(Arc::new(snapshot));
                 self.gw.metrics.record_reload(true);

@@ -31,6 +31,8 @@ struct ReasonLabels {
 #[derive(Debug, Clone, Default)]
 pub struct CacheMetrics {
     requests: Family<ResultLabels, Counter>,
+    /// `requests` for hit, miss, bypass, resolved once (the request path only touches atomics).
+    by_result: [Counter; 3],
     stores: Family<ResultLabels, Counter>,
     evictions: Family<ReasonLabels, Counter>,
     bytes: Gauge,
@@ -41,7 +43,9 @@ pub struct CacheMetrics {
 impl CacheMetrics {
     /// Registers every cache metric in `registry` (prefix `datamind_` comes from it).
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
+        let mut m = Self::default();
+        m.by_result = ["hit", "miss", "bypass"]
+            .map(|result| m.requests.get_or_create(&ResultLabels { result }).clone());
         registry.register(
             "cache_requests",
             "Response-cache decisions per request (hit, miss, bypass)",
@@ -75,9 +79,14 @@ impl CacheMetrics {
         m
     }
 
-    /// One request's decision: `hit`, `miss` or `bypass`.
-    pub fn request(&self, result: &'static str) {
-        self.requests.get_or_create(&ResultLabels { result }).inc();
+    /// One request's decision.
+    pub fn request(&self, status: super::CacheStatus) {
+        let i = match status {
+            super::CacheStatus::Hit => 0,
+            super::CacheStatus::Miss => 1,
+            super::CacheStatus::Bypass => 2,
+        };
+        self.by_result[i].inc();
     }
 
     /// One store attempt: `stored`, `too_large` or `failed`.

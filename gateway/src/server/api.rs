@@ -297,6 +297,10 @@ impl ApiApp {
         client: ClientFormat,
         req: &ParsedRequest,
     ) -> CacheStep {
+        if !snapshot.config.cache.enabled {
+            // The whole cost of an unused cache: this test.
+            return CacheStep::Go(None, None);
+        }
         let directives = CacheDirectives::from_headers(
             session.get_header("x-datamind-cache").map(|v| v.as_bytes()),
             session.get_header("cache-control").map(|v| v.as_bytes()),
@@ -305,16 +309,16 @@ impl ApiApp {
         match cache.plan(&snapshot.config.cache, directives, tenant, op, client, req) {
             None => CacheStep::Go(None, None),
             Some(Err(status)) => {
-                cache.metrics().request(status.as_str());
+                cache.metrics().request(status);
                 CacheStep::Go(None, Some(status))
             }
             Some(Ok(plan)) => match cache.lookup(&plan).await {
                 Some(answer) => {
-                    cache.metrics().request(CacheStatus::Hit.as_str());
+                    cache.metrics().request(CacheStatus::Hit);
                     CacheStep::Hit(answer)
                 }
                 None => {
-                    cache.metrics().request(CacheStatus::Miss.as_str());
+                    cache.metrics().request(CacheStatus::Miss);
                     CacheStep::Go(Some(plan), Some(CacheStatus::Miss))
                 }
             },
