@@ -8,20 +8,68 @@
 //! key is hashed and compared in constant time, and only the key's *id* and *name* travel
 //! further.
 //!
+//! - [`authenticate`]: the entry point; picks the path by the credential's shape.
 //! - [`keys`]: config keys, looked up by digest (built with each snapshot).
+//! - [`runtime`]: keys created through the admin API (kept across reloads; in memory or
+//!   in Redis).
+//! - [`jwt`]: JWT / OIDC tokens, verified against static keys or a cached JWKS.
 //! - [`tenant`]: the tenant table.
 
 mod credential;
+pub mod jwt;
 pub mod keys;
+pub mod runtime;
+pub mod secret;
 pub mod tenant;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-pub use keys::{KeyTable, hash_key};
+pub use jwt::JwtAuth;
+pub use keys::{KeyTable, hash_key, now_secs};
+pub use runtime::{RuntimeKey, RuntimeKeys};
 pub use tenant::{TenantInfo, Tenants};
 
+use crate::GatewayError;
 use crate::config::{BudgetConfig, LimitsConfig};
+use crate::snapshot::Snapshot;
+use crate::state::Gateway;
+
+/// Authenticates a request from `Authorization: Bearer …` or `x-api-key`.
+///
+/// A JWT-shaped credential goes to [`JwtAuth`] when issuers are configured (it may wait
+/// for a key-set fetch, see [`jwt::jwks`]); anything else is an API key: a hash, then a
+/// lookup in the config keys and the runtime keys. Every refusal is a 401
+/// `invalid_api_key` whose message says what was wrong without echoing the credential.
+pub async fn authenticate(
+    gw: &Gateway,
+    snapshot: &Snapshot,
+    authorization: Option<&[u8]>,
+    x_api_key: Option<&[u8]>,
+) -> Result<Arc<Caller>, GatewayError> {
+    let keys = &snapshot.keys;
+    if !keys.enabled() {
+        return Ok(keys.anonymous().clone());
+    }
+    let credential = credential::presented(authorization, x_api_key)?;
+    if credential.len() > snapshot.jwt.max_token_bytes() {
+        return Err(GatewayError::Unauthorized("the credential is too long"));
+    }
+    let now = now_secs();
+    if snapshot.jwt.enabled() && jwt::looks_like_jwt(credential) {
+        return snapshot
+            .jwt
+            .verify(credential, now, &keys.tenants, &gw.connector)
+            .await;
+    }
+    let d = keys::digest(credential);
+    if let Some(c) = keys.lookup(&d, now)? {
+        return Ok(c);
+    }
+    gw.runtime_keys
+        .lookup(&d, now, &keys.tenants)?
+        .ok_or(GatewayError::Unauthorized("invalid API key"))
+}
 
 /// An authenticated caller. Built once per key (or cached per token), shared by `Arc`.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,7 @@
 //! every problem at once with its path (`models[2].deployments[0].provider: …`).
 
 mod cache;
+mod identity;
 mod load;
 mod rfc3339;
 mod types;
@@ -13,8 +14,9 @@ mod validate;
 mod validate_limits;
 
 pub use cache::{CacheConfig, CacheMode, CacheStoreKind};
+pub use identity::*;
 pub use load::{interpolate_env, load_file, parse_str};
 pub use rfc3339::parse_rfc3339;
 pub use types::*;
 pub use url::BaseUrl;
-pub use validate::Problem;
+pub use validate::{Problem, check_key_fields};

@@ -37,6 +37,15 @@ pub enum GatewayError {
     /// Missing or wrong credential.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Authenticated, but not allowed (e.g. the admin API is disabled).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No resource with that id (admin API).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// A store or other internal dependency failed (no secrets in the message).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The caller may not use this model.
     #[error("the API key is not allowed to use model `{0}`")]
     ModelNotAllowed(String),
@@ -84,6 +93,9 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => 405,
             Self::BadRequest { .. } => 400,
             Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::ResourceNotFound(_) => 404,
+            Self::Internal(_) => 503,
             Self::ModelNotAllowed(_) => 403,
             Self::BodyTooLarge { .. } => 413,
             Self::NoCapacity { .. } | Self::ShuttingDown | Self::RedisUnavailable(_) => 503,
@@ -102,6 +114,9 @@ impl GatewayError {
             }
             Self::BadRequest { param, .. } => ("invalid_request_error", None, *param),
             Self::Unauthorized(_) => ("authentication_error", Some("invalid_api_key"), None),
+            Self::Forbidden(_) => ("permission_error", Some("forbidden"), None),
+            Self::ResourceNotFound(_) => ("invalid_request_error", Some("not_found"), None),
+            Self::Internal(_) => ("server_error", Some("internal_error"), None),
             Self::ModelNotAllowed(_) => {
                 ("permission_error", Some("model_not_allowed"), Some("model"))
             }

@@ -18,7 +18,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 
 pub use health::Health;
 
-use crate::auth::KeyTable;
+use crate::auth::{JwtAuth, KeyTable};
 use crate::config::{BaseUrl, Config, Strategy, Timeouts};
 use crate::telemetry::Metrics;
 use crate::telemetry::metrics::{DeploymentMetrics, ModelMetrics};
@@ -28,8 +28,10 @@ use crate::telemetry::metrics::{DeploymentMetrics, ModelMetrics};
 pub struct Snapshot {
     /// The config it was built from.
     pub config: Config,
-    /// API keys by hash.
+    /// API keys by hash, and the tenants.
     pub keys: KeyTable,
+    /// JWT issuers and the verified-token cache.
+    pub jwt: JwtAuth,
     /// Model groups by client-facing name.
     pub groups: HashMap<String, Arc<ModelGroup>>,
     /// Group names in config order (for `/v1/models`).
@@ -199,6 +201,7 @@ impl Snapshot {
         }
         Self {
             keys: KeyTable::from_config(&config.auth, &config.tenants),
+            jwt: JwtAuth::from_config(&config.auth.jwt),
             group_order: config.models.iter().map(|m| m.name.clone()).collect(),
             groups,
             config,

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use pingora_core::connectors::http::Connector;
 
+use crate::auth::RuntimeKeys;
+use crate::auth::runtime::MemoryStore;
 use crate::cache::ResponseCache;
 use crate::snapshot::{HealthRegistry, Snapshot};
 use crate::telemetry::{AccessLog, Metrics};
@@ -31,6 +33,8 @@ pub struct Gateway {
     pub redis: Option<crate::redis::Redis>,
     /// The response cache (its entries survive reloads).
     pub cache: ResponseCache,
+    /// API keys created through the admin API (not config: kept across reloads).
+    pub runtime_keys: Arc<RuntimeKeys>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -67,6 +71,7 @@ impl Gateway {
             in_flight: AtomicUsize::new(0),
             redis,
             cache,
+            runtime_keys: Arc::new(RuntimeKeys::new(Arc::new(MemoryStore::default()))),
         })
     }
 

@@ -40,6 +40,7 @@ pub mod client;
 pub mod config;
 pub mod fixture;
 pub mod gateway;
+pub mod identity;
 pub mod metrics;
 pub mod mock;
 pub mod paths;

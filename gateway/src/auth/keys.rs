@@ -28,7 +28,7 @@ pub struct KeyTable {
     by_digest: HashMap<Digest32, Entry>,
     anonymous: Arc<Caller>,
     /// The configured tenants.
-    pub tenants: Tenants,
+    pub tenants: Arc<Tenants>,
 }
 
 /// Lower-case hex SHA-256 of a key, as stored in the config.
@@ -53,7 +53,7 @@ pub fn now_secs() -> i64 {
 impl KeyTable {
     /// Builds the table from validated config.
     pub fn from_config(auth: &AuthConfig, tenants: &[TenantConfig]) -> Self {
-        let tenants = Tenants::from_config(tenants);
+        let tenants = Arc::new(Tenants::from_config(tenants));
         let by_digest = auth
             .keys
             .iter()
@@ -172,6 +172,7 @@ mod tests {
                     key("dev", "sk-good", None),
                     key("old", "sk-old", Some("2020-01-01T00:00:00Z")),
                 ],
+                jwt: Default::default(),
             },
             &tenants,
         )

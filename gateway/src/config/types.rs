@@ -42,6 +42,9 @@ pub struct Config {
     /// The response cache (absent: off).
     #[serde(default)]
     pub cache: super::CacheConfig,
+    /// The admin API (runtime keys) on the admin listener.
+    #[serde(default)]
+    pub admin: super::AdminConfig,
 }
 
 /// Listeners and process settings. Changing these needs a restart (a reload logs a warning).
@@ -129,6 +132,9 @@ pub struct AuthConfig {
     /// Static API keys, stored hashed.
     #[serde(default)]
     pub keys: Vec<ApiKeyConfig>,
+    /// JWT / OIDC issuers.
+    #[serde(default)]
+    pub jwt: super::JwtConfig,
 }
 
 /// One API key.
@@ -492,6 +498,7 @@ impl Default for AuthConfig {
         Self {
             enabled: true,
             keys: Vec::new(),
+            jwt: super::JwtConfig::default(),
         }
     }
 }

@@ -10,6 +10,8 @@ use super::{BaseUrl, Config};
 
 mod identity;
 
+pub use identity::check_key_fields;
+
 /// One configuration problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -79,10 +81,14 @@ impl Config {
         let groups: HashSet<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
         let mut names = HashSet::new();
         let mut hashes = HashSet::new();
-        if self.auth.enabled && self.auth.keys.is_empty() {
+        if self.auth.enabled
+            && self.auth.keys.is_empty()
+            && self.auth.jwt.issuers.is_empty()
+            && self.admin.api_key_sha256.is_none()
+        {
             p.add(
                 "auth.keys",
-                "no keys while auth.enabled is true: no caller could authenticate",
+                "no keys, JWT issuers or admin API while auth.enabled is true: no caller could authenticate",
             );
         }
         for (i, k) in self.auth.keys.iter().enumerate() {

@@ -1,4 +1,7 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and the key API under
+//! `/admin/keys` ([`keys`]).
+
+mod keys;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -66,8 +69,17 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let _ = session.drain_request_body().await;
         let path = session.req_header().uri.path().to_owned();
+        if path == "/admin/keys" || path.starts_with("/admin/keys/") {
+            let (status, body) = keys::serve(&self.gw, session).await;
+            return Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header("content-length", body.len())
+                .body(body)
+                .unwrap_or_default();
+        }
+        let _ = session.drain_request_body().await;
         let (status, ctype, body) = match path.as_str() {
             "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" if self.gw.draining.load(Ordering::Acquire) => (

@@ -185,10 +185,13 @@ impl ApiApp {
                 });
             }
         };
-        let caller = snapshot.keys.authenticate(
+        let caller = crate::auth::authenticate(
+            &self.gw,
+            snapshot,
             session.get_header("authorization").map(|v| v.as_bytes()),
             session.get_header("x-api-key").map(|v| v.as_bytes()),
-        )?;
+        )
+        .await?;
         rec.tenant = Some(caller.tenant.clone());
         rec.key_name = Some(caller.key_name.clone());
         let op = match route {

@@ -2,8 +2,23 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::Problems;
-use crate::config::{BudgetConfig, Config, LimitsConfig, parse_rfc3339};
+use super::{Problem, Problems};
+use crate::auth::jwt::{asymmetric_algorithm, load_static_key};
+use crate::config::{BaseUrl, BudgetConfig, Config, JwtConfig, LimitsConfig, parse_rfc3339};
+
+/// The problems of a runtime key's `limits` and `budget` (the admin API's create request).
+pub fn check_key_fields(
+    limits: &LimitsConfig,
+    budget: Option<&BudgetConfig>,
+    groups: &HashSet<&str>,
+) -> Vec<Problem> {
+    let mut p = Problems(Vec::new());
+    check_limits(&mut p, "limits", limits, groups);
+    if let Some(b) = budget {
+        check_budget(&mut p, "budget", b);
+    }
+    p.0
+}
 
 /// Checks `tenants[]` and the per-key `limits`, `budget` and `expires_at`.
 pub(super) fn check(p: &mut Problems, c: &Config, groups: &HashSet<&str>) {
@@ -46,10 +61,115 @@ pub(super) fn check(p: &mut Problems, c: &Config, groups: &HashSet<&str>) {
         }
         check_attributes(p, &format!("{at}.metadata"), &k.metadata);
     }
+    if let Some(h) = &c.admin.api_key_sha256
+        && !is_sha256_hex(h)
+    {
+        p.add(
+            "admin.api_key_sha256",
+            "must be 64 lower-case hex digits (datamind-gateway hash-key KEY)",
+        );
+    }
+    check_jwt(p, &c.auth.jwt, groups);
+}
+
+fn is_sha256_hex(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn check_jwt(p: &mut Problems, jwt: &JwtConfig, groups: &HashSet<&str>) {
+    if !(256..=65_536).contains(&jwt.max_token_bytes) {
+        p.add("auth.jwt.max_token_bytes", "must be between 256 and 65536");
+    }
+    let mut seen = HashSet::new();
+    for (i, iss) in jwt.issuers.iter().enumerate() {
+        let at = format!("auth.jwt.issuers[{i}]");
+        if iss.issuer.is_empty() || !seen.insert(iss.issuer.as_str()) {
+            p.add(
+                format!("{at}.issuer"),
+                format!("empty or duplicate issuer \"{}\"", iss.issuer),
+            );
+        }
+        if iss.algorithms.is_empty() {
+            p.add(
+                format!("{at}.algorithms"),
+                "must name at least one algorithm",
+            );
+        }
+        let mut families = Vec::new();
+        for (j, a) in iss.algorithms.iter().enumerate() {
+            match asymmetric_algorithm(a) {
+                Some(alg) => {
+                    families.push(alg.family());
+                }
+                None => p.add(
+                    format!("{at}.algorithms[{j}]"),
+                    format!(
+                        "\"{a}\" is not accepted: use RS256, RS384, RS512, PS256, PS384, PS512, \
+                         ES256, ES384 or EdDSA (symmetric HS* and none are refused)"
+                    ),
+                ),
+            }
+        }
+        match &iss.jwks_url {
+            Some(u) => {
+                if let Err(e) = BaseUrl::parse(u.split_once('?').map_or(u.as_str(), |(b, _)| b)) {
+                    p.add(format!("{at}.jwks_url"), e);
+                }
+            }
+            None if iss.keys.is_empty() => {
+                p.add(at.clone(), "needs jwks_url, keys, or both");
+            }
+            None => {}
+        }
+        for (j, k) in iss.keys.iter().enumerate() {
+            match load_static_key(k) {
+                Ok(key) if !families.contains(&key.key.family()) => p.add(
+                    format!("{at}.keys[{j}]"),
+                    "the key's type fits none of the issuer's algorithms",
+                ),
+                Ok(_) => {}
+                Err(e) => p.add(format!("{at}.keys[{j}]"), e),
+            }
+        }
+        for (field, v) in [
+            ("jwks_cache_seconds", iss.jwks_cache_seconds),
+            ("jwks_min_refresh_seconds", iss.jwks_min_refresh_seconds),
+            ("jwks_timeout_ms", iss.jwks_timeout_ms),
+        ] {
+            if v == 0 {
+                p.add(format!("{at}.{field}"), "must be at least 1");
+            }
+        }
+        for (field, v) in [
+            ("tenant", &iss.claims.tenant),
+            ("models", &iss.claims.models),
+            ("limits", &iss.claims.limits),
+        ] {
+            if v.is_empty() {
+                p.add(format!("{at}.claims.{field}"), "must not be empty");
+            }
+        }
+        if iss.default_tenant.as_deref() == Some("") {
+            p.add(
+                format!("{at}.default_tenant"),
+                "must not be empty when given",
+            );
+        }
+        for (j, m) in iss.default_models.iter().enumerate() {
+            if m != "*" && !groups.contains(m.as_str()) {
+                p.add(
+                    format!("{at}.default_models[{j}]"),
+                    format!("unknown model \"{m}\""),
+                );
+            }
+        }
+    }
 }
 
 /// Non-zero limits; per-model limits only for models that exist.
-pub fn check_limits(p: &mut Problems, at: &str, l: &LimitsConfig, groups: &HashSet<&str>) {
+fn check_limits(p: &mut Problems, at: &str, l: &LimitsConfig, groups: &HashSet<&str>) {
     for (field, v) in [
         ("rpm", l.rpm),
         ("tpm", l.tpm),
@@ -83,7 +203,7 @@ pub fn check_limits(p: &mut Problems, at: &str, l: &LimitsConfig, groups: &HashS
 }
 
 /// Positive, finite amounts; soft ≤ hard; at least one threshold.
-pub fn check_budget(p: &mut Problems, at: &str, b: &BudgetConfig) {
+fn check_budget(p: &mut Problems, at: &str, b: &BudgetConfig) {
     for (field, v) in [("hard_usd", b.hard_usd), ("soft_usd", b.soft_usd)] {
         if let Some(v) = v
             && (!v.is_finite() || v <= 0.0)
