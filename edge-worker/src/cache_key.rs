@@ -1,24 +1,14 @@
-//! Which requests may be answered from a cache, and the key they are stored under.
+//! Which requests may be answered from the edge cache, and the key they are stored under.
 //!
-//! Pure and dependency-light (serde_json, sha2) so it can move into `gateway/llm`
-//! unchanged: the core gateway must derive the same key for the same tenant and request,
-//! so that an answer cached at either tier means the same thing.
-//!
-//! The key is `hex(sha256("datamind-cache-v1\0" op "\0" tenant "\0" canonical))` where
-//! `canonical` is the request JSON with the transport-only fields removed (`stream`,
-//! `stream_options`, `user`), object keys sorted, no whitespace, and integral floats
-//! written as integers (`0.0` and `0` are the same temperature). A streamed and a
-//! non-streamed request therefore share one entry; the answer is replayed in whichever
-//! form the client asked for.
+//! The key is the core gateway's: [`datamind_llm::cache_key::cache_key_value`] (SHA-256 over
+//! a domain tag, the scope, the tenant — each length-prefixed — and the canonical request:
+//! sorted keys, no whitespace, `0.0` = `0`, `stream`, `stream_options` and `user` dropped).
+//! The edge uses the scope `chat`: it stores one [`crate::completion::Completion`] per
+//! request and renders it as JSON or SSE, whichever the client asked for, so a streamed and
+//! a non-streamed request share an entry. (The gateway stores the exact bytes it sent, so
+//! its scopes also name the client format and delivery, e.g. `chat:openai:sse`.)
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-/// Version tag hashed into every key; bump it when the canonical form changes.
-pub const KEY_VERSION: &str = "datamind-cache-v1";
-
-/// Top-level fields that change how an answer is delivered, not what it says.
-const TRANSPORT_FIELDS: &[&str] = &["stream", "stream_options", "user"];
 
 /// What the client said about caching (request header `x-datamind-cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,7 +16,7 @@ pub enum CacheOptIn {
     /// No header: cache only deterministic requests.
     #[default]
     Default,
-    /// `on`: cache even if sampling is not deterministic.
+    /// `on` (or `force`, as at the core gateway): cache even if sampling is not deterministic.
     On,
     /// `off`: never read or write the cache.
     Off,
@@ -36,7 +26,7 @@ impl CacheOptIn {
     /// Reads the header value (case-insensitive); unknown values mean [`CacheOptIn::Default`].
     pub fn from_header(value: Option<&str>) -> Self {
         match value.map(|v| v.trim().to_ascii_lowercase()) {
-            Some(v) if matches!(v.as_str(), "on" | "true" | "1" | "use") => Self::On,
+            Some(v) if matches!(v.as_str(), "on" | "force" | "true" | "1" | "use") => Self::On,
             Some(v) if matches!(v.as_str(), "off" | "false" | "0" | "bypass" | "no-store") => {
                 Self::Off
             }
@@ -65,69 +55,10 @@ pub fn is_cacheable(req: &Value, opt: CacheOptIn) -> bool {
     temp_zero || top_k_one
 }
 
-/// The cache key for `req` (a JSON object) of operation `op` (e.g. `"chat"`) for `tenant`.
+/// The cache key for `req` (a JSON object) of operation `op` (e.g. `"chat"`) for `tenant`:
+/// 64 hex digits.
 pub fn cache_key(tenant: &str, op: &str, req: &Value) -> String {
-    let mut canonical = String::with_capacity(256);
-    match req {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map
-                .keys()
-                .filter(|k| !TRANSPORT_FIELDS.contains(&k.as_str()))
-                .collect();
-            keys.sort();
-            write_object(&mut canonical, keys.into_iter().map(|k| (k, &map[k])));
-        }
-        other => write_canonical(&mut canonical, other),
-    }
-    let mut h = Sha256::new();
-    for part in [KEY_VERSION, op, tenant] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    h.update(canonical.as_bytes());
-    hex::encode(h.finalize())
-}
-
-/// Writes `v` in canonical form: sorted keys, no whitespace, integral floats as integers.
-pub fn write_canonical(out: &mut String, v: &Value) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            write_object(out, keys.into_iter().map(|k| (k, &map[k])));
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(out, item);
-            }
-            out.push(']');
-        }
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                out.push_str(&(f as i64).to_string());
-            }
-            _ => out.push_str(&n.to_string()),
-        },
-        // Strings, booleans and null: serde_json's compact form is already canonical.
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn write_object<'a>(out: &mut String, fields: impl Iterator<Item = (&'a String, &'a Value)>) {
-    out.push('{');
-    for (i, (k, v)) in fields.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&Value::String(k.clone()).to_string());
-        out.push(':');
-        write_canonical(out, v);
-    }
-    out.push('}');
+    datamind_llm::cache_key::cache_key_value(tenant, op, req).to_hex()
 }
 
 #[cfg(test)]
@@ -163,13 +94,12 @@ mod tests {
     }
 
     #[test]
-    fn canonical_form_is_stable() {
-        let mut s = String::new();
-        write_canonical(
-            &mut s,
-            &json!({"b":[1.0, 2.5, "x"], "a": {"d": null, "c": true}}),
+    fn key_is_the_core_gateways() {
+        let a = json!({"model":"m","temperature":0,"stream":true});
+        assert_eq!(
+            cache_key("team-a", "chat:openai:json", &a),
+            "3fc985ae2fa1419da392fd2f84bfc6aa57a35342650ff3fe8105380feecd429c"
         );
-        assert_eq!(s, r#"{"a":{"c":true,"d":null},"b":[1,2.5,"x"]}"#);
     }
 
     #[test]

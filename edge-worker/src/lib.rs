@@ -15,9 +15,10 @@
 //! - **pure logic**, compiled everywhere and unit-tested natively with `cargo test`:
 //!   [`auth`], [`cache_key`], [`completion`], [`config`], [`error`], [`routing`],
 //!   [`session`], [`workers_ai`]. These only depend on `datamind-llm`, serde and RustCrypto
-//!   crates; [`cache_key`], [`completion`], [`workers_ai`] and [`auth::tenant_signature`]
-//!   are written so they can move into `gateway/llm` unchanged (the core gateway must
-//!   compute the same cache key and verify the same tenant signature).
+//!   crates; [`completion`], [`workers_ai`] and [`auth::tenant_signature`] are written so
+//!   they can move into `gateway/llm` unchanged (the core gateway must verify the same
+//!   tenant signature); [`cache_key`] already computes its key with
+//!   `datamind_llm::cache_key`, the core gateway's function.
 //! - **the worker** (`edge`, wasm32 only): bindings (D1, KV, Cache API, AI), fetches and
 //!   the streaming relay. Start reading at `edge::fetch` then `edge::chat`.
 //!
