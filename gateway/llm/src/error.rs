@@ -17,6 +17,14 @@ pub enum LlmError {
     /// The upstream stream is not in the provider's framing (e.g. a bad event-stream CRC).
     #[error("invalid upstream stream: {0}")]
     InvalidStream(String),
+    /// A placement rule does not compile or names something that does not exist.
+    #[error("{path}: {message}")]
+    InvalidPolicy {
+        /// Where, e.g. `rules[1].filter`.
+        path: String,
+        /// What is wrong (with `line:column` inside an expression).
+        message: String,
+    },
     /// A streamed event grew past the parser's limit without ending.
     #[error("stream event larger than {limit} bytes")]
     EventTooLarge {

@@ -82,6 +82,7 @@ pub mod client;
 pub mod error;
 pub mod error_body;
 pub mod mock;
+pub mod policy;
 pub mod provider_error;
 pub mod providers;
 pub mod request;

@@ -1,0 +1,515 @@
+//! The typed inputs of placement rules and their CEL views.
+//!
+//! Rules see three variables:
+//! - `request` ([`RequestInput`]): once per request;
+//! - `deployment` ([`DeploymentInput`] with live [`Stats`]): once per candidate;
+//! - `now` ([`Now`]): the evaluation time.
+//!
+//! The views resolve a field only when an expression reads it (no map is built per
+//! request), and strings are borrowed, not copied. [`REQUEST_FIELDS`], [`TENANT_FIELDS`],
+//! [`DEPLOYMENT_FIELDS`] and [`NOW_FIELDS`] list what exists; a rule naming anything else
+//! does not compile.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cel::ExecutionError;
+use cel::common::traits::Indexer;
+use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelString, Type};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+
+/// Fields of `request`.
+pub const REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "operation",
+    "tenant",
+    "key",
+    "estimated_prompt_tokens",
+    "max_tokens",
+    "stream",
+    "tags",
+    "headers",
+    "session",
+];
+/// Fields of `request.tenant`.
+pub const TENANT_FIELDS: &[&str] = &["name", "residency", "region", "attributes"];
+/// Fields of `deployment`.
+pub const DEPLOYMENT_FIELDS: &[&str] = &[
+    "name",
+    "group",
+    "provider",
+    "kind",
+    "cloud",
+    "region",
+    "model",
+    "price_input",
+    "price_output",
+    "price_cached_input",
+    "context_window",
+    "labels",
+    "weight",
+    "fallback",
+    "healthy",
+    "cooling_down",
+    "cooldown_left_ms",
+    "in_flight",
+    "max_in_flight",
+    "queue_depth",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "samples",
+];
+/// Fields of `now`.
+pub const NOW_FIELDS: &[&str] = &["unix", "hour", "minute", "weekday"];
+
+/// Who is calling: the tenant's placement attributes. Built once per config snapshot.
+#[derive(Debug)]
+pub struct TenantInput {
+    /// Tenant name.
+    pub name: String,
+    /// Data residency, e.g. `eu` (empty when unknown).
+    pub residency: String,
+    /// Home region, e.g. `westeurope` (empty when unknown).
+    pub region: String,
+    attributes: Box<dyn Val>,
+    attribute_pairs: Vec<(String, String)>,
+}
+
+impl TenantInput {
+    /// A tenant with its free-form attributes.
+    pub fn new(
+        name: impl Into<String>,
+        residency: impl Into<String>,
+        region: impl Into<String>,
+        attributes: &BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            residency: residency.into(),
+            region: region.into(),
+            attributes: string_map(attributes.iter()),
+            attribute_pairs: attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// The attributes, in key order.
+    pub fn attributes(&self) -> &[(String, String)] {
+        &self.attribute_pairs
+    }
+}
+
+/// What a rule knows about the request.
+#[derive(Debug, Clone)]
+pub struct RequestInput {
+    /// The client-facing model asked for.
+    pub model: String,
+    /// `chat`, `completions` or `embeddings`.
+    pub operation: &'static str,
+    /// The caller's tenant.
+    pub tenant: Arc<TenantInput>,
+    /// The API key's name.
+    pub key: String,
+    /// Prompt size estimate (bytes / 4).
+    pub estimated_prompt_tokens: u64,
+    /// `max_tokens` / `max_completion_tokens`, when given.
+    pub max_tokens: Option<u64>,
+    /// A streamed answer was asked for.
+    pub stream: bool,
+    /// Client tags (`x-datamind-tags: a,b`).
+    pub tags: Vec<String>,
+    /// The headers the policy selected (`policy.headers`), names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// A session id (`x-session-id`), or the empty string.
+    pub session: String,
+}
+
+/// What a deployment is: fixed for one config snapshot.
+#[derive(Debug)]
+pub struct DeploymentInput {
+    /// `provider/model`.
+    pub name: String,
+    /// The model group it serves.
+    pub group: String,
+    /// Provider name.
+    pub provider: String,
+    /// Provider kind (`openai`, `bedrock`, …).
+    pub kind: String,
+    /// `aws`, `gcp`, `azure`, `onprem`, `cloudflare`, … (empty when not set).
+    pub cloud: String,
+    /// e.g. `us-east-1`, `westeurope` (empty when not set).
+    pub region: String,
+    /// The upstream model name.
+    pub model: String,
+    /// USD per million input tokens (0 when unknown).
+    pub price_input: f64,
+    /// USD per million output tokens (0 when unknown).
+    pub price_output: f64,
+    /// USD per million cached input tokens (0 when unknown).
+    pub price_cached_input: f64,
+    /// Context window in tokens (0 when unknown).
+    pub context_window: u64,
+    /// Round-robin weight.
+    pub weight: u32,
+    /// Concurrency cap (0 = none).
+    pub max_in_flight: u32,
+    labels: Box<dyn Val>,
+    label_pairs: Vec<(String, String)>,
+}
+
+/// The placement facts of a deployment that do not change with traffic.
+#[derive(Debug, Default, Clone)]
+pub struct Placement {
+    /// Cloud.
+    pub cloud: String,
+    /// Region.
+    pub region: String,
+    /// Context window in tokens.
+    pub context_window: u64,
+    /// Free-form labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl DeploymentInput {
+    /// Describes one deployment.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: impl Into<String>,
+        group: impl Into<String>,
+        provider: impl Into<String>,
+        kind: impl Into<String>,
+        model: impl Into<String>,
+        placement: &Placement,
+        prices: (f64, f64, f64),
+        weight: u32,
+        max_in_flight: u32,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            group: group.into(),
+            provider: provider.into(),
+            kind: kind.into(),
+            cloud: placement.cloud.clone(),
+            region: placement.region.clone(),
+            model: model.into(),
+            price_input: prices.0,
+            price_output: prices.1,
+            price_cached_input: prices.2,
+            context_window: placement.context_window,
+            weight,
+            max_in_flight,
+            labels: string_map(placement.labels.iter()),
+            label_pairs: placement
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// The labels, in key order.
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.label_pairs
+    }
+}
+
+/// Live statistics of a deployment at decision time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// Not cooling down and its recent error rate is below one half.
+    pub healthy: bool,
+    /// Skipped after failures.
+    pub cooling_down: bool,
+    /// Cooldown left, ms.
+    pub cooldown_left_ms: u64,
+    /// Requests being served now.
+    pub in_flight: u64,
+    /// Requests beyond its `max_in_flight` (0 without a cap).
+    pub queue_depth: u64,
+    /// EWMA of the failure rate, 0..1.
+    pub error_rate: f64,
+    /// EWMA estimate of the median whole-attempt latency, ms.
+    pub latency_p50_ms: f64,
+    /// EWMA estimate of the 95th percentile latency, ms.
+    pub latency_p95_ms: f64,
+    /// EWMA estimate of the median time to first token, ms.
+    pub ttft_p50_ms: f64,
+    /// EWMA estimate of the 95th percentile time to first token, ms.
+    pub ttft_p95_ms: f64,
+    /// Attempts measured so far.
+    pub samples: u64,
+    /// At its concurrency cap.
+    pub at_capacity: bool,
+}
+
+/// The evaluation time, UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Unix seconds.
+    pub unix: i64,
+}
+
+impl Now {
+    /// From Unix milliseconds.
+    pub fn from_unix_ms(ms: u64) -> Self {
+        Self {
+            unix: (ms / 1000) as i64,
+        }
+    }
+    fn hour(self) -> i64 {
+        self.unix.rem_euclid(86_400) / 3_600
+    }
+    fn minute(self) -> i64 {
+        self.unix.rem_euclid(3_600) / 60
+    }
+    /// 0 = Sunday … 6 = Saturday (1970-01-01 was a Thursday).
+    fn weekday(self) -> i64 {
+        (self.unix.div_euclid(86_400) + 4).rem_euclid(7)
+    }
+}
+
+fn string_map<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Box<dyn Val> {
+    let map: std::collections::HashMap<CelMapKey<'static>, Box<dyn Val>> = pairs
+        .map(|(k, v)| {
+            (
+                CelMapKey::from(k.clone()),
+                Box::new(CelString::from(v.clone())) as Box<dyn Val>,
+            )
+        })
+        .collect();
+    Box::new(CelMap::from(map))
+}
+
+// === CEL views ===
+
+static REQUEST_TYPE: Type = Type::new_struct_type("datamind.Request");
+static TENANT_TYPE: Type = Type::new_struct_type("datamind.Tenant");
+static DEPLOYMENT_TYPE: Type = Type::new_struct_type("datamind.Deployment");
+static NOW_TYPE: Type = Type::new_struct_type("datamind.Now");
+
+fn field_name<'a>(idx: &'a dyn Val) -> Result<&'a str, ExecutionError> {
+    idx.downcast_ref::<CelString<'_>>()
+        .map(|s| s.inner())
+        .ok_or_else(|| ExecutionError::no_such_key("?"))
+}
+
+fn int(v: u64) -> CowVal<'static, 'static> {
+    CowVal::owned(CelInt::from(v.min(i64::MAX as u64) as i64))
+}
+fn double(v: f64) -> CowVal<'static, 'static> {
+    CowVal::owned(CelDouble::from(v))
+}
+fn boolean(v: bool) -> CowVal<'static, 'static> {
+    CowVal::owned(CelBool::from(v))
+}
+
+macro_rules! view_val {
+    ($view:ident, $ty:expr) => {
+        impl Val for $view<'_> {
+            fn get_type(&self) -> &Type {
+                &$ty
+            }
+            fn cel_type() -> &'static Type {
+                &$ty
+            }
+            fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+            where
+                Self: 'v,
+            {
+                Some(self)
+            }
+            fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+            where
+                Self: 'v,
+            {
+                Box::new(*self)
+            }
+        }
+    };
+}
+
+/// `request` (and `now`) for one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestView<'a>(pub &'a RequestInput);
+#[derive(Debug, Clone, Copy)]
+struct TenantView<'a>(&'a TenantInput);
+/// `deployment` for one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeploymentView<'a> {
+    pub info: &'a DeploymentInput,
+    pub stats: &'a Stats,
+    pub fallback: bool,
+}
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NowView<'a>(pub &'a Now);
+
+view_val!(RequestView, REQUEST_TYPE);
+view_val!(TenantView, TENANT_TYPE);
+view_val!(DeploymentView, DEPLOYMENT_TYPE);
+view_val!(NowView, NOW_TYPE);
+
+impl Indexer for RequestView<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        let r = self.0;
+        Ok(match field_name(idx)? {
+            "model" => CowVal::owned(CelString::from(r.model.as_str())),
+            "operation" => CowVal::owned(CelString::from(r.operation)),
+            "tenant" => CowVal::owned(TenantView(&r.tenant)),
+            "key" => CowVal::owned(CelString::from(r.key.as_str())),
+            "estimated_prompt_tokens" => int(r.estimated_prompt_tokens),
+            "max_tokens" => match r.max_tokens {
+                Some(m) => int(m),
+                None => return Err(ExecutionError::no_such_key("max_tokens")),
+            },
+            "stream" => boolean(r.stream),
+            "tags" => CowVal::owned(CelList::from(
+                r.tags
+                    .iter()
+                    .map(|t| Box::new(CelString::from(t.as_str())) as Box<dyn Val + 'v>)
+                    .collect::<Vec<_>>(),
+            )),
+            "headers" => {
+                let map: std::collections::HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            CelMapKey::from(k.as_str()),
+                            Box::new(CelString::from(v.as_str())) as Box<dyn Val + 'v>,
+                        )
+                    })
+                    .collect();
+                CowVal::owned(CelMap::from(map))
+            }
+            "session" => CowVal::owned(CelString::from(r.session.as_str())),
+            other => return Err(ExecutionError::no_such_key(other)),
+        })
+    }
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+impl Indexer for TenantView<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        let t = self.0;
+        Ok(match field_name(idx)? {
+            "name" => CowVal::owned(CelString::from(t.name.as_str())),
+            "residency" => CowVal::owned(CelString::from(t.residency.as_str())),
+            "region" => CowVal::owned(CelString::from(t.region.as_str())),
+            "attributes" => CowVal::Borrowed(t.attributes.as_ref()),
+            other => return Err(ExecutionError::no_such_key(other)),
+        })
+    }
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+impl Indexer for DeploymentView<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        let d = self.info;
+        let s = self.stats;
+        Ok(match field_name(idx)? {
+            "name" => CowVal::owned(CelString::from(d.name.as_str())),
+            "group" => CowVal::owned(CelString::from(d.group.as_str())),
+            "provider" => CowVal::owned(CelString::from(d.provider.as_str())),
+            "kind" => CowVal::owned(CelString::from(d.kind.as_str())),
+            "cloud" => CowVal::owned(CelString::from(d.cloud.as_str())),
+            "region" => CowVal::owned(CelString::from(d.region.as_str())),
+            "model" => CowVal::owned(CelString::from(d.model.as_str())),
+            "price_input" => double(d.price_input),
+            "price_output" => double(d.price_output),
+            "price_cached_input" => double(d.price_cached_input),
+            "context_window" => int(d.context_window),
+            "labels" => CowVal::Borrowed(d.labels.as_ref()),
+            "weight" => int(u64::from(d.weight)),
+            "max_in_flight" => int(u64::from(d.max_in_flight)),
+            "fallback" => boolean(self.fallback),
+            "healthy" => boolean(s.healthy),
+            "cooling_down" => boolean(s.cooling_down),
+            "cooldown_left_ms" => int(s.cooldown_left_ms),
+            "in_flight" => int(s.in_flight),
+            "queue_depth" => int(s.queue_depth),
+            "error_rate" => double(s.error_rate),
+            "latency_p50_ms" => double(s.latency_p50_ms),
+            "latency_p95_ms" => double(s.latency_p95_ms),
+            "ttft_p50_ms" => double(s.ttft_p50_ms),
+            "ttft_p95_ms" => double(s.ttft_p95_ms),
+            "samples" => int(s.samples),
+            other => return Err(ExecutionError::no_such_key(other)),
+        })
+    }
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+impl Indexer for NowView<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        let n = *self.0;
+        let v = match field_name(idx)? {
+            "unix" => n.unix,
+            "hour" => n.hour(),
+            "minute" => n.minute(),
+            "weekday" => n.weekday(),
+            other => return Err(ExecutionError::no_such_key(other)),
+        };
+        Ok(CowVal::owned(CelInt::from(v)))
+    }
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
+    }
+}
+
+/// Resolves `request` and `now`.
+pub(crate) struct RequestScope<'a> {
+    pub request: RequestView<'a>,
+    pub now: NowView<'a>,
+}
+
+impl VariableResolver for RequestScope<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "request" => Some(CowVal::Borrowed(&self.request)),
+            "now" => Some(CowVal::Borrowed(&self.now)),
+            _ => None,
+        }
+    }
+}
+
+impl VariableResolver for DeploymentView<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        (variable == "deployment").then_some(CowVal::Borrowed(self))
+    }
+}

@@ -1,0 +1,291 @@
+//! Engine semantics: compile errors, rule selection, filter, order, exclusions, affinity.
+//! The shipped example policies have their own table-driven tests in the gateway
+//! (`gateway/src/conductor/tests.rs`), which load `config/examples/conductor.yaml`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::*;
+
+fn spec(json: &str) -> PolicySpec {
+    serde_json::from_str(json).unwrap()
+}
+
+fn tenant(residency: &str) -> Arc<TenantInput> {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("tier".to_owned(), "gold".to_owned());
+    Arc::new(TenantInput::new("acme", residency, "", &attrs))
+}
+
+fn request(residency: &str, tokens: u64) -> RequestInput {
+    RequestInput {
+        model: "gpt-4o".into(),
+        operation: "chat",
+        tenant: tenant(residency),
+        key: "k".into(),
+        estimated_prompt_tokens: tokens,
+        max_tokens: None,
+        stream: false,
+        tags: vec!["batch".into()],
+        headers: vec![("x-priority".into(), "high".into())],
+        session: String::new(),
+    }
+}
+
+fn dep(name: &str, cloud: &str, region: &str, price: f64) -> DeploymentInput {
+    let mut labels = BTreeMap::new();
+    labels.insert("gpu".to_owned(), "h100".to_owned());
+    let placement = Placement {
+        cloud: cloud.into(),
+        region: region.into(),
+        context_window: 128_000,
+        labels,
+    };
+    DeploymentInput::new(
+        name,
+        "gpt-4o",
+        name,
+        "openai",
+        "m",
+        &placement,
+        (price, price * 4.0, 0.0),
+        1,
+        0,
+    )
+}
+
+fn healthy(ttft: f64) -> Stats {
+    Stats {
+        healthy: true,
+        ttft_p95_ms: ttft,
+        ..Stats::default()
+    }
+}
+
+fn names<'a>(r: &Ranking, c: &[Candidate<'a>]) -> Vec<&'a str> {
+    r.order
+        .iter()
+        .map(|(i, _)| c[*i].deployment.name.as_str())
+        .collect()
+}
+
+#[test]
+fn compile_errors_name_the_rule_field_and_position() {
+    let errs = Policy::compile(&spec(
+        r#"{"rules":[
+            {"name":"a","when":"request.tenant.residancy == 'eu'","filter":"true"},
+            {"name":"b","filter":"deployment.prce < 1"},
+            {"name":"c","when":"deployment.cloud == 'aws'","order":"1"},
+            {"name":"d","filter":"(("},
+            {"name":"e","filter":"x > 1"},
+            {"name":"a","tags":{"k":"v"}},
+            {"name":"f"}
+        ]}"#,
+    ))
+    .unwrap_err();
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    let all = text.join("\n");
+    for needle in [
+        "rules[0].when: 1:15: `request.tenant` has no field `residancy`",
+        "rules[1].filter: 1:11: `deployment` has no field `prce`",
+        "rules[2].when: 1:1: `deployment` is not available here",
+        "rules[3].filter: 1:",
+        "rules[4].filter: 1:1: unknown variable `x`",
+        "rules[5].name: empty, reserved or duplicate rule name \"a\"",
+        "rules[6].name: the rule does nothing",
+    ] {
+        assert!(all.contains(needle), "missing {needle} in:\n{all}");
+    }
+}
+
+#[test]
+fn comprehension_variables_and_type_names_are_not_unknown() {
+    Policy::compile(&spec(
+        r#"{"rules":[{"name":"a",
+            "when":"request.tags.exists(t, t == 'batch') && type(request.model) == string",
+            "filter":"['x','y'].all(n, n != deployment.name) && has(request.max_tokens) == false"}]}"#,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn first_placement_rule_wins_and_tag_rules_accumulate() {
+    let p = Policy::compile(&spec(
+        r#"{"rules":[
+            {"name":"tag-gold","when":"request.tenant.attributes.tier == 'gold'","tags":{"tier":"gold"}},
+            {"name":"eu","when":"request.tenant.residency == 'eu'","filter":"deployment.region == 'westeurope'","tags":{"residency":"eu"}},
+            {"name":"big","when":"request.estimated_prompt_tokens > 100000","filter":"deployment.cloud == 'onprem'"},
+            {"name":"cheapest","order":"deployment.price_input"}
+        ]}"#,
+    ))
+    .unwrap();
+    let now = Now::default();
+    let s = p.select(&request("eu", 200_000), &now);
+    assert_eq!(&*s.rule_name, "eu");
+    let tags: Vec<_> = s.tag_pairs().collect();
+    assert_eq!(tags, vec![("tier", "gold"), ("residency", "eu")]);
+    assert_eq!(&*p.select(&request("", 200_000), &now).rule_name, "big");
+    assert_eq!(&*p.select(&request("", 10), &now).rule_name, "cheapest");
+    let none = Policy::compile(&spec(
+        r#"{"rules":[{"name":"x","when":"false","order":"1"}]}"#,
+    ))
+    .unwrap()
+    .select(&request("", 1), &now);
+    assert_eq!((&*none.rule_name, none.rule), (DEFAULT_RULE, None));
+}
+
+#[test]
+fn filter_order_and_exclusions() {
+    let p = Policy::compile(&spec(
+        r#"{"rules":[{"name":"fast-cheap",
+            "filter":"deployment.healthy && deployment.ttft_p95_ms < 800",
+            "order":"deployment.price_input"}]}"#,
+    ))
+    .unwrap();
+    let (a, b, c, d, e) = (
+        dep("a", "aws", "us-east-1", 3.0),
+        dep("b", "gcp", "asia-east1", 1.0),
+        dep("c", "azure", "westeurope", 2.0),
+        dep("d", "onprem", "dc1", 0.5),
+        dep("e", "aws", "eu-west-1", 0.1),
+    );
+    let cooling = Stats {
+        cooling_down: true,
+        cooldown_left_ms: 900,
+        ..healthy(10.0)
+    };
+    let cands = [
+        Candidate {
+            deployment: &a,
+            stats: healthy(100.0),
+            tier: 0,
+        },
+        Candidate {
+            deployment: &b,
+            stats: healthy(300.0),
+            tier: 0,
+        },
+        Candidate {
+            deployment: &c,
+            stats: healthy(2000.0),
+            tier: 0,
+        },
+        Candidate {
+            deployment: &d,
+            stats: cooling,
+            tier: 0,
+        },
+        Candidate {
+            deployment: &e,
+            stats: healthy(50.0),
+            tier: 1,
+        },
+    ];
+    let req = request("", 10);
+    let now = Now::default();
+    let sel = p.select(&req, &now);
+    let r = p.rank(&sel, &req, &now, &cands);
+    // Fallback tier after the requested group, even though it is cheapest.
+    assert_eq!(names(&r, &cands), vec!["b", "a", "e"]);
+    assert_eq!(r.order[0].1, Some(1.0));
+    assert_eq!(
+        r.excluded,
+        vec![
+            (2, Exclusion::Filtered),
+            (3, Exclusion::CoolingDown { left_ms: 900 })
+        ]
+    );
+}
+
+#[test]
+fn deny_and_failing_expressions() {
+    let p = Policy::compile(&spec(
+        r#"{"rules":[
+            {"name":"no-huge","when":"has(request.max_tokens) && request.max_tokens > 100000","deny":{"message":"max_tokens too large","status":400}},
+            {"name":"bad","filter":"deployment.labels.missing == 'x'"}
+        ]}"#,
+    ))
+    .unwrap();
+    let now = Now::default();
+    let mut req = request("", 1);
+    req.max_tokens = Some(200_000);
+    let s = p.select(&req, &now);
+    assert_eq!(s.deny.as_ref().map(|d| d.status), Some(400));
+    req.max_tokens = None;
+    let s = p.select(&req, &now);
+    assert_eq!(&*s.rule_name, "bad");
+    let a = dep("a", "aws", "x", 1.0);
+    let cands = [Candidate {
+        deployment: &a,
+        stats: healthy(1.0),
+        tier: 0,
+    }];
+    let r = p.rank(&s, &req, &now, &cands);
+    assert!(r.order.is_empty());
+    assert!(matches!(&r.excluded[0].1, Exclusion::Error(m) if m.contains("missing")));
+}
+
+#[test]
+fn inputs_read_as_documented() {
+    let p = Policy::compile(&spec(
+        r#"{"rules":[{"name":"all",
+            "when":"request.model == 'gpt-4o' && request.operation == 'chat' && request.key == 'k' && !request.stream && 'batch' in request.tags && request.headers['x-priority'] == 'high' && request.session == '' && now.hour == 1 && now.minute == 2 && now.weekday == 4 && now.unix == 3720",
+            "filter":"deployment.labels.gpu == 'h100' && deployment.context_window == 128000 && deployment.price_output == 12.0 && deployment.group == 'gpt-4o' && deployment.kind == 'openai' && deployment.weight == 1 && !deployment.fallback && deployment.in_flight == 7 && deployment.error_rate < 0.5 && deployment.ttft_p95_ms < 800 && deployment.latency_p95_ms == 0.0"}]}"#,
+    ))
+    .unwrap();
+    let now = Now::from_unix_ms(3_720_000);
+    let req = request("", 1);
+    let sel = p.select(&req, &now);
+    assert!(sel.errors.is_empty(), "{:?}", sel.errors);
+    assert_eq!(&*sel.rule_name, "all");
+    let a = dep("a", "onprem", "dc1", 3.0);
+    let stats = Stats {
+        in_flight: 7,
+        ..healthy(100.0)
+    };
+    let cands = [Candidate {
+        deployment: &a,
+        stats,
+        tier: 0,
+    }];
+    let r = p.rank(&sel, &req, &now, &cands);
+    assert_eq!(r.excluded, vec![]);
+    assert_eq!(names(&r, &cands), vec!["a"]);
+}
+
+#[test]
+fn affinity_pins_a_session_and_spills_when_saturated() {
+    let p = Policy::compile(&spec(
+        r#"{"rules":[{"name":"pool","filter":"deployment.cloud == 'onprem'",
+            "affinity":{"key":"request.session","load_factor":1.25}}]}"#,
+    ))
+    .unwrap();
+    let reps: Vec<DeploymentInput> = (0..3)
+        .map(|i| dep(&format!("vllm-{i}"), "onprem", "dc1", 0.0))
+        .collect();
+    let now = Now::default();
+    let mut req = request("", 1);
+    req.session = "s-42".into();
+    let sel = p.select(&req, &now);
+    assert_eq!(sel.affinity_key.as_deref(), Some("s-42"));
+    let mut cands: Vec<Candidate<'_>> = reps
+        .iter()
+        .map(|d| Candidate {
+            deployment: d,
+            stats: healthy(1.0),
+            tier: 0,
+        })
+        .collect();
+    let first = names(&p.rank(&sel, &req, &now, &cands), &cands)[0];
+    for _ in 0..3 {
+        assert_eq!(names(&p.rank(&sel, &req, &now, &cands), &cands)[0], first);
+    }
+    let pinned = cands
+        .iter()
+        .position(|c| c.deployment.name == first)
+        .unwrap();
+    cands[pinned].stats.in_flight = 8;
+    let spilled = names(&p.rank(&sel, &req, &now, &cands), &cands);
+    assert_ne!(spilled[0], first);
+    assert_eq!(spilled[2], first);
+}
