@@ -7,6 +7,7 @@
 mod cache;
 mod identity;
 mod load;
+mod policy;
 mod rfc3339;
 mod types;
 mod url;
@@ -16,6 +17,7 @@ mod validate_limits;
 pub use cache::{CacheConfig, CacheMode, CacheStoreKind};
 pub use identity::*;
 pub use load::{interpolate_env, load_file, parse_str};
+pub use policy::PolicyConfig;
 pub use rfc3339::parse_rfc3339;
 pub use types::*;
 pub use url::BaseUrl;

@@ -68,6 +68,9 @@ pub struct Outcome {
     pub client_gone: bool,
     /// The complete 200 answer copied for the response cache (when `Job::capture_limit`).
     pub captured: Option<crate::cache::CachedAnswer>,
+    /// Conductor's decision: the rule that placed the request and its tags (span
+    /// attributes, access log). `None` when no placement rule is configured.
+    pub route: Option<crate::routing::RouteInfo>,
 }
 
 /// Why an attempt did not produce an answer.
@@ -118,6 +121,8 @@ pub(crate) struct Job<'a> {
     pub cache_status: Option<crate::cache::CacheStatus>,
     /// Response cache: copy the answer (up to this many bytes) into `Outcome::captured`.
     pub capture_limit: Option<usize>,
+    /// The placement rule, for the `x-datamind-route` header.
+    pub rule: &'a str,
 }
 
 /// Serves `job` along `plan`, writing the whole response to `session`.
@@ -148,7 +153,7 @@ pub(crate) async fn serve(
         }
         let d: &Arc<Deployment> = &cand.deployment;
         out.attempts += 1;
-        let _in_flight = d.health.start();
+        let mut in_flight = d.health.start();
         let attempt_start = Instant::now();
         let opened = match d.provider.kind.adapter() {
             Some(adapter) => {
@@ -157,6 +162,7 @@ pub(crate) async fn serve(
             None => mock::open(d, job, session, &mut out.upstream_wait).await,
         };
         let ttfb = attempt_start.elapsed();
+        in_flight.first_byte();
         let first_byte_deadline =
             attempt_start + Duration::from_millis(d.provider.timeouts.first_byte_ms);
         let err = match opened {
@@ -164,7 +170,7 @@ pub(crate) async fn serve(
                 out.deployment = Some(d.id.clone());
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
                     Ok(Relayed::Complete) => {
-                        d.health.record_success(ttfb);
+                        d.health.record_success_timed(ttfb, attempt_start.elapsed());
                         d.metrics.record(AttemptOutcome::Success);
                         return Ok(());
                     }

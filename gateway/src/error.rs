@@ -82,6 +82,28 @@ pub enum GatewayError {
     /// The shared Redis is down or too slow (the reason never carries its URL or password).
     #[error("the shared state store (Redis) is unavailable: {0}")]
     RedisUnavailable(String),
+    /// A placement rule refused the request.
+    #[error("{message} (placement rule `{rule}`)")]
+    PolicyDenied {
+        /// The rule.
+        rule: String,
+        /// Its status.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+    /// No deployment satisfies the placement rule (none cooling down either).
+    #[error(
+        "no deployment of `{model}` satisfies placement rule `{rule}` ({excluded} excluded by it)"
+    )]
+    NoPlacement {
+        /// Client-facing model.
+        model: String,
+        /// The rule.
+        rule: String,
+        /// Deployments it excluded.
+        excluded: usize,
+    },
 }
 
 impl GatewayError {
@@ -98,7 +120,11 @@ impl GatewayError {
             Self::Internal(_) => 503,
             Self::ModelNotAllowed(_) => 403,
             Self::BodyTooLarge { .. } => 413,
-            Self::NoCapacity { .. } | Self::ShuttingDown | Self::RedisUnavailable(_) => 503,
+            Self::NoCapacity { .. }
+            | Self::ShuttingDown
+            | Self::RedisUnavailable(_)
+            | Self::NoPlacement { .. } => 503,
+            Self::PolicyDenied { status, .. } => *status,
             Self::UpstreamFailed { timeout: true, .. } => 504,
             Self::UpstreamFailed { .. } => 502,
         }
@@ -133,6 +159,11 @@ impl GatewayError {
             Self::UpstreamFailed { .. } => ("server_error", Some("upstream_error"), None),
             Self::ShuttingDown => ("server_error", Some("shutting_down"), None),
             Self::RedisUnavailable(_) => ("server_error", Some("state_store_unavailable"), None),
+            Self::PolicyDenied { status, .. } if *status < 500 => {
+                ("permission_error", Some("policy_denied"), None)
+            }
+            Self::PolicyDenied { .. } => ("server_error", Some("policy_denied"), None),
+            Self::NoPlacement { .. } => ("server_error", Some("no_eligible_deployment"), None),
         };
         ErrorBody::new(kind, code, self.to_string()).with_param(param)
     }
@@ -143,6 +174,9 @@ impl GatewayError {
             Self::MethodNotAllowed { allowed, .. } => vec![("allow", (*allowed).to_owned())],
             Self::NoCapacity { retry_after, .. } => vec![("retry-after", retry_after.to_string())],
             Self::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_owned())],
+            Self::PolicyDenied { rule, .. } | Self::NoPlacement { rule, .. } => {
+                vec![(crate::conductor::ROUTE_HEADER, format!("rule={rule}"))]
+            }
             _ => Vec::new(),
         }
     }

@@ -10,7 +10,8 @@
 //! ```text
 //! server::api      route → authenticate (auth) → read body (bounded) → parse (datamind-llm)
 //!   cache          exact-match answers: a hit is replayed here; a miss is teed and stored
-//!   routing        model group → ordered candidates (strategy, cooldowns, fallbacks)
+//!   routing        model group → ordered candidates (Conductor's CEL rules, strategy,
+//!                  cooldowns, fallbacks)
 //!   engine         attempt loop: open (upstream.rs / mock.rs) → relay (relay.rs)
 //!   telemetry      metrics + one access-log line
 //! ```
@@ -34,6 +35,7 @@
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod conductor;
 pub mod config;
 pub mod engine;
 pub mod error;

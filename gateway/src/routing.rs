@@ -1,14 +1,284 @@
 //! Planning: which deployments a request tries, in which order.
 //!
-//! The plan is the primary group's deployments ordered by its strategy, then each fallback
-//! group's (breadth-first, each group once, each deployment once). Deployments cooling
-//! down or at their concurrency cap are left out and counted.
+//! Without placement rules the plan is the primary group's deployments ordered by its
+//! strategy, then each fallback group's (breadth-first, each group once, each deployment
+//! once). Deployments cooling down or at their concurrency cap are left out and counted.
+//!
+//! With rules ([`place`]), Conductor's policy picks the rule, may deny, replaces the fallback
+//! chain, filters candidates and orders them within each group (strategy order breaks ties);
+//! a shadow policy is evaluated on the same candidates and compared.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use datamind_llm::policy::{Candidate as PolicyCandidate, Exclusion, Now, Policy, Ranking};
+use datamind_llm::policy::{RequestInput, Selection};
+
+use crate::GatewayError;
 use crate::config::Strategy;
 use crate::snapshot::{Deployment, ModelGroup, Snapshot, health::now_ms};
+use crate::telemetry::metrics::route::RouteOutcome;
+
+/// The decision recorded with a request: header, access log, span attributes, metric.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// The rule that placed the request (`default` when none matched).
+    pub rule: Arc<str>,
+    /// Tags of the matched rules, in rule order.
+    pub tags: Vec<Arc<[(String, String)]>>,
+    /// Deployments the rule excluded (filter or failing expression).
+    pub excluded: usize,
+    /// The shadow policy's rule and whether it chose the same first deployment.
+    pub shadow: Option<(Arc<str>, bool)>,
+}
+
+impl RouteInfo {
+    /// Every tag, later rules last.
+    pub fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tags
+            .iter()
+            .flat_map(|t| t.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+/// One policy evaluation over a request's candidates (also what the explain endpoint shows).
+#[derive(Debug)]
+pub struct Evaluation<'s> {
+    /// The matched rule, tags, deny.
+    pub selection: Selection,
+    /// Every deployment considered with its tier (0 = requested group).
+    pub deployments: Vec<(&'s Arc<Deployment>, u32)>,
+    /// Their live statistics, same order.
+    pub stats: Vec<datamind_llm::policy::Stats>,
+    /// Try order and exclusions (indexes into `deployments`).
+    pub ranking: Ranking,
+}
+
+/// Evaluates `policy` for `request` on `group`: nothing is sent anywhere.
+pub fn evaluate<'s>(
+    snapshot: &'s Snapshot,
+    policy: &Policy,
+    group: &'s Arc<ModelGroup>,
+    request: &RequestInput,
+    now_ms: u64,
+) -> Evaluation<'s> {
+    let now = Now::from_unix_ms(now_ms);
+    let selection = policy.select(request, &now);
+    if selection.deny.is_some() {
+        return Evaluation {
+            selection,
+            deployments: Vec::new(),
+            stats: Vec::new(),
+            ranking: Ranking::default(),
+        };
+    }
+    let fallbacks = policy.rule(&selection).and_then(|r| r.fallbacks.as_deref());
+    let deployments = gather(snapshot, group, fallbacks);
+    let stats: Vec<_> = deployments
+        .iter()
+        .map(|(d, _)| d.health.stats(now_ms, d.max_in_flight))
+        .collect();
+    let candidates: Vec<PolicyCandidate<'_>> = deployments
+        .iter()
+        .zip(&stats)
+        .map(|((d, tier), s)| PolicyCandidate {
+            deployment: &d.input,
+            stats: *s,
+            tier: *tier,
+        })
+        .collect();
+    let ranking = policy.rank(&selection, request, &now, &candidates);
+    Evaluation {
+        selection,
+        deployments,
+        stats,
+        ranking,
+    }
+}
+
+/// Plans a request: by the policy when rules are configured, else by [`plan`].
+pub fn place(
+    snapshot: &Snapshot,
+    group: &Arc<ModelGroup>,
+    request: Option<&RequestInput>,
+) -> Result<(Plan, Option<RouteInfo>), GatewayError> {
+    let c = &snapshot.conductor;
+    let Some(request) = request else {
+        return Ok((plan(snapshot, group), None));
+    };
+    let now = now_ms();
+    let shadow = c
+        .shadow
+        .as_ref()
+        .map(|p| evaluate(snapshot, p, group, request, now));
+    let Some(policy) = &c.policy else {
+        // Shadow only: the groups' strategies decide, the shadow is compared with them.
+        let p = plan(snapshot, group);
+        let info = shadow.map(|s| {
+            let first = p.candidates.first().map(|c| c.deployment.id.as_str());
+            compare(snapshot, "default", None, first, &s)
+        });
+        return Ok((p, info.map(|shadow| default_info(Some(shadow)))));
+    };
+    let e = evaluate(snapshot, policy, group, request, now);
+    let rule_index = e.selection.rule;
+    for (rule, err) in &e.selection.errors {
+        tracing::warn!(rule = %rule, error = %err, "placement rule `when` failed; rule skipped");
+    }
+    let first = e
+        .ranking
+        .order
+        .first()
+        .map(|(i, _)| e.deployments[*i].0.id.as_str());
+    let shadow = shadow.map(|s| {
+        compare(
+            snapshot,
+            &e.selection.rule_name,
+            e.selection.deny.as_ref().map(|d| d.status),
+            first,
+            &s,
+        )
+    });
+    let info = RouteInfo {
+        rule: e.selection.rule_name.clone(),
+        tags: e.selection.tags.clone(),
+        excluded: e
+            .ranking
+            .excluded
+            .iter()
+            .filter(|(_, x)| matches!(x, Exclusion::Filtered | Exclusion::Error(_)))
+            .count(),
+        shadow,
+    };
+    if let Some(d) = &e.selection.deny {
+        c.record(rule_index, RouteOutcome::Denied);
+        return Err(GatewayError::PolicyDenied {
+            rule: info.rule.to_string(),
+            status: d.status,
+            message: d.message.clone(),
+        });
+    }
+    let mut out = Plan {
+        min_cooldown_ms: u64::MAX,
+        ..Plan::default()
+    };
+    let mut waiting = false;
+    for (i, x) in &e.ranking.excluded {
+        match x {
+            Exclusion::CoolingDown { left_ms } => {
+                out.cooling.push(e.deployments[*i].0.clone());
+                out.min_cooldown_ms = out.min_cooldown_ms.min(*left_ms);
+                waiting = true;
+            }
+            Exclusion::AtCapacity => waiting = true,
+            Exclusion::Filtered => {}
+            Exclusion::Error(err) => tracing::warn!(
+                rule = %info.rule,
+                deployment = %e.deployments[*i].0.id,
+                error = %err,
+                "placement expression failed; deployment excluded"
+            ),
+        }
+    }
+    out.candidates = e
+        .ranking
+        .order
+        .iter()
+        .map(|(i, _)| {
+            let (d, tier) = e.deployments[*i];
+            Candidate {
+                deployment: d.clone(),
+                fallback: tier > 0,
+            }
+        })
+        .collect();
+    if out.candidates.is_empty() && !waiting {
+        c.record(rule_index, RouteOutcome::NoCandidate);
+        return Err(GatewayError::NoPlacement {
+            model: request.model.clone(),
+            rule: info.rule.to_string(),
+            excluded: info.excluded,
+        });
+    }
+    c.record(rule_index, RouteOutcome::Placed);
+    Ok((out, Some(info)))
+}
+
+fn default_info(shadow: Option<(Arc<str>, bool)>) -> RouteInfo {
+    RouteInfo {
+        rule: Arc::from(datamind_llm::policy::DEFAULT_RULE),
+        tags: Vec::new(),
+        excluded: 0,
+        shadow,
+    }
+}
+
+/// Compares the shadow's choice with the active one: same denial status, or same first
+/// deployment. Counts and logs disagreements.
+fn compare(
+    snapshot: &Snapshot,
+    rule: &str,
+    denied: Option<u16>,
+    first: Option<&str>,
+    shadow: &Evaluation<'_>,
+) -> (Arc<str>, bool) {
+    let shadow_denied = shadow.selection.deny.as_ref().map(|d| d.status);
+    let shadow_first = shadow
+        .ranking
+        .order
+        .first()
+        .map(|(i, _)| shadow.deployments[*i].0.id.as_str());
+    let agree = match (denied, shadow_denied) {
+        (None, None) => first == shadow_first,
+        (a, b) => a == b,
+    };
+    let shadow_rule = &shadow.selection.rule_name;
+    if !agree {
+        tracing::info!(
+            rule,
+            shadow_rule = %shadow_rule,
+            deployment = first.unwrap_or("-"),
+            shadow_deployment = shadow_first.unwrap_or("-"),
+            "shadow policy disagrees"
+        );
+    }
+    snapshot.conductor.record_shadow(agree, rule, shadow_rule);
+    (shadow_rule.clone(), agree)
+}
+
+/// The deployments a request may use, with their tier: the requested group's in strategy
+/// order, then each fallback group's (the rule's `fallbacks`, else the groups' own chain,
+/// breadth-first). Each group and each deployment appear once.
+fn gather<'s>(
+    snapshot: &'s Snapshot,
+    group: &'s Arc<ModelGroup>,
+    fallbacks: Option<&[String]>,
+) -> Vec<(&'s Arc<Deployment>, u32)> {
+    let mut out: Vec<(&'s Arc<Deployment>, u32)> = Vec::new();
+    let mut queue: Vec<&'s Arc<ModelGroup>> = vec![group];
+    if let Some(f) = fallbacks {
+        queue.extend(f.iter().filter_map(|n| snapshot.groups.get(n)));
+    }
+    let mut i = 0;
+    let mut tier = 0;
+    while i < queue.len() {
+        let g = queue[i];
+        i += 1;
+        if queue[..i - 1].iter().any(|q| Arc::ptr_eq(q, g)) {
+            continue;
+        }
+        for d in order(g) {
+            if !out.iter().any(|(o, _)| o.id == d.id) {
+                out.push((d, tier));
+            }
+        }
+        tier += 1;
+        if fallbacks.is_none() {
+            queue.extend(g.fallbacks.iter().filter_map(|f| snapshot.groups.get(f)));
+        }
+    }
+    out
+}
 
 /// One deployment to try.
 #[derive(Debug, Clone)]

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub groups: HashMap<String, Arc<ModelGroup>>,
     /// Group names in config order (for `/v1/models`).
     pub group_order: Vec<String>,
+    /// The compiled placement policy.
+    pub conductor: crate::conductor::Conductor,
 }
 
 /// A client-facing model name and its deployments.
@@ -72,6 +74,8 @@ pub struct Deployment {
     pub price: Option<crate::pricing::Price>,
     /// Live statistics, shared across reloads.
     pub health: Arc<Health>,
+    /// What placement rules see of it (`deployment.*`).
+    pub input: datamind_llm::policy::DeploymentInput,
     /// Its attempt counters.
     pub metrics: DeploymentMetrics,
 }
@@ -177,7 +181,16 @@ impl Snapshot {
                 .filter_map(|d| {
                     let provider = providers.get(d.provider.as_str())?.clone();
                     let id = format!("{}/{}", d.provider, d.model);
+                    let provider_config = config.providers.iter().find(|p| p.name == d.provider)?;
                     Some(Arc::new(Deployment {
+                        input: crate::conductor::deployment_input(
+                            &id,
+                            &m.name,
+                            provider_config,
+                            d,
+                            crate::pricing::resolve(&config, d)
+                                .map_or((0.0, 0.0, 0.0), |p| (p.input, p.output, p.cached_input)),
+                        ),
                         health: registry.get(&id, metrics),
                         metrics: metrics.for_deployment(&id),
                         id,
@@ -200,6 +213,7 @@ impl Snapshot {
             groups.insert(m.name.clone(), Arc::new(group));
         }
         Self {
+            conductor: crate::conductor::Conductor::build(&config, metrics),
             keys: KeyTable::from_config(&config.auth, &config.tenants),
             jwt: JwtAuth::from_config(&config.auth.jwt),
             group_order: config.models.iter().map(|m| m.name.clone()).collect(),

@@ -45,6 +45,9 @@ pub struct Config {
     /// The admin API (runtime keys) on the admin listener.
     #[serde(default)]
     pub admin: super::AdminConfig,
+    /// Conductor: CEL placement rules (see `config/README.md`).
+    #[serde(default)]
+    pub policy: super::policy::PolicyConfig,
 }
 
 /// Listeners and process settings. Changing these needs a restart (a reload logs a warning).
@@ -289,6 +292,12 @@ pub struct ProviderConfig {
     /// Speak HTTP/2 to the upstream (ALPN over TLS, prior knowledge over plain TCP).
     #[serde(default)]
     pub http2: bool,
+    /// Placement: the cloud it runs in (`aws`, `gcp`, `azure`, `onprem`, `cloudflare`, …).
+    #[serde(default)]
+    pub cloud: Option<String>,
+    /// Placement: free-form labels for rules (`deployment.labels`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// `mock` only: delay before the first token.
     #[serde(default)]
     pub latency_ms: u64,
@@ -343,6 +352,18 @@ pub struct DeploymentConfig {
     /// This deployment's price, overriding `prices[model]`.
     #[serde(default)]
     pub price: Option<PriceConfig>,
+    /// Placement: overrides the provider's `cloud`.
+    #[serde(default)]
+    pub cloud: Option<String>,
+    /// Placement: overrides the provider's `region`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Placement: the model's context window in tokens.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// Placement: labels, merged over the provider's.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A model's price in USD per million tokens.

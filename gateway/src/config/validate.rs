@@ -8,6 +8,7 @@ use datamind_llm::providers::gemini::vertex_auth::ServiceAccount;
 
 use super::{BaseUrl, Config};
 
+mod conductor;
 mod identity;
 
 pub use identity::check_key_fields;
@@ -250,6 +251,7 @@ impl Config {
             }
         }
         super::validate_limits::check(self, &mut p);
+        conductor::check(self, &mut p);
         p.0
     }
 }

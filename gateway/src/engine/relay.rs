@@ -411,7 +411,7 @@ pub(super) async fn upstream_error(
         ClientFormat::OpenAi => e.body,
         ClientFormat::Anthropic => Bytes::from(anthropic::error_to_anthropic(e.status, &e.body)),
     };
-    let mut h = ResponseHeader::build(e.status, Some(6)).map_err(internal)?;
+    let mut h = ResponseHeader::build(e.status, Some(7)).map_err(internal)?;
     h.insert_header("x-request-id", job.request_id.to_owned())
         .map_err(internal)?;
     h.insert_header("x-datamind-attempts", out.attempts.to_string())
@@ -420,6 +420,8 @@ pub(super) async fn upstream_error(
         h.insert_header("x-datamind-cache", c.as_str())
             .map_err(internal)?;
     }
+    h.insert_header(crate::conductor::ROUTE_HEADER, format!("rule={}", job.rule))
+        .map_err(internal)?;
     h.insert_header("content-type", "application/json")
         .map_err(internal)?;
     h.insert_header("content-length", body.len().to_string())
@@ -465,6 +467,11 @@ fn response_header(
         h.insert_header("x-datamind-cache", c.as_str())
             .map_err(internal)?;
     }
+    h.insert_header(
+        crate::conductor::ROUTE_HEADER,
+        format!("rule={}; deployment={}", job.rule, d.id),
+    )
+    .map_err(internal)?;
     Ok(h)
 }
 

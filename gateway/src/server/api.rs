@@ -121,6 +121,7 @@ impl ApiApp {
                 overhead,
             ),
         }
+        crate::conductor::log_fields(&snapshot, &out, &mut rec);
         rec.request_id = request_id;
         rec.status = out.status;
         rec.deployment = out.deployment;
@@ -265,7 +266,28 @@ impl ApiApp {
             CacheStep::Go(plan, status) => (plan, status),
         };
         rec.cache = cache_status.map(CacheStatus::as_str);
-        let plan = routing::plan(snapshot, group);
+        let conductor = &snapshot.conductor;
+        let input = conductor.is_active().then(|| {
+            conductor.request_input(&caller, &req, op, &|name: &str| {
+                session
+                    .get_header(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+        });
+        let placed = routing::place(snapshot, group, input.as_ref());
+        if let Err(
+            GatewayError::PolicyDenied { rule, .. } | GatewayError::NoPlacement { rule, .. },
+        ) = &placed
+        {
+            rec.rule = Some(rule.clone());
+        }
+        let (plan, route) = placed?;
+        let rule = route
+            .as_ref()
+            .map_or(datamind_llm::policy::DEFAULT_RULE, |r| &*r.rule)
+            .to_owned();
+        out.route = route;
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
         let response_id = format!("chatcmpl-{request_id}");
         let job = Job {
@@ -282,6 +304,7 @@ impl ApiApp {
                 .as_ref()
                 .filter(|p| p.store)
                 .map(|p| p.max_entry_bytes),
+            rule: &rule,
         };
         let served = engine::serve(&self.gw, snapshot, session, &job, plan, out).await;
         if let (Some(p), Some(answer)) = (&cache_plan, out.captured.take()) {

@@ -1,10 +1,25 @@
-//! Live statistics of one deployment: in flight, latency, failures, cooldown.
+//! Live statistics of one deployment: in flight, waiting for a first byte, latency and time
+//! to first byte (EWMA mean and deviation), error rate, failures, cooldown.
+//!
+//! Conductor rules read these as `deployment.*` ([`Health::stats`]). Percentiles are
+//! estimated from an exponentially weighted mean and variance (α = 1/8, so roughly the last
+//! 16 attempts weigh): p50 ≈ mean, p95 ≈ mean + 1.645 σ. That reacts within a few requests
+//! when a deployment slows down, at the cost of assuming a roughly normal spread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use datamind_llm::policy::Stats;
+use parking_lot::Mutex;
 use prometheus_client::metrics::gauge::Gauge;
+
+/// Weight of a new sample in the latency EWMAs.
+const ALPHA: f64 = 1.0 / 8.0;
+/// Weight of a new attempt in the error-rate EWMA.
+const ERR_ALPHA: f64 = 1.0 / 16.0;
+/// z-score of the 95th percentile of a normal distribution.
+const Z95: f64 = 1.645;
 
 /// Shared, lock-free health of one deployment.
 #[derive(Debug)]
@@ -16,14 +31,67 @@ pub struct Health {
     /// EWMA of time to first byte, microseconds (0 = never measured).
     ewma_ttfb_us: AtomicU64,
     in_flight_gauge: Gauge,
+    /// Attempts sent that have no response header yet (the upstream's queue, as seen here).
+    waiting: AtomicU32,
+    live: Mutex<Live>,
 }
 
-/// Decrements in-flight when dropped.
+/// EWMA state behind [`Stats`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Live {
+    latency: Ewma,
+    ttft: Ewma,
+    error_rate: f64,
+    samples: u64,
+}
+
+/// Exponentially weighted mean and variance (West's incremental form), in ms.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ewma {
+    mean: f64,
+    var: f64,
+    seeded: bool,
+}
+
+impl Ewma {
+    fn add(&mut self, x: f64) {
+        if !self.seeded {
+            *self = Self {
+                mean: x,
+                var: 0.0,
+                seeded: true,
+            };
+            return;
+        }
+        let diff = x - self.mean;
+        let incr = ALPHA * diff;
+        self.mean += incr;
+        self.var = (1.0 - ALPHA) * (self.var + diff * incr);
+    }
+    fn p50(&self) -> f64 {
+        self.mean
+    }
+    fn p95(&self) -> f64 {
+        self.mean + Z95 * self.var.max(0.0).sqrt()
+    }
+}
+
+/// Decrements in-flight (and waiting, until the first byte) when dropped.
 #[derive(Debug)]
-pub struct InFlightGuard(Arc<Health>);
+pub struct InFlightGuard(Arc<Health>, bool);
+
+impl InFlightGuard {
+    /// The upstream answered (or the attempt ended): it no longer waits in its queue.
+    pub fn first_byte(&mut self) {
+        if std::mem::take(&mut self.1) {
+            self.0.waiting.fetch_sub(1, Relaxed);
+        }
+    }
+}
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
+        self.first_byte();
         self.0.in_flight.fetch_sub(1, Relaxed);
         self.0.in_flight_gauge.dec();
     }
@@ -44,7 +112,35 @@ impl Health {
             cooldown_until_ms: AtomicU64::new(0),
             ewma_ttfb_us: AtomicU64::new(0),
             in_flight_gauge: gauge,
+            waiting: AtomicU32::new(0),
+            live: Mutex::new(Live::default()),
         }
+    }
+
+    /// The statistics placement rules read, at `now_ms`.
+    pub fn stats(&self, now_ms: u64, max_in_flight: Option<u32>) -> Stats {
+        let live = *self.live.lock();
+        let left = self.cooldown_left_ms(now_ms);
+        let in_flight = self.in_flight();
+        Stats {
+            healthy: left == 0 && live.error_rate < 0.5,
+            cooling_down: left > 0,
+            cooldown_left_ms: left,
+            in_flight: u64::from(in_flight),
+            queue_depth: u64::from(self.waiting.load(Relaxed)),
+            error_rate: live.error_rate,
+            latency_p50_ms: live.latency.p50(),
+            latency_p95_ms: live.latency.p95(),
+            ttft_p50_ms: live.ttft.p50(),
+            ttft_p95_ms: live.ttft.p95(),
+            samples: live.samples,
+            at_capacity: max_in_flight.is_some_and(|m| in_flight >= m),
+        }
+    }
+
+    /// An attempt succeeded: first byte after `ttfb`, complete after `total`.
+    pub fn record_success_timed(&self, ttfb: Duration, total: Duration) {
+        self.success(ttfb, total);
     }
 
     /// Requests in flight now.
@@ -55,8 +151,9 @@ impl Health {
     /// Counts a request until the guard drops.
     pub fn start(self: &Arc<Self>) -> InFlightGuard {
         self.in_flight.fetch_add(1, Relaxed);
+        self.waiting.fetch_add(1, Relaxed);
         self.in_flight_gauge.inc();
-        InFlightGuard(self.clone())
+        InFlightGuard(self.clone(), true)
     }
 
     /// Milliseconds of cooldown left (0 = available).
@@ -69,8 +166,12 @@ impl Health {
         self.ewma_ttfb_us.load(Relaxed)
     }
 
-    /// An attempt got a good answer after `ttfb`.
+    /// An attempt got a good answer after `ttfb` (its whole duration unknown).
     pub fn record_success(&self, ttfb: Duration) {
+        self.success(ttfb, ttfb);
+    }
+
+    fn success(&self, ttfb: Duration, total: Duration) {
         self.consecutive_failures.store(0, Relaxed);
         let sample = ttfb.as_micros().min(u128::from(u64::MAX)) as u64;
         let old = self.ewma_ttfb_us.load(Relaxed);
@@ -81,6 +182,11 @@ impl Health {
             (old * 7 + sample) / 8
         };
         self.ewma_ttfb_us.store(new.max(1), Relaxed);
+        let mut live = self.live.lock();
+        live.ttft.add(ttfb.as_secs_f64() * 1000.0);
+        live.latency.add(total.as_secs_f64() * 1000.0);
+        live.error_rate *= 1.0 - ERR_ALPHA;
+        live.samples += 1;
     }
 
     /// An attempt failed. After `threshold` failures in a row (or at once when the upstream
@@ -91,6 +197,11 @@ impl Health {
         cooldown: Duration,
         retry_after: Option<Duration>,
     ) -> bool {
+        {
+            let mut live = self.live.lock();
+            live.error_rate = live.error_rate * (1.0 - ERR_ALPHA) + ERR_ALPHA;
+            live.samples += 1;
+        }
         let n = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
         let period = match retry_after {
             Some(ra) => Some(ra),
@@ -133,9 +244,36 @@ mod tests {
         h.record_success(Duration::from_millis(8));
         assert!(!h.record_failure(2, Duration::from_secs(1), None));
         assert_eq!(h.ewma_ttfb_us(), 8_000);
-        let g = h.start();
+        let mut g = h.start();
         assert_eq!(h.in_flight(), 1);
+        assert_eq!(h.stats(now_ms(), Some(1)).queue_depth, 1);
+        assert!(h.stats(now_ms(), Some(1)).at_capacity);
+        g.first_byte();
+        assert_eq!(h.stats(now_ms(), None).queue_depth, 0);
         drop(g);
         assert_eq!(h.in_flight(), 0);
+    }
+
+    #[test]
+    fn stats_track_a_slowdown_within_a_few_attempts() {
+        let h = Health::new(Gauge::default());
+        for _ in 0..20 {
+            h.record_success_timed(Duration::from_millis(10), Duration::from_millis(50));
+        }
+        let s = h.stats(now_ms(), None);
+        assert!((s.ttft_p50_ms - 10.0).abs() < 0.01 && (s.ttft_p95_ms - 10.0).abs() < 0.01);
+        assert!((s.latency_p50_ms - 50.0).abs() < 0.01);
+        assert!(s.healthy && s.error_rate == 0.0 && s.samples == 20);
+        for _ in 0..4 {
+            h.record_success_timed(Duration::from_millis(500), Duration::from_millis(600));
+        }
+        let s = h.stats(now_ms(), None);
+        assert!(s.ttft_p95_ms > 400.0, "p95 {}", s.ttft_p95_ms);
+        assert!(s.ttft_p50_ms > 150.0 && s.ttft_p50_ms < s.ttft_p95_ms);
+        for _ in 0..12 {
+            h.record_failure(100, Duration::from_secs(1), None);
+        }
+        let s = h.stats(now_ms(), None);
+        assert!(s.error_rate > 0.5 && !s.healthy && !s.cooling_down);
     }
 }

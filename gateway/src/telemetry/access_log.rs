@@ -33,6 +33,14 @@ pub struct AccessRecord {
     pub model: Option<String>,
     /// Deployment that served it.
     pub deployment: Option<String>,
+    /// Conductor rule that placed it.
+    pub rule: Option<String>,
+    /// Cloud of the deployment that served it.
+    pub cloud: Option<String>,
+    /// Region of the deployment that served it.
+    pub region: Option<String>,
+    /// Tags added by placement rules.
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
     /// Status sent to the client.
     pub status: u16,
     /// Upstream attempts made.

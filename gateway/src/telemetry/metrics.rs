@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+pub mod route;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     model: String,
@@ -126,6 +128,8 @@ pub struct Metrics {
     access_log_dropped: Counter,
     /// The response cache's metrics (`datamind_cache_*`).
     pub cache: crate::cache::CacheMetrics,
+    /// Conductor's decision and shadow metrics.
+    pub route: route::RouteMetrics,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -217,7 +221,9 @@ impl Metrics {
             access_log_dropped.clone(),
         );
         let cache = crate::cache::CacheMetrics::register(&mut registry);
+        let route = route::RouteMetrics::register(&mut registry);
         Self {
+            route,
             registry,
             cache,
             requests,

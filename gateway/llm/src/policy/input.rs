@@ -293,7 +293,7 @@ static TENANT_TYPE: Type = Type::new_struct_type("datamind.Tenant");
 static DEPLOYMENT_TYPE: Type = Type::new_struct_type("datamind.Deployment");
 static NOW_TYPE: Type = Type::new_struct_type("datamind.Now");
 
-fn field_name<'a>(idx: &'a dyn Val) -> Result<&'a str, ExecutionError> {
+fn field_name(idx: &dyn Val) -> Result<&str, ExecutionError> {
     idx.downcast_ref::<CelString<'_>>()
         .map(|s| s.inner())
         .ok_or_else(|| ExecutionError::no_such_key("?"))

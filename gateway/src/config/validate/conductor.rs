@@ -1,0 +1,104 @@
+//! Validation of Conductor's parts of the config: placement metadata and the policy.
+
+use std::collections::HashSet;
+
+use datamind_llm::LlmError;
+use datamind_llm::policy::{Policy, PolicySpec};
+
+use super::Problems;
+use crate::config::Config;
+
+/// Checks `policy.*` (every rule compiles, names only known variables and fields, falls back
+/// to known groups) and the placement fields of providers and deployments.
+pub(super) fn check(c: &Config, p: &mut Problems) {
+    let groups: HashSet<&str> = c.models.iter().map(|m| m.name.as_str()).collect();
+    check_spec(p, "policy", &c.policy.spec(), &groups);
+    if let Some(shadow) = &c.policy.shadow {
+        check_spec(p, "policy.shadow", shadow, &groups);
+    }
+    for (i, h) in c.policy.headers.iter().enumerate() {
+        if http::HeaderName::from_bytes(h.as_bytes()).is_err() || h.to_ascii_lowercase() != *h {
+            p.add(
+                format!("policy.headers[{i}]"),
+                "must be a lower-case header name",
+            );
+        }
+    }
+    for (i, pr) in c.providers.iter().enumerate() {
+        if pr.cloud.as_deref() == Some("") {
+            p.add(format!("providers[{i}].cloud"), "must not be empty");
+        }
+    }
+    for (i, m) in c.models.iter().enumerate() {
+        for (j, d) in m.deployments.iter().enumerate() {
+            let at = format!("models[{i}].deployments[{j}]");
+            if d.context_window == Some(0) {
+                p.add(format!("{at}.context_window"), "must be at least 1");
+            }
+            for (field, v) in [("cloud", &d.cloud), ("region", &d.region)] {
+                if v.as_deref() == Some("") {
+                    p.add(format!("{at}.{field}"), "must not be empty");
+                }
+            }
+        }
+    }
+}
+
+fn check_spec(p: &mut Problems, at: &str, spec: &PolicySpec, groups: &HashSet<&str>) {
+    if let Err(errors) = Policy::compile(spec) {
+        for e in errors {
+            match e {
+                LlmError::InvalidPolicy { path, message } => p.add(format!("{at}.{path}"), message),
+                other => p.add(at, other.to_string()),
+            }
+        }
+    }
+    for (i, r) in spec.rules.iter().enumerate() {
+        for (j, f) in r.fallbacks.iter().flatten().enumerate() {
+            if !groups.contains(f.as_str()) {
+                p.add(
+                    format!("{at}.rules[{i}].fallbacks[{j}]"),
+                    format!("unknown model \"{f}\""),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_str;
+
+    #[test]
+    fn policy_problems_have_their_path_and_position() {
+        let yaml = r#"
+server: { listen: "127.0.0.1:1", admin_listen: "127.0.0.1:2" }
+auth: { enabled: false }
+providers: [ { name: m, kind: mock, cloud: "" } ]
+models:
+  - name: g
+    deployments: [ { provider: m, model: x, context_window: 0 } ]
+policy:
+  headers: [X-Priority]
+  rules:
+    - name: eu
+      when: request.tenant.residency == "eu"
+      filter: deployment.regoin == "westeurope"
+      fallbacks: [ghost]
+  shadow:
+    rules:
+      - { name: s, order: "deployment.price_input +" }
+"#;
+        let err = parse_str(yaml, &|_| None).unwrap_err().to_string();
+        for needle in [
+            "policy.rules[0].filter: 1:11: `deployment` has no field `regoin`",
+            "policy.rules[0].fallbacks[0]: unknown model \"ghost\"",
+            "policy.shadow.rules[0].order: 1:",
+            "policy.headers[0]: must be a lower-case header name",
+            "providers[0].cloud: must not be empty",
+            "models[0].deployments[0].context_window: must be at least 1",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in:\n{err}");
+        }
+    }
+}
