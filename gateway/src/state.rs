@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use pingora_core::connectors::http::Connector;
 
 use crate::auth::RuntimeKeys;
-use crate::auth::runtime::MemoryStore;
+use crate::auth::runtime::{KeyStore, MemoryStore, RedisStore};
 use crate::cache::ResponseCache;
 use crate::snapshot::{HealthRegistry, Snapshot};
 use crate::telemetry::{AccessLog, Metrics};
@@ -59,6 +59,11 @@ impl Gateway {
         });
         let cache = ResponseCache::new(&config.cache, metrics.cache.clone(), redis.as_ref());
         let snapshot = Snapshot::build(config, &health, &metrics);
+        let store: Arc<dyn KeyStore> = match &redis {
+            Some(r) => Arc::new(RedisStore::new(r.clone())),
+            None => Arc::new(MemoryStore::default()),
+        };
+        let runtime_keys = Arc::new(RuntimeKeys::new(store));
         let mut opts = pingora_core::connectors::ConnectorOptions::new(1024);
         opts.keepalive_pool_size = 1024;
         Arc::new(Self {
@@ -71,7 +76,7 @@ impl Gateway {
             in_flight: AtomicUsize::new(0),
             redis,
             cache,
-            runtime_keys: Arc::new(RuntimeKeys::new(Arc::new(MemoryStore::default()))),
+            runtime_keys,
         })
     }
 

@@ -85,6 +85,20 @@ def test_bad_key_is_authentication_error() -> None:
     assert info.value.status_code == 401
 
 
+@pytest.mark.skipif(
+    "DATAMIND_REVOKED_KEY" not in os.environ,
+    reason="this run did not revoke a key through the admin API",
+)
+def test_revoked_key_is_authentication_error() -> None:
+    with pytest.raises(openai.AuthenticationError) as info:
+        make_client(os.environ["DATAMIND_REVOKED_KEY"]).chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.status_code == 401
+    assert info.value.code == "invalid_api_key"
+    assert "revoked" in str(info.value)
+
+
 def test_unknown_model_is_not_found_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(

@@ -1,13 +1,15 @@
 //! Virtual API keys and tenants as a client and an operator see them: the admin key API
 //! (create, use, list, rotate, revoke, expiry), its credential, config-key expiry,
-//! runtime keys across a reload, and keys never showing up in the gateway's output.
+//! runtime keys across a reload and shared by gateways on one Redis, and keys never showing
+//! up in the gateway's output.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use datamind_e2e::identity::{AdminApi, rfc3339, unix_now};
 use datamind_e2e::{
-    ApiError, Gateway, GatewayConfig, KEY_ALL, ModelGroup, chat_body, eventually, sha256_hex,
+    ApiError, Gateway, GatewayConfig, KEY_ALL, ModelGroup, RedisServer, chat_body, eventually,
+    sha256_hex,
 };
 use serde_json::{Value, json};
 
@@ -283,5 +285,81 @@ async fn runtime_keys_survive_a_reload_and_config_keys_expire() -> Result<()> {
     })
     .await?;
     assert_eq!(chat_status(&gw, &key, MODEL).await?.0, 200);
+    Ok(())
+}
+
+/// The runtime-key propagation bound (the store is polled every second), with slack for a
+/// loaded CI machine.
+const PROPAGATION: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn gateways_sharing_redis_share_runtime_keys() -> Result<()> {
+    let redis = RedisServer::start().await?;
+    let cfg = config().set("/redis", json!({"url": redis.url()}));
+    let (a, b) = tokio::try_join!(Gateway::start(&cfg), Gateway::start(&cfg))?;
+    let on_a = AdminApi {
+        gateway: &a,
+        admin_key: ADMIN_KEY,
+    };
+    let on_b = AdminApi {
+        gateway: &b,
+        admin_key: ADMIN_KEY,
+    };
+    let (id, key) = on_a
+        .create(&json!({"name": "fleet", "tenant": "eu-bank", "models": [MODEL]}))
+        .await?;
+    assert_eq!(
+        chat_status(&a, &key, MODEL).await?.0,
+        200,
+        "at once on the creating gateway"
+    );
+    eventually("the key to work on gateway B", PROPAGATION, || async {
+        Ok((chat_status(&b, &key, MODEL).await?.0 == 200).then_some(()))
+    })
+    .await?;
+    let (_, listed) = on_b.call("GET", "/admin/keys", None).await?;
+    assert_eq!(listed["data"][0]["id"], id.as_str(), "{listed}");
+
+    // Redis holds the digest, never the key.
+    let record = redis
+        .command(&["HGET", "datamind:keys:{runtime}records", &id])
+        .await?;
+    assert!(
+        record.contains(&sha256_hex(&key)),
+        "no record for {id}: {record:?}"
+    );
+    assert!(!record.contains(&key), "the clear key is stored in Redis");
+
+    // Rotate on B, revoke on A: both reach the other gateway within the bound.
+    let (status, rotated) = on_b
+        .call("POST", &format!("/admin/keys/{id}/rotate"), None)
+        .await?;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = rotated["key"].as_str().unwrap_or_default().to_owned();
+    eventually("the old key to be refused on A", PROPAGATION, || async {
+        Ok((chat_status(&a, &key, MODEL).await?.0 == 401).then_some(()))
+    })
+    .await?;
+    assert_eq!(chat_status(&a, &new_key, MODEL).await?.0, 200);
+    let (status, _) = on_a
+        .call("POST", &format!("/admin/keys/{id}/revoke"), None)
+        .await?;
+    assert_eq!(status, 200);
+    assert_refused(&a, &new_key, "revoked").await?;
+    eventually(
+        "the revoked key to be refused on B",
+        PROPAGATION,
+        || async { Ok((chat_status(&b, &new_key, MODEL).await?.0 == 401).then_some(())) },
+    )
+    .await?;
+    assert_refused(&b, &new_key, "revoked").await?;
+
+    // A gateway started later loads the keys from Redis.
+    let (_, later) = on_a.create(&json!({"name": "later"})).await?;
+    let c = Gateway::start(&cfg).await?;
+    eventually("a new gateway to load the keys", PROPAGATION, || async {
+        Ok((chat_status(&c, &later, MODEL).await?.0 == 200).then_some(()))
+    })
+    .await?;
     Ok(())
 }

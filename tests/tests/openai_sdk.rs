@@ -6,13 +6,30 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use datamind_e2e::fixture::{CHAT_MODEL, EMBED_MODEL, OneUpstream};
+use datamind_e2e::identity::AdminApi;
 use datamind_e2e::paths::{venv_python, workspace_root};
-use datamind_e2e::{KEY_ALL, MockSpec};
+use datamind_e2e::{KEY_ALL, MockSpec, sha256_hex};
+use serde_json::json;
+
+const ADMIN_KEY: &str = "adm-e2e-sdk-8d2e";
 
 #[tokio::test]
 async fn openai_python_sdk_works_against_the_gateway() -> Result<()> {
     let python = venv_python()?;
-    let s = OneUpstream::start(MockSpec::named("up1").chunks(5)).await?;
+    let s = OneUpstream::start_with(MockSpec::named("up1").chunks(5), |c| {
+        c.set("/admin/api_key_sha256", json!(sha256_hex(ADMIN_KEY)))
+    })
+    .await?;
+    // A runtime key, revoked: the SDK must raise a typed AuthenticationError for it.
+    let admin = AdminApi {
+        gateway: &s.gateway,
+        admin_key: ADMIN_KEY,
+    };
+    let (id, revoked) = admin.create(&json!({"name": "sdk"})).await?;
+    let (status, _) = admin
+        .call("POST", &format!("/admin/keys/{id}/revoke"), None)
+        .await?;
+    anyhow::ensure!(status == 200, "revoke answered {status}");
     let root = workspace_root();
     let mut cmd = tokio::process::Command::new(&python);
     cmd.args([
@@ -26,6 +43,7 @@ async fn openai_python_sdk_works_against_the_gateway() -> Result<()> {
     .current_dir(&root)
     .env("DATAMIND_GATEWAY_URL", s.gateway.url(""))
     .env("DATAMIND_API_KEY", KEY_ALL)
+    .env("DATAMIND_REVOKED_KEY", &revoked)
     .env("DATAMIND_CHAT_MODEL", CHAT_MODEL)
     .env("DATAMIND_EMBED_MODEL", EMBED_MODEL)
     .env("PYTHONDONTWRITEBYTECODE", "1")

@@ -12,6 +12,8 @@
 //! was built with and is rebuilt when a reload brings a new one.
 
 pub mod memory;
+pub mod redis_store;
+pub mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -29,6 +31,8 @@ use crate::GatewayError;
 use crate::config::{BudgetConfig, LimitsConfig};
 
 pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
+pub use sync::KeySync;
 
 /// How many earlier digests of a rotated key are remembered (to answer "revoked").
 const REMEMBERED_ROTATIONS: usize = 4;
@@ -84,6 +88,10 @@ pub trait KeyStore: Send + Sync + Debug {
     async fn put(&self, key: &RuntimeKey) -> Result<(), GatewayError>;
     /// A counter that changes with every write by any gateway (cheap; polled).
     async fn version(&self) -> Result<u64, GatewayError>;
+    /// Whether other gateways write to this store too (then it is polled).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// What a digest is in the index.
@@ -226,6 +234,11 @@ impl RuntimeKeys {
             },
             _ => Ok(None),
         }
+    }
+
+    /// Whether the store is shared with other gateways (Redis).
+    pub fn shared(&self) -> bool {
+        self.store.shared()
     }
 
     /// Every record, as of the last sync.
