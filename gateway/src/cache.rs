@@ -24,7 +24,8 @@
 //!
 //! **Headers**: `x-datamind-cache: hit|miss|bypass` on every answer while the cache is on;
 //! `age` on hits. Requests opt in with `x-datamind-cache: force`, out with `off`;
-//! `Cache-Control: no-cache` skips the lookup but stores, `no-store` does neither (see
+//! `Cache-Control: no-cache` skips the lookup but stores, `no-store` does neither,
+//! `max-age=N` only accepts an entry at most N seconds old (see
 //! [`datamind_llm::cache_key::CacheDirectives`]).
 //!
 //! **On a hit** the body reports the original usage; the access log says `cache: "hit"`
@@ -81,6 +82,8 @@ pub struct CachePlan {
     pub max_entry_bytes: usize,
     /// How long a stored answer lives.
     pub ttl: Duration,
+    /// The client's `max-age`: older entries are treated as misses.
+    pub max_age_ms: Option<u64>,
 }
 
 /// The cache decision for a request, as reported in `x-datamind-cache`.
@@ -176,6 +179,7 @@ impl ResponseCache {
             store: directives.store,
             max_entry_bytes: config.max_entry_bytes,
             ttl: Duration::from_secs(config.ttl_seconds),
+            max_age_ms: directives.max_age.map(|s| s.saturating_mul(1000)),
         }))
     }
 
@@ -184,10 +188,14 @@ impl ResponseCache {
         if !plan.lookup {
             return None;
         }
-        match &self.store {
+        let found = match &self.store {
             Store::Memory(m) => m.get(&plan.key, Instant::now()),
             Store::Redis(r) => r.get(&plan.key).await,
-        }
+        }?;
+        let fresh_enough = plan
+            .max_age_ms
+            .is_none_or(|max| now_unix_ms().saturating_sub(found.stored_unix_ms) <= max);
+        fresh_enough.then_some(found)
     }
 
     /// Stores a complete answer (the caller checked it is a 200 within the size limit).

@@ -270,6 +270,16 @@ async fn cache_control_no_store_and_no_cache_are_honoured() -> Result<()> {
     let (_, c, now) = chat(&s, KEY_ALL, &det("cc")).await?;
     assert_eq!((c.as_str(), now == fresh), ("hit", true));
     assert_eq!(upstream_requests(&s).await?, 5);
+    // max-age=N: an entry older than N seconds is a miss (and is replaced).
+    let (_, c, young) = read(send("max-age=60").await?).await?;
+    assert_eq!((c.as_str(), young == fresh), ("hit", true));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, c, newer) = read(send("max-age=1").await?).await?;
+    assert_eq!(c, "miss", "an entry older than max-age was served");
+    assert_ne!(newer, fresh);
+    let (_, c, again) = chat(&s, KEY_ALL, &det("cc")).await?;
+    assert_eq!((c.as_str(), again == newer), ("hit", true));
+    assert_eq!(upstream_requests(&s).await?, 6);
     Ok(())
 }
 

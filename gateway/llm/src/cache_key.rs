@@ -57,6 +57,8 @@ pub struct CacheDirectives {
     pub store: bool,
     /// Cache even a request that is not deterministic (`x-datamind-cache: force`).
     pub force: bool,
+    /// Accept only an entry stored at most this many seconds ago (`max-age=N`).
+    pub max_age: Option<u64>,
 }
 
 impl Default for CacheDirectives {
@@ -65,6 +67,7 @@ impl Default for CacheDirectives {
             lookup: true,
             store: true,
             force: false,
+            max_age: None,
         }
     }
 }
@@ -76,6 +79,8 @@ impl CacheDirectives {
     ///   `off` (or `bypass`): neither look up nor store. Other values are ignored.
     /// - `Cache-Control: no-store`: neither look up nor store. `no-cache` or `max-age=0`:
     ///   do not answer from the cache, but store the fresh answer (revalidation).
+    ///   `max-age=N`: answer only from an entry at most N seconds old (else go upstream
+    ///   and store the fresh answer).
     pub fn from_headers(x_datamind_cache: Option<&[u8]>, cache_control: Option<&[u8]>) -> Self {
         let mut d = Self::default();
         if let Some(v) = x_datamind_cache {
@@ -98,8 +103,17 @@ impl CacheDirectives {
                         d.store = false;
                     }
                     "no-cache" => d.lookup = false,
-                    t if t.strip_prefix("max-age=").map(str::trim) == Some("0") => d.lookup = false,
-                    _ => {}
+                    t => {
+                        if let Some(n) = t
+                            .strip_prefix("max-age=")
+                            .and_then(|n| n.trim().parse::<u64>().ok())
+                        {
+                            if n == 0 {
+                                d.lookup = false;
+                            }
+                            d.max_age = Some(d.max_age.map_or(n, |m| m.min(n)));
+                        }
+                    }
                 }
             }
         }

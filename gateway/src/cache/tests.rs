@@ -95,6 +95,7 @@ async fn plan_follows_config_mode_and_directives() {
         lookup: false,
         store: false,
         force: false,
+        max_age: None,
     };
     assert!(matches!(
         cache.plan(&on(), none, "t", chat, oa, &req(DET)),

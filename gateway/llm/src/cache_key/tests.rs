@@ -144,7 +144,11 @@ fn directives_from_headers() {
     assert!(!no_cache.lookup && no_cache.store && no_cache.any());
     let max_age0 = d(None, Some("private, max-age=0"));
     assert!(!max_age0.lookup && max_age0.store);
-    assert_eq!(d(None, Some("max-age=60")), CacheDirectives::default());
+    let fresh = d(None, Some("max-age=60"));
+    assert!(fresh.lookup && fresh.store);
+    assert_eq!(fresh.max_age, Some(60));
+    assert_eq!(d(None, Some("max-age=60, max-age=5")).max_age, Some(5));
+    assert_eq!(d(None, Some("max-age=soon")), CacheDirectives::default());
     assert_eq!(d(Some("maybe"), None), CacheDirectives::default());
     // no-store wins over force.
     let both = d(Some("force"), Some("no-cache, no-store"));
