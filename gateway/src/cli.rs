@@ -15,7 +15,7 @@ use crate::config::{self, Config};
 use crate::reload::Reloader;
 use crate::server::{AdminApp, ApiApp};
 use crate::state::Gateway;
-use crate::telemetry::AccessLog;
+use crate::telemetry::{AccessLog, Traces};
 
 /// DataMind core gateway: an OpenAI-compatible LLM gateway on Pingora.
 #[derive(Debug, Parser)]
@@ -102,7 +102,7 @@ fn say(line: &str) {
 }
 
 fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
-    init_logging();
+    crate::telemetry::logging::init(config.telemetry.log_level.as_deref());
     let access_log = if config.access_log.enabled {
         match AccessLog::start(&config.access_log.path) {
             Ok(l) => l,
@@ -118,7 +118,18 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
         AccessLog::disabled()
     };
     let server_cfg = config.server.clone();
+    let telemetry_cfg = config.telemetry.clone();
     let gw = Gateway::new(config, access_log);
+    match Traces::start(&telemetry_cfg, &gw.metrics) {
+        Ok(Some(t)) => {
+            let _ = gw.traces.set(t);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    }
 
     // Draining is ours (see reload.rs): Pingora's grace period is only a backstop.
     let conf = ServerConf {
@@ -160,16 +171,6 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     server.add_service(key_sync);
     tracing::info!(listen = %server_cfg.listen, admin = %server_cfg.admin_listen, tls = server_cfg.tls.is_some(), "datamind-gateway starting");
     server.run_forever()
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
 }
 
 /// For `Arc` users of the CLI in tests.

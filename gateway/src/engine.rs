@@ -71,6 +71,8 @@ pub struct Outcome {
     /// Conductor's decision: the rule that placed the request and its tags (span
     /// attributes, access log). `None` when no placement rule is configured.
     pub route: Option<crate::routing::RouteInfo>,
+    /// The request's trace context (`None`: tracing off and no client `traceparent`).
+    pub trace: Option<Box<crate::telemetry::trace::RequestTrace>>,
 }
 
 /// Why an attempt did not produce an answer.
@@ -123,6 +125,8 @@ pub(crate) struct Job<'a> {
     pub capture_limit: Option<usize>,
     /// The placement rule, for the `x-datamind-route` header.
     pub rule: &'a str,
+    /// Send `x-datamind-overhead-ms` (`telemetry.overhead_header`).
+    pub overhead_header: bool,
 }
 
 /// Serves `job` along `plan`, writing the whole response to `session`.
@@ -155,9 +159,11 @@ pub(crate) async fn serve(
         out.attempts += 1;
         let mut in_flight = d.health.start();
         let attempt_start = Instant::now();
+        let propagation = out.trace.as_mut().map(|t| t.begin_attempt(d));
         let opened = match d.provider.kind.adapter() {
             Some(adapter) => {
-                upstream::open(gw, d, adapter, job, session, &mut out.upstream_wait).await
+                let prop = propagation.as_ref();
+                upstream::open(gw, d, adapter, job, session, &mut out.upstream_wait, prop).await
             }
             None => mock::open(d, job, session, &mut out.upstream_wait).await,
         };
@@ -168,10 +174,12 @@ pub(crate) async fn serve(
         let err = match opened {
             Ok(reply) => {
                 out.deployment = Some(d.id.clone());
+                let status = Some(reply.status);
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
                     Ok(Relayed::Complete) => {
                         d.health.record_success_timed(ttfb, attempt_start.elapsed());
                         d.metrics.record(AttemptOutcome::Success);
+                        end_attempt(out, AttemptOutcome::Success, status, None);
                         return Ok(());
                     }
                     Ok(Relayed::Broken) => {
@@ -181,9 +189,13 @@ pub(crate) async fn serve(
                             None,
                         );
                         d.metrics.record(AttemptOutcome::Failure);
+                        end_attempt(out, AttemptOutcome::Failure, status, Some("stream_broken"));
                         return Ok(());
                     }
-                    Err(RelayError::Fatal(e)) => return Err(e),
+                    Err(RelayError::Fatal(e)) => {
+                        end_attempt(out, AttemptOutcome::Failure, status, Some("internal"));
+                        return Err(e);
+                    }
                     Err(RelayError::Retry(e)) => {
                         out.deployment = None;
                         e
@@ -191,6 +203,7 @@ pub(crate) async fn serve(
                 }
             }
             Err(AttemptError::ClientGone) => {
+                end_attempt(out, AttemptOutcome::Failure, None, Some("cancelled"));
                 out.client_gone = true;
                 out.status = 499;
                 out.error = Some("client disconnected before the answer".into());
@@ -200,6 +213,13 @@ pub(crate) async fn serve(
                 // The deployment works; the request is at fault.
                 d.health.record_success(ttfb);
                 d.metrics.record(AttemptOutcome::Success);
+                let code = e.upstream_status.to_string();
+                end_attempt(
+                    out,
+                    AttemptOutcome::Success,
+                    Some(e.upstream_status),
+                    Some(&code),
+                );
                 out.error = Some(format!("upstream status {}", e.upstream_status));
                 return relay::upstream_error(session, job, e, out).await;
             }
@@ -221,6 +241,17 @@ pub(crate) async fn serve(
             Some(_) => AttemptOutcome::Retry,
         };
         d.metrics.record(outcome);
+        if out.trace.is_some() {
+            let (status, kind) = match &err {
+                AttemptError::Status(s) | AttemptError::Final(s) => {
+                    (Some(s.upstream_status), s.upstream_status.to_string())
+                }
+                AttemptError::Network(_) => (None, "network".to_owned()),
+                AttemptError::Timeout(_) => (None, "timeout".to_owned()),
+                AttemptError::ClientGone => (None, "cancelled".to_owned()),
+            };
+            end_attempt(out, outcome, status, Some(&kind));
+        }
         tracing::warn!(
             request_id = job.request_id,
             deployment = %d.id,
@@ -252,6 +283,13 @@ pub(crate) async fn serve(
             reason: "request deadline passed".into(),
             timeout: true,
         }),
+    }
+}
+
+/// Ends the current attempt's span, when the request is traced.
+fn end_attempt(out: &mut Outcome, o: AttemptOutcome, status: Option<u16>, error: Option<&str>) {
+    if let Some(t) = out.trace.as_mut() {
+        t.end_attempt(o.as_str(), status, error);
     }
 }
 

@@ -61,6 +61,12 @@ impl Reloader {
                         "`cache.store` and `cache.max_total_bytes` changes take effect only after a restart"
                     );
                 }
+                if new.telemetry.traces != old.config.telemetry.traces {
+                    tracing::warn!("`telemetry.traces` changes take effect only after a restart");
+                }
+                if new.telemetry.log_level != old.config.telemetry.log_level {
+                    crate::telemetry::logging::set_level(new.telemetry.log_level.as_deref());
+                }
                 let snapshot = Snapshot::build(new, &self.gw.health, &self.gw.metrics);
                 self.gw.snapshot.store(Arc::new(snapshot));
                 self.gw.metrics.record_reload(true);

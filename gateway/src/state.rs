@@ -10,7 +10,7 @@ use crate::auth::RuntimeKeys;
 use crate::auth::runtime::{KeyStore, MemoryStore, RedisStore};
 use crate::cache::ResponseCache;
 use crate::snapshot::{HealthRegistry, Snapshot};
-use crate::telemetry::{AccessLog, Metrics};
+use crate::telemetry::{AccessLog, Metrics, Traces};
 
 /// One gateway process's shared state.
 pub struct Gateway {
@@ -35,6 +35,8 @@ pub struct Gateway {
     pub cache: ResponseCache,
     /// API keys created through the admin API (not config: kept across reloads).
     pub runtime_keys: Arc<RuntimeKeys>,
+    /// The OTLP trace pipeline, set once at start-up when tracing is on.
+    pub traces: std::sync::OnceLock<Traces>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -77,6 +79,7 @@ impl Gateway {
             redis,
             cache,
             runtime_keys,
+            traces: std::sync::OnceLock::new(),
         })
     }
 

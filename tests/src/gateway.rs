@@ -41,11 +41,20 @@ impl Gateway {
 
     /// Starts a gateway on the YAML `render(api, admin)` returns.
     pub async fn start_with(render: impl Fn(SocketAddr, SocketAddr) -> String) -> Result<Self> {
+        Self::start_with_env(render, &[]).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with extra environment variables (e.g. the
+    /// standard `OTEL_*` ones).
+    pub async fn start_with_env(
+        render: impl Fn(SocketAddr, SocketAddr) -> String,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut last = anyhow!("never tried");
         for _ in 0..3 {
             let api = free_addr()?;
             let admin = free_addr()?;
-            match Self::try_start(&render(api, admin), api, admin).await {
+            match Self::try_start(&render(api, admin), api, admin, env).await {
                 Ok(gw) => return Ok(gw),
                 Err(e) => last = e,
             }
@@ -53,7 +62,12 @@ impl Gateway {
         Err(last)
     }
 
-    async fn try_start(yaml: &str, api: SocketAddr, admin: SocketAddr) -> Result<Self> {
+    async fn try_start(
+        yaml: &str,
+        api: SocketAddr,
+        admin: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let bin = paths::gateway_bin()?;
         let dir = tempfile::tempdir().context("creating gateway temp dir")?;
         let config_path = dir.path().join("gateway.yaml");
@@ -66,6 +80,7 @@ impl Gateway {
         cmd.arg("--config")
             .arg(&config_path)
             .env("E2E_UPSTREAM_KEY", UPSTREAM_KEY)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr));

@@ -43,6 +43,7 @@ pub mod gateway;
 pub mod identity;
 pub mod metrics;
 pub mod mock;
+pub mod otlp;
 pub mod paths;
 pub mod process;
 pub mod redis;
@@ -54,6 +55,7 @@ pub use config::{Deployment, GatewayConfig, ModelGroup};
 pub use gateway::Gateway;
 pub use metrics::Metrics;
 pub use mock::{LastRequest, MockLlm, MockSpec, MockStats};
+pub use otlp::{OtlpReceiver, ReceivedSpan, StalledCollector};
 pub use process::Signal;
 pub use redis::RedisServer;
 

@@ -48,6 +48,9 @@ pub struct Config {
     /// Conductor: CEL placement rules (see `config/README.md`).
     #[serde(default)]
     pub policy: super::policy::PolicyConfig,
+    /// Logs, traces (OTLP) and the overhead header.
+    #[serde(default)]
+    pub telemetry: super::TelemetryConfig,
 }
 
 /// Listeners and process settings. Changing these needs a restart (a reload logs a warning).

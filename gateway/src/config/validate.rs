@@ -252,6 +252,7 @@ impl Config {
         }
         super::validate_limits::check(self, &mut p);
         conductor::check(self, &mut p);
+        p.0.extend(self.telemetry.problems());
         p.0
     }
 }

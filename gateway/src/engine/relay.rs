@@ -186,6 +186,9 @@ async fn relay_whole(
         Some(a) => a.translate_response_with(job.op, body, &meta(job, &reply.model)),
         None => (body, reply.usage),
     };
+    if let Some(t) = out.trace.as_mut() {
+        t.note_response(&body);
+    }
     out.usage = usage.unwrap_or_default();
     let body = match job.client {
         ClientFormat::Anthropic if reply.status < 300 => {
@@ -193,7 +196,7 @@ async fn relay_whole(
         }
         _ => body,
     };
-    let mut h = response_header(reply.status, job, d, out.attempts)?;
+    let mut h = response_header(reply.status, job, d, out.attempts, out.upstream_wait)?;
     if let Some(ct) = &reply.content_type {
         h.insert_header("content-type", ct.clone())
             .map_err(internal)?;
@@ -243,7 +246,13 @@ async fn relay_stream(
         let to_client = MessagesStream::new(&job.req.model, job.estimated_input_tokens);
         translator = Box::new(Chain::new(translator, Box::new(to_client)));
     }
-    let mut h = Some(response_header(reply.status, job, d, out.attempts)?);
+    let mut h = Some(response_header(
+        reply.status,
+        job,
+        d,
+        out.attempts,
+        out.upstream_wait,
+    )?);
     if let Some(h) = h.as_mut() {
         h.insert_header("content-type", "text/event-stream")
             .map_err(internal)?;
@@ -455,8 +464,20 @@ fn response_header(
     job: &Job<'_>,
     d: &Deployment,
     attempts: u32,
+    upstream_wait: Duration,
 ) -> Result<ResponseHeader, GatewayError> {
-    let mut h = ResponseHeader::build(status, Some(9)).map_err(internal)?;
+    let mut h = ResponseHeader::build(status, Some(10)).map_err(internal)?;
+    if job.overhead_header {
+        // Time in the gateway so far: everything but waiting on upstreams.
+        let ms = job
+            .started
+            .elapsed()
+            .saturating_sub(upstream_wait)
+            .as_secs_f64()
+            * 1000.0;
+        h.insert_header("x-datamind-overhead-ms", format!("{ms:.3}"))
+            .map_err(internal)?;
+    }
     h.insert_header("x-request-id", job.request_id.to_owned())
         .map_err(internal)?;
     h.insert_header("x-datamind-deployment", d.id.clone())

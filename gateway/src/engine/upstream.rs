@@ -18,6 +18,7 @@ use super::relay::{BodySource, Reply};
 use super::{AttemptError, Job, UpstreamError, client_gone, parse_retry_after, retryable_status};
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
+use crate::telemetry::trace::Propagation;
 
 /// Largest upstream error body kept for relaying.
 const MAX_ERROR_BODY: usize = 1 << 20;
@@ -30,6 +31,7 @@ pub(super) async fn open(
     job: &Job<'_>,
     downstream: &mut ServerSession,
     upstream_wait: &mut Duration,
+    propagation: Option<&Propagation>,
 ) -> Result<Reply, AttemptError> {
     let p = &d.provider;
     let peer = p.peer.as_ref().ok_or_else(|| {
@@ -80,6 +82,15 @@ pub(super) async fn open(
             }));
         }
     };
+    let mut upreq = upreq;
+    if let Some(prop) = propagation {
+        upreq
+            .headers
+            .push(("traceparent".to_owned(), prop.traceparent.clone()));
+        if let Some(ts) = &prop.tracestate {
+            upreq.headers.push(("tracestate".to_owned(), ts.clone()));
+        }
+    }
     let request = Outgoing {
         upreq,
         request_id: job.request_id,

@@ -85,6 +85,11 @@ impl ApiApp {
             },
             ..Outcome::default()
         };
+        out.trace = crate::telemetry::otlp::begin(
+            self.gw.traces.get(),
+            session.get_header("traceparent").map(|v| v.as_bytes()),
+            session.get_header("tracestate").map(|v| v.as_bytes()),
+        );
 
         let result = self
             .route(session, &snapshot, &request_id, &mut rec, &mut out, started)
@@ -133,6 +138,15 @@ impl ApiApp {
         rec.completion_tokens = out.usage.completion_tokens;
         if rec.error.is_none() {
             rec.error = out.error;
+        }
+        if let Some(t) = out.trace.take() {
+            rec.trace_id = Some(t.trace_id());
+            if t.is_recording() {
+                rec.span_id = Some(t.span_id());
+                if let Some(traces) = self.gw.traces.get() {
+                    traces.submit(*t, &rec, &out.usage, overhead * 1000.0);
+                }
+            }
         }
         if !self.gw.access_log.log(rec) {
             self.gw.metrics.record_access_log_drop();
@@ -238,6 +252,10 @@ impl ApiApp {
             bytes
         };
         let req = ParsedRequest::parse(bytes)?;
+        if let Some(t) = out.trace.as_mut() {
+            let content = (self.gw.traces.get()).is_some_and(|x| x.records_content(&caller.tenant));
+            t.note_request(op, &req, content);
+        }
         rec.model = Some(req.model.clone());
         rec.stream = req.stream && op.can_stream();
         let group = snapshot
@@ -305,6 +323,7 @@ impl ApiApp {
                 .filter(|p| p.store)
                 .map(|p| p.max_entry_bytes),
             rule: &rule,
+            overhead_header: snapshot.config.telemetry.overhead_header,
         };
         let served = engine::serve(&self.gw, snapshot, session, &job, plan, out).await;
         if let (Some(p), Some(answer)) = (&cache_plan, out.captured.take()) {

@@ -64,6 +64,12 @@ pub struct AccessRecord {
     /// Response cache: `hit`, `miss` or `bypass` (absent when the cache is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<&'static str>,
+    /// W3C trace id of the request's trace (when traced or the client sent `traceparent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The gateway's server span id (when traced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
 }
 
 /// The access-log writer's handle.

@@ -42,6 +42,17 @@ struct DeploymentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    signal: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    signal: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -62,7 +73,8 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
-    fn as_str(self) -> &'static str {
+    /// The label value (`success`, `retry`, `fallback`, `failure`, `cooldown_skip`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
             Self::Retry => "retry",
@@ -130,6 +142,8 @@ pub struct Metrics {
     pub cache: crate::cache::CacheMetrics,
     /// Conductor's decision and shadow metrics.
     pub route: route::RouteMetrics,
+    telemetry_dropped: Family<DropLabels, Counter>,
+    telemetry_exported: Family<SignalLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -170,6 +184,8 @@ impl Metrics {
         let reloads = Family::<ResultLabels, Counter>::default();
         let requests_in_flight = Gauge::default();
         let access_log_dropped = Counter::default();
+        let telemetry_dropped = Family::<DropLabels, Counter>::default();
+        let telemetry_exported = Family::<SignalLabels, Counter>::default();
         registry.register(
             "requests",
             "API requests by client-facing model and status",
@@ -222,6 +238,16 @@ impl Metrics {
         );
         let cache = crate::cache::CacheMetrics::register(&mut registry);
         let route = route::RouteMetrics::register(&mut registry);
+        registry.register(
+            "telemetry_dropped",
+            "Telemetry items dropped by signal (spans, access_log) and reason (queue_full, export_failed, export_timeout)",
+            telemetry_dropped.clone(),
+        );
+        registry.register(
+            "telemetry_exported",
+            "Telemetry items delivered to their collector, by signal",
+            telemetry_exported.clone(),
+        );
         Self {
             route,
             registry,
@@ -236,6 +262,8 @@ impl Metrics {
             reloads,
             requests_in_flight,
             access_log_dropped,
+            telemetry_dropped,
+            telemetry_exported,
         }
     }
 
@@ -383,6 +411,27 @@ impl Metrics {
     /// An access-log line was dropped.
     pub fn record_access_log_drop(&self) {
         self.access_log_dropped.inc();
+        self.telemetry_dropped
+            .get_or_create(&DropLabels {
+                signal: "access_log",
+                reason: "queue_full",
+            })
+            .inc();
+    }
+
+    /// The counter of `signal` items dropped for `reason` (registered at once, so the
+    /// series shows 0 before the first drop).
+    pub fn telemetry_dropped(&self, signal: &'static str, reason: &'static str) -> Counter {
+        self.telemetry_dropped
+            .get_or_create(&DropLabels { signal, reason })
+            .clone()
+    }
+
+    /// The counter of `signal` items delivered.
+    pub fn telemetry_exported(&self, signal: &'static str) -> Counter {
+        self.telemetry_exported
+            .get_or_create(&SignalLabels { signal })
+            .clone()
     }
 }
 

@@ -1,0 +1,144 @@
+//! W3C Trace Context: the `traceparent` and `tracestate` headers.
+//!
+//! Accepted from clients (a valid `traceparent` makes the gateway's server span a child of
+//! the caller's span, and its sampled flag decides whether the trace is recorded) and sent
+//! to upstreams on every attempt, naming that attempt's span as the parent.
+//! Spec: <https://www.w3.org/TR/trace-context/>. Parsing is strict and allocation-free;
+//! anything malformed is ignored (a new trace starts), never an error for the client.
+
+use opentelemetry::trace::{SpanId, TraceId};
+
+/// Longest `tracestate` passed on (the spec's 32 members × 16 bytes is ~512).
+const MAX_TRACESTATE: usize = 512;
+
+/// The caller's span, from a valid `traceparent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteParent {
+    /// The trace the request belongs to.
+    pub trace_id: TraceId,
+    /// The caller's span.
+    pub span_id: SpanId,
+    /// The caller recorded it (flag `01`).
+    pub sampled: bool,
+}
+
+/// Parses a `traceparent` header value (version `00`, or a later version's first four
+/// fields as the spec asks). All-zero ids are invalid.
+pub fn parse_traceparent(v: &[u8]) -> Option<RemoteParent> {
+    let v = trim(v);
+    // version(2) - trace-id(32) - parent-id(16) - flags(2)
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let version = hex_u128(&v[0..2])? as u8;
+    if version == 0xff
+        || (version == 0 && v.len() != 55)
+        || (version > 0 && v.len() > 55 && v[55] != b'-')
+    {
+        return None;
+    }
+    let trace = hex_u128(&v[3..35])?;
+    let span = hex_u128(&v[36..52])? as u64;
+    let flags = hex_u128(&v[53..55])? as u8;
+    if trace == 0 || span == 0 {
+        return None;
+    }
+    Some(RemoteParent {
+        trace_id: TraceId::from(trace),
+        span_id: SpanId::from(span),
+        sampled: flags & 1 == 1,
+    })
+}
+
+/// A `tracestate` value worth passing on: bounded, printable ASCII.
+pub fn accept_tracestate(v: &[u8]) -> Option<String> {
+    let v = trim(v);
+    (!v.is_empty() && v.len() <= MAX_TRACESTATE && v.iter().all(|b| (0x20..0x7f).contains(b)))
+        .then(|| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Formats the `traceparent` naming `span_id` as the parent.
+pub fn format_traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
+    format!(
+        "00-{trace_id}-{span_id}-{}",
+        if sampled { "01" } else { "00" }
+    )
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+/// Lower-case hex only, as the spec requires.
+fn hex_u128(s: &[u8]) -> Option<u128> {
+    let mut n: u128 = 0;
+    for &b in s {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        n = (n << 4) | u128::from(d);
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn parses_the_spec_example_and_formats_it_back() {
+        let p = parse_traceparent(TP.as_bytes()).unwrap();
+        assert!(p.sampled);
+        assert_eq!(p.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(p.span_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(format_traceparent(p.trace_id, p.span_id, true), TP);
+        let unsampled = TP.replace("-01", "-00");
+        assert!(!parse_traceparent(unsampled.as_bytes()).unwrap().sampled);
+    }
+
+    #[test]
+    fn rejects_malformed_values() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(parse_traceparent(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn later_versions_keep_the_known_fields() {
+        let v = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-ever";
+        assert!(parse_traceparent(v.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn tracestate_is_bounded_and_printable() {
+        assert_eq!(
+            accept_tracestate(b" congo=t61rcWkgMzE "),
+            Some("congo=t61rcWkgMzE".into())
+        );
+        assert_eq!(accept_tracestate(b""), None);
+        assert_eq!(accept_tracestate(b"a=\x01"), None);
+        assert_eq!(accept_tracestate(&[b'a'; 600]), None);
+    }
+}
