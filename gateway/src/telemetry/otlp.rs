@@ -226,12 +226,26 @@ fn build_exporter(s: &ExportSettings) -> Result<SpanExporter, String> {
             b.build()
         }
         OtlpProtocol::HttpProtobuf => {
-            let client =
-                opentelemetry_http::hyper::HyperClient::with_default_connector(s.timeout, None);
-            let mut b = SpanExporter::builder()
-                .with_http()
+            let b = SpanExporter::builder().with_http();
+            // https (e.g. Langfuse cloud) with the system's roots; plain http otherwise.
+            let b = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+                Ok(tls) => {
+                    let connector = tls.https_or_http().enable_http1().build();
+                    b.with_http_client(opentelemetry_http::hyper::HyperClient::new(
+                        connector, s.timeout, None,
+                    ))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no system CA roots: OTLP over https will fail");
+                    b.with_http_client(
+                        opentelemetry_http::hyper::HyperClient::with_default_connector(
+                            s.timeout, None,
+                        ),
+                    )
+                }
+            };
+            let mut b = b
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_http_client(client)
                 .with_timeout(s.timeout);
             if let Some(e) = &s.endpoint {
                 b = b.with_endpoint(e.clone());
