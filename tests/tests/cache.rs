@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use datamind_e2e::fixture::{CHAT_MODEL, EMBED_MODEL, OneUpstream, one_upstream_config};
 use datamind_e2e::sse::{SseStream, parse_events};
 use datamind_e2e::{
-    Gateway, GatewayConfig, KEY_ALL, KEY_LIMITED, MockLlm, MockSpec, RedisServer, eventually,
-    header,
+    Gateway, GatewayConfig, KEY_ALL, KEY_LIMITED, MockLlm, MockSpec, ModelGroup, RedisServer,
+    eventually, header,
 };
 use reqwest::Response;
 use serde_json::{Value, json};
@@ -504,5 +504,22 @@ async fn a_redis_outage_degrades_to_misses_never_errors() -> Result<()> {
         },
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_builtin_mock_of_the_default_config_is_cached_too() -> Result<()> {
+    let config = GatewayConfig::new()
+        .builtin_mock_provider("mock")
+        .model(ModelGroup::new(CHAT_MODEL).deployment("mock", "mock-small"))
+        .set("/cache", json!({"enabled": true}));
+    let gw = Gateway::start(&config).await?;
+    for body in [det("builtin"), det_stream("builtin")] {
+        let (st, c, first) = read(gw.chat(KEY_ALL, &body).await?).await?;
+        assert_eq!((st, c.as_str()), (200, "miss"), "{first}");
+        let (st, c, second) = read(gw.chat(KEY_ALL, &body).await?).await?;
+        assert_eq!((st, c.as_str()), (200, "hit"));
+        assert_eq!(second, first);
+    }
     Ok(())
 }

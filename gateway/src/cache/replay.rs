@@ -39,3 +39,49 @@ fn header(http2: bool, request_id: &str, answer: &CachedAnswer) -> Option<Respon
     }
     Some(h)
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn answer(stream: bool) -> CachedAnswer {
+        CachedAnswer {
+            stream,
+            content_type: if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }
+            .into(),
+            body: Bytes::from_static(b"data: [DONE]\n\n"),
+            usage: Default::default(),
+            deployment: "up/m".into(),
+            stored_unix_ms: now_unix_ms() - 3_500,
+        }
+    }
+
+    fn get<'a>(h: &'a ResponseHeader, name: &str) -> Option<&'a str> {
+        h.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn a_hit_carries_the_headers_of_a_fresh_answer() {
+        let h = header(false, "rid-1", &answer(false)).unwrap();
+        assert_eq!(h.status.as_u16(), 200);
+        assert_eq!(get(&h, "x-datamind-cache"), Some("hit"));
+        assert_eq!(get(&h, "x-request-id"), Some("rid-1"));
+        assert_eq!(get(&h, "content-type"), Some("application/json"));
+        assert_eq!(get(&h, "content-length"), Some("14"));
+        assert_eq!(get(&h, "age"), Some("3"));
+        assert_eq!(get(&h, "transfer-encoding"), None);
+
+        let h1 = header(false, "rid-2", &answer(true)).unwrap();
+        assert_eq!(get(&h1, "content-type"), Some("text/event-stream"));
+        assert_eq!(get(&h1, "transfer-encoding"), Some("chunked"));
+        assert_eq!(get(&h1, "content-length"), None);
+        let h2 = header(true, "rid-3", &answer(true)).unwrap();
+        assert_eq!(get(&h2, "transfer-encoding"), None);
+    }
+}
