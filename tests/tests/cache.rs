@@ -327,6 +327,32 @@ async fn a_broken_stream_is_never_stored() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_stream_the_client_abandoned_is_never_stored() -> Result<()> {
+    let s = setup(
+        MockSpec::named("up1").chunks(10).chunk_delay_ms(100),
+        json!({}),
+    )
+    .await?;
+    let resp = s.gateway.chat(KEY_ALL, &det_stream("leave")).await?;
+    let mut events = SseStream::new(resp);
+    let first = events.next_event(Duration::from_secs(5)).await?;
+    assert!(first.is_some(), "no first event");
+    drop(events);
+    s.mock
+        .wait_stats("the upstream cancelled", Duration::from_secs(5), |st| {
+            st.cancelled >= 1 && st.active == 0
+        })
+        .await?;
+    s.mock.heal().await?;
+    let (_, c, whole) = chat(&s, KEY_ALL, &det_stream("leave")).await?;
+    assert_eq!(c, "miss", "a truncated stream was stored");
+    assert!(whole.ends_with("data: [DONE]\n\n"), "{whole}");
+    let (_, c, _) = chat(&s, KEY_ALL, &det_stream("leave")).await?;
+    assert_eq!(c, "hit");
+    Ok(())
+}
+
+#[tokio::test]
 async fn answers_over_the_entry_limit_are_not_stored() -> Result<()> {
     // A 40-chunk stream is several KiB; a whole chat answer is a few hundred bytes.
     let s = setup(
