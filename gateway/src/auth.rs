@@ -57,10 +57,7 @@ pub async fn authenticate(
     }
     let now = now_secs();
     if snapshot.jwt.enabled() && jwt::looks_like_jwt(credential) {
-        return snapshot
-            .jwt
-            .verify(credential, now, &keys.tenants, &gw.connector)
-            .await;
+        return snapshot.jwt.verify(credential, now, &keys.tenants).await;
     }
     let d = keys::digest(credential);
     if let Some(c) = keys.lookup(&d, now)? {

@@ -16,6 +16,10 @@ const MODEL: &str = "gpt-4o-mini";
 const OTHER: &str = "gpt-4o";
 
 fn config(jwks_url: &str, min_refresh: u64) -> GatewayConfig {
+    config_with(jwks_url, min_refresh, 600)
+}
+
+fn config_with(jwks_url: &str, min_refresh: u64, cache_seconds: u64) -> GatewayConfig {
     GatewayConfig::new()
         .builtin_mock_provider("m")
         .model(ModelGroup::new(MODEL).deployment("m", "mock-small"))
@@ -28,6 +32,7 @@ fn config(jwks_url: &str, min_refresh: u64) -> GatewayConfig {
                 "algorithms": ["RS256", "ES256"],
                 "jwks_url": jwks_url,
                 "jwks_min_refresh_seconds": min_refresh,
+                "jwks_cache_seconds": cache_seconds,
                 "leeway_seconds": 5,
                 "claims": {"tenant": "org", "models": "models"}
             }]}),
@@ -243,5 +248,31 @@ async fn static_pem_keys_and_api_keys_side_by_side() -> Result<()> {
     assert_eq!(send(&gw, datamind_e2e::KEY_ALL, MODEL).await?.0, 200);
     let (status, err) = send(&gw, "sk-not-a-key", MODEL).await?;
     assert_eq!(status, 401, "{:?}", err.map(|e| e.body));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stale_key_set_is_refreshed_in_the_background() -> Result<()> {
+    let old = SigningKey::es256("old")?;
+    let new = SigningKey::es256("new")?;
+    let jwks = JwksServer::start(vec![old.jwk()]).await?;
+    let gw = Gateway::start(&config_with(&jwks.url(), 1, 1)).await?;
+    assert_eq!(send(&gw, &old.sign(&claims("a"))?, MODEL).await?.0, 200);
+    assert_eq!(jwks.fetches(), 1);
+
+    // The identity provider retires the old key. Once the cached set is stale, a request
+    // still gets the answer from it while the set is refetched in the background.
+    jwks.set_keys(vec![new.jwk()]).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(send(&gw, &old.sign(&claims("b"))?, MODEL).await?.0, 200);
+    datamind_e2e::eventually("the background refetch", Duration::from_secs(3), || async {
+        Ok((jwks.fetches() == 2).then_some(()))
+    })
+    .await?;
+    let (status, err) = send(&gw, &old.sign(&claims("c"))?, MODEL).await?;
+    assert_eq!(status, 401, "a retired key still verifies");
+    let err = err.map(|e| e.message).unwrap_or_default();
+    assert!(err.contains("key is unknown"), "{err}");
+    assert_eq!(send(&gw, &new.sign(&claims("d"))?, MODEL).await?.0, 200);
     Ok(())
 }

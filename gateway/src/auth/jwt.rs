@@ -22,7 +22,6 @@ use std::sync::Arc;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parking_lot::Mutex;
-use pingora_core::connectors::http::Connector;
 use serde_json::{Map, Value};
 
 use self::jwks::{Jwks, VerifyKey, pick};
@@ -47,7 +46,7 @@ struct Issuer {
     cfg: JwtIssuerConfig,
     algorithms: Vec<Algorithm>,
     static_keys: Vec<Arc<VerifyKey>>,
-    jwks: Option<Jwks>,
+    jwks: Option<Arc<Jwks>>,
 }
 
 fn unauthorized(msg: &'static str) -> GatewayError {
@@ -122,6 +121,7 @@ impl JwtAuth {
                     .collect(),
                 jwks: i.jwks_url.as_deref().and_then(|u| {
                     Jwks::new(i, u)
+                        .map(Arc::new)
                         .inspect_err(|e| tracing::error!(issuer = %i.issuer, error = %e, "JWKS URL"))
                         .ok()
                 }),
@@ -151,7 +151,7 @@ impl JwtAuth {
         self.issuers
             .iter()
             .find(|i| i.cfg.issuer == iss)
-            .and_then(|i| i.jwks.as_ref().map(Jwks::fetches))
+            .and_then(|i| i.jwks.as_ref().map(|j| j.fetches()))
     }
 
     /// Verifies `token` and maps its claims to a caller.
@@ -160,7 +160,6 @@ impl JwtAuth {
         token: &str,
         now: i64,
         tenants: &Tenants,
-        connector: &Connector,
     ) -> Result<Arc<Caller>, GatewayError> {
         if token.len() > self.max_token_bytes {
             return Err(unauthorized("the credential is too long"));
@@ -190,7 +189,7 @@ impl JwtAuth {
         let key = match pick(&issuer.static_keys, kid, alg) {
             Some(k) => Some(k),
             None => match &issuer.jwks {
-                Some(j) => j.key(kid, alg, connector).await,
+                Some(j) => j.key(kid, alg).await,
                 None => None,
             },
         }

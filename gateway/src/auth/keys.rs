@@ -119,20 +119,6 @@ impl KeyTable {
             _ => Ok(None),
         }
     }
-
-    /// Authenticates from `Authorization: Bearer …` or `x-api-key` (config keys only).
-    pub fn authenticate(
-        &self,
-        authorization: Option<&[u8]>,
-        x_api_key: Option<&[u8]>,
-    ) -> Result<Arc<Caller>, GatewayError> {
-        if !self.enabled {
-            return Ok(self.anonymous.clone());
-        }
-        let key = super::credential::presented(authorization, x_api_key)?;
-        self.lookup(&digest(key), now_secs())?
-            .ok_or(GatewayError::Unauthorized("invalid API key"))
-    }
 }
 
 #[cfg(test)]
@@ -153,6 +139,19 @@ mod tests {
             budget: None,
             expires_at: expires_at.map(str::to_owned),
             metadata: Default::default(),
+        }
+    }
+
+    /// What [`crate::auth::authenticate`] does for config keys.
+    impl KeyTable {
+        fn authenticate(
+            &self,
+            authorization: Option<&[u8]>,
+            x_api_key: Option<&[u8]>,
+        ) -> Result<Arc<Caller>, GatewayError> {
+            let key = crate::auth::credential::presented(authorization, x_api_key)?;
+            self.lookup(&digest(key), now_secs())?
+                .ok_or(GatewayError::Unauthorized("invalid API key"))
         }
     }
 

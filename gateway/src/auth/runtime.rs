@@ -73,6 +73,9 @@ pub struct RuntimeKey {
     /// Unix seconds of revocation.
     #[serde(default)]
     pub revoked_at: Option<i64>,
+    /// Bumped by every update; [`KeyStore::replace`] only writes over the revision it read.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// Where runtime keys live. Implementations: [`MemoryStore`] (one process) and the Redis
@@ -84,8 +87,12 @@ pub trait KeyStore: Send + Sync + Debug {
     async fn load_all(&self) -> Result<Vec<RuntimeKey>, GatewayError>;
     /// One record by id.
     async fn get(&self, id: &str) -> Result<Option<RuntimeKey>, GatewayError>;
-    /// Inserts or replaces the record with `key.id`, and moves the version.
+    /// Inserts the new record `key` (its id is fresh), and moves the version.
     async fn put(&self, key: &RuntimeKey) -> Result<(), GatewayError>;
+    /// Replaces the record `key.id` if its stored revision is still `read_revision`
+    /// (compare-and-set, so two gateways updating one key cannot lose a write), and moves
+    /// the version. Returns whether it wrote.
+    async fn replace(&self, key: &RuntimeKey, read_revision: u64) -> Result<bool, GatewayError>;
     /// A counter that changes with every write by any gateway (cheap; polled).
     async fn version(&self) -> Result<u64, GatewayError>;
     /// Whether other gateways write to this store too (then it is polled).
@@ -269,20 +276,29 @@ impl RuntimeKeys {
     }
 
     /// Applies `change` to the record `id` (read from the store), stores it and refreshes
-    /// the index. `Ok(None)` when there is no such key.
+    /// the index. `Ok(None)` when there is no such key. A concurrent update of the same key
+    /// (by another gateway) makes it read again and reapply `change`, a few times at most.
     pub async fn update(
         &self,
         id: &str,
-        change: impl FnOnce(&mut RuntimeKey),
+        change: impl Fn(&mut RuntimeKey),
     ) -> Result<Option<RuntimeKey>, GatewayError> {
         let _w = self.writes.lock().await;
-        let Some(mut key) = self.store.get(id).await? else {
-            return Ok(None);
-        };
-        change(&mut key);
-        self.store.put(&key).await?;
-        self.sync(true).await?;
-        Ok(Some(key))
+        for _ in 0..5 {
+            let Some(mut key) = self.store.get(id).await? else {
+                return Ok(None);
+            };
+            let read = key.revision;
+            change(&mut key);
+            key.revision = read + 1;
+            if self.store.replace(&key, read).await? {
+                self.sync(true).await?;
+                return Ok(Some(key));
+            }
+        }
+        Err(GatewayError::Internal(format!(
+            "key {id} is being updated concurrently; retry"
+        )))
     }
 
     /// One record, read from the store.

@@ -1,8 +1,8 @@
 //! An issuer's key set (JWKS), fetched over HTTP(S) and cached.
 //!
 //! - A token whose key is known never waits: lookups read the cached set.
-//! - A stale set (older than `jwks_cache_seconds`) is refreshed by one request while the
-//!   others keep using it.
+//! - A stale set (older than `jwks_cache_seconds`) is refreshed in the background (one
+//!   task at a time) while every request keeps using it.
 //! - A token with an unknown `kid` may trigger a refetch, at most once per
 //!   `jwks_min_refresh_seconds` (one fetch in flight at a time; the others wait for it),
 //!   so a flood of forged tokens cannot hammer the identity provider.
@@ -42,7 +42,6 @@ struct Cached {
 }
 
 /// A JWKS endpoint and its cached keys.
-#[derive(Debug)]
 pub struct Jwks {
     url: BaseUrl,
     path: String,
@@ -50,8 +49,19 @@ pub struct Jwks {
     min_refresh: Duration,
     timeout: Duration,
     cached: Mutex<Cached>,
-    refreshing: tokio::sync::Mutex<()>,
+    refreshing: Arc<tokio::sync::Mutex<()>>,
     fetches: AtomicU64,
+    connector: Connector,
+}
+
+impl std::fmt::Debug for Jwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwks")
+            .field("host", &self.url.host)
+            .field("path", &self.path)
+            .field("fetches", &self.fetches())
+            .finish_non_exhaustive()
+    }
 }
 
 // === impl Jwks ===
@@ -80,8 +90,9 @@ impl Jwks {
             min_refresh: Duration::from_secs(issuer.jwks_min_refresh_seconds),
             timeout: Duration::from_millis(issuer.jwks_timeout_ms),
             cached: Mutex::new(Cached::default()),
-            refreshing: tokio::sync::Mutex::new(()),
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
             fetches: AtomicU64::new(0),
+            connector: Connector::new(None),
         })
     }
 
@@ -93,15 +104,18 @@ impl Jwks {
     /// The key for `kid` that can verify `alg`, fetching the set when it is missing or
     /// stale (within the limits described in the module docs).
     pub async fn key(
-        &self,
+        self: &Arc<Self>,
         kid: Option<&str>,
         alg: Algorithm,
-        connector: &Connector,
     ) -> Option<Arc<VerifyKey>> {
         let (keys, fresh, may_retry) = self.state();
         if let Some(k) = pick(&keys, kid, alg) {
-            if !fresh && let Ok(_guard) = self.refreshing.try_lock() {
-                self.refresh(connector).await;
+            if !fresh && let Ok(guard) = self.refreshing.clone().try_lock_owned() {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    this.refresh().await;
+                    drop(guard);
+                });
             }
             return Some(k);
         }
@@ -117,7 +131,7 @@ impl Jwks {
         if !may_retry {
             return None;
         }
-        self.refresh(connector).await;
+        self.refresh().await;
         pick(&self.state().0, kid, alg)
     }
 
@@ -132,10 +146,10 @@ impl Jwks {
     }
 
     /// Fetches the set; on failure keeps the old one. Call with `refreshing` held.
-    async fn refresh(&self, connector: &Connector) {
+    async fn refresh(&self) {
         self.cached.lock().last_attempt = Some(Instant::now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        match self.fetch(connector).await {
+        match self.fetch().await {
             Ok(keys) => {
                 tracing::info!(host = %self.url.host, keys = keys.len(), "JWKS fetched");
                 let mut c = self.cached.lock();
@@ -146,7 +160,7 @@ impl Jwks {
         }
     }
 
-    async fn fetch(&self, connector: &Connector) -> Result<Vec<Arc<VerifyKey>>, String> {
+    async fn fetch(&self) -> Result<Vec<Arc<VerifyKey>>, String> {
         let peer = self.peer().await?;
         let mut h = RequestHeader::build_no_case("GET", self.path.as_bytes(), Some(2))
             .map_err(|e| e.to_string())?;
@@ -156,7 +170,7 @@ impl Jwks {
         h.insert_header("accept", "application/json")
             .map_err(fail)?;
         let (status, body) = tokio::time::timeout(self.timeout, async {
-            let (mut up, _) = connector.get_http_session(&peer).await?;
+            let (mut up, _) = self.connector.get_http_session(&peer).await?;
             up.write_request_header(Box::new(h)).await?;
             up.finish_request_body().await?;
             up.read_response_header().await?;

@@ -72,12 +72,11 @@ async fn maps_claims_and_refuses_what_does_not_verify() {
     let (private, public) = ec_pair();
     let auth = JwtAuth::from_config(&issuer(&public));
     let tenants = Tenants::default();
-    let conn = Connector::new(None);
     let now = now_secs();
     let good = json!({"iss": ISS, "aud": "datamind", "sub": "alice", "exp": now + 60,
         "tenant": "t1", "models": "a b", "limits": {"rpm": 7}});
     let c = auth
-        .verify(&sign(&private, "k1", &good), now, &tenants, &conn)
+        .verify(&sign(&private, "k1", &good), now, &tenants)
         .await
         .unwrap();
     assert_eq!(c.key_id, format!("jwt:{ISS}:alice"));
@@ -101,14 +100,14 @@ async fn maps_claims_and_refuses_what_does_not_verify() {
             claims[k] = v.clone();
         }
         let e = auth
-            .verify(&sign(&private, "k1", &claims), now, &tenants, &conn)
+            .verify(&sign(&private, "k1", &claims), now, &tenants)
             .await
             .unwrap_err();
         assert_eq!(e.status(), 401);
         assert!(e.to_string().contains(want), "{want}: {e}");
     }
     let e = auth
-        .verify(&sign(&private, "k2", &good), now, &tenants, &conn)
+        .verify(&sign(&private, "k2", &good), now, &tenants)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("key is unknown"), "{e}");
@@ -120,7 +119,7 @@ async fn maps_claims_and_refuses_what_does_not_verify() {
         &EncodingKey::from_secret(public.as_bytes()),
     )
     .unwrap();
-    let e = auth.verify(&hs, now, &tenants, &conn).await.unwrap_err();
+    let e = auth.verify(&hs, now, &tenants).await.unwrap_err();
     assert!(e.to_string().contains("algorithm is not allowed"), "{e}");
 
     // alg none.
@@ -130,7 +129,7 @@ async fn maps_claims_and_refuses_what_does_not_verify() {
         b64(good.to_string().as_bytes())
     );
     assert_eq!(
-        auth.verify(&none, now, &tenants, &conn)
+        auth.verify(&none, now, &tenants)
             .await
             .unwrap_err()
             .status(),
@@ -148,14 +147,11 @@ async fn maps_claims_and_refuses_what_does_not_verify() {
         b64(evil.to_string().as_bytes()),
         parts[2]
     );
-    let e = auth
-        .verify(&forged, now, &tenants, &conn)
-        .await
-        .unwrap_err();
+    let e = auth.verify(&forged, now, &tenants).await.unwrap_err();
     assert!(e.to_string().contains("signature"), "{e}");
 
     let huge = "a".repeat(9000);
-    let e = auth.verify(&huge, now, &tenants, &conn).await.unwrap_err();
+    let e = auth.verify(&huge, now, &tenants).await.unwrap_err();
     assert!(e.to_string().contains("too long"), "{e}");
 }
 

@@ -33,6 +33,18 @@ impl KeyStore for MemoryStore {
         Ok(())
     }
 
+    async fn replace(&self, key: &RuntimeKey, read_revision: u64) -> Result<bool, GatewayError> {
+        let mut records = self.records.lock();
+        match records.get_mut(&key.id) {
+            Some(cur) if cur.revision == read_revision => {
+                *cur = key.clone();
+                self.version.fetch_add(1, Ordering::AcqRel);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn version(&self) -> Result<u64, GatewayError> {
         Ok(self.version.load(Ordering::Acquire))
     }

@@ -15,6 +15,21 @@ use super::{KeyStore, RuntimeKey};
 use crate::GatewayError;
 use crate::redis::Redis;
 
+/// Compare-and-set of one record on its `revision` (both keys share the hash tag).
+static REPLACE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local rev = cjson.decode(cur).revision or 0
+if string.format('%d', rev) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+return 1
+",
+    )
+});
+
 /// Runtime keys in Redis.
 #[derive(Debug)]
 pub struct RedisStore {
@@ -74,6 +89,22 @@ impl KeyStore for RedisStore {
             .arg(&self.version)
             .ignore();
         self.redis.pipeline::<()>(&p).await
+    }
+
+    async fn replace(&self, key: &RuntimeKey, read_revision: u64) -> Result<bool, GatewayError> {
+        let json = serde_json::to_vec(key)
+            .map_err(|e| GatewayError::Internal(format!("encoding a key record: {e}")))?;
+        let mut inv = REPLACE.prepare_invoke();
+        inv.key(&self.records)
+            .key(&self.version)
+            .arg(&key.id)
+            .arg(read_revision)
+            .arg(json);
+        let wrote: i64 = self
+            .redis
+            .call(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
+        Ok(wrote == 1)
     }
 
     async fn version(&self) -> Result<u64, GatewayError> {

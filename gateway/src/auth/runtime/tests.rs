@@ -19,6 +19,7 @@ fn record(id: &str, secret: &str) -> RuntimeKey {
         created_at: 0,
         rotated_at: None,
         revoked_at: None,
+        revision: 0,
     }
 }
 
@@ -94,4 +95,21 @@ fn rotation_remembers_a_bounded_history() {
     assert_eq!(k.previous_sha256.len(), REMEMBERED_ROTATIONS);
     assert_eq!(k.previous_sha256.last(), Some(&hash_key("sk-8")));
     assert_eq!(k.rotated_at, Some(9));
+}
+
+#[tokio::test]
+async fn replace_only_writes_over_the_revision_it_read() {
+    let store = MemoryStore::default();
+    store.put(&record("key_1", "sk-one")).await.unwrap();
+    let mut k = store.get("key_1").await.unwrap().unwrap();
+    k.name = "first".into();
+    k.revision = 1;
+    assert!(store.replace(&k, 0).await.unwrap());
+    k.name = "stale".into();
+    k.revision = 1;
+    assert!(
+        !store.replace(&k, 0).await.unwrap(),
+        "a stale write went through"
+    );
+    assert_eq!(store.get("key_1").await.unwrap().unwrap().name, "first");
 }

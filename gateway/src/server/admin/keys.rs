@@ -163,7 +163,7 @@ async fn route(
             let clear = new_api_key()?;
             let sha = hash_key(&clear);
             let k = keys
-                .update(id, |k| k.rotate(sha, now))
+                .update(id, |k| k.rotate(sha.clone(), now))
                 .await?
                 .ok_or_else(|| missing(id))?;
             tracing::info!(key_id = %k.id, "runtime API key rotated");
@@ -230,6 +230,7 @@ fn new_record(
         created_at: now,
         rotated_at: None,
         revoked_at: None,
+        revision: 0,
     };
     Ok((record, clear))
 }
