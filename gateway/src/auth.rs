@@ -18,6 +18,7 @@
 mod credential;
 pub mod jwt;
 pub mod keys;
+pub mod metrics;
 pub mod runtime;
 pub mod secret;
 pub mod tenant;
@@ -27,9 +28,11 @@ use std::sync::Arc;
 
 pub use jwt::JwtAuth;
 pub use keys::{KeyTable, hash_key, now_secs};
+pub use metrics::AuthMetrics;
 pub use runtime::{RuntimeKey, RuntimeKeys};
 pub use tenant::{TenantInfo, Tenants};
 
+use self::metrics::Method;
 use crate::GatewayError;
 use crate::config::{BudgetConfig, LimitsConfig};
 use crate::snapshot::Snapshot;
@@ -51,12 +54,29 @@ pub async fn authenticate(
     if !keys.enabled() {
         return Ok(keys.anonymous().clone());
     }
-    let credential = credential::presented(authorization, x_api_key)?;
+    let (method, result) = match credential::presented(authorization, x_api_key) {
+        Ok(credential) if snapshot.jwt.enabled() && jwt::looks_like_jwt(credential) => {
+            (Method::Jwt, check(gw, snapshot, credential, true).await)
+        }
+        Ok(credential) => (Method::ApiKey, check(gw, snapshot, credential, false).await),
+        Err(e) => (Method::ApiKey, Err(e)),
+    };
+    gw.metrics.auth.record(method, result.as_ref().map(|_| ()));
+    result
+}
+
+async fn check(
+    gw: &Gateway,
+    snapshot: &Snapshot,
+    credential: &str,
+    jwt: bool,
+) -> Result<Arc<Caller>, GatewayError> {
+    let keys = &snapshot.keys;
     if credential.len() > snapshot.jwt.max_token_bytes() {
         return Err(GatewayError::Unauthorized("the credential is too long"));
     }
     let now = now_secs();
-    if snapshot.jwt.enabled() && jwt::looks_like_jwt(credential) {
+    if jwt {
         return snapshot.jwt.verify(credential, now, &keys.tenants).await;
     }
     let d = keys::digest(credential);

@@ -215,7 +215,7 @@ impl Snapshot {
         Self {
             conductor: crate::conductor::Conductor::build(&config, metrics),
             keys: KeyTable::from_config(&config.auth, &config.tenants),
-            jwt: JwtAuth::from_config(&config.auth.jwt),
+            jwt: JwtAuth::from_config(&config.auth.jwt, &metrics.auth),
             group_order: config.models.iter().map(|m| m.name.clone()).collect(),
             groups,
             config,

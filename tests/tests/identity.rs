@@ -157,6 +157,21 @@ async fn admin_api_create_use_list_rotate_revoke() -> Result<()> {
         .await?;
     assert_eq!(status, 400);
 
+    let m = gw
+        .metrics_when("revoked keys counted", |m| {
+            m.sum(
+                "datamind_auth_total",
+                &[("method", "api_key"), ("result", "revoked")],
+            ) >= 2.0
+        })
+        .await?;
+    assert!(
+        m.sum(
+            "datamind_auth_total",
+            &[("method", "api_key"), ("result", "ok")]
+        ) >= 3.0
+    );
+
     // Neither clear keys nor their digests ever reach stdout (access log) or stderr.
     let out = format!(
         "{}\n{}",

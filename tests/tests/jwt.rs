@@ -169,6 +169,30 @@ async fn attack_suite_is_refused_with_401() -> Result<()> {
     // The process is alive and the valid token still works.
     assert!(gw.try_exit()?.is_none(), "the gateway exited");
     assert_eq!(send(&gw, &valid, MODEL).await?.0, 200);
+    // Refusals are counted by method and result. All but the unsigned `alg: none` token
+    // (an empty third segment is not JWT-shaped, so it is refused as an unknown API key)
+    // went the JWT way.
+    let m = gw
+        .metrics_when("the JWT outcomes", |m| {
+            m.sum(
+                "datamind_auth_total",
+                &[("method", "jwt"), ("result", "ok")],
+            ) >= 1.0
+        })
+        .await?;
+    let jwt = |result| {
+        m.sum(
+            "datamind_auth_total",
+            &[("method", "jwt"), ("result", result)],
+        )
+    };
+    assert_eq!(jwt("expired"), 1.0, "{}", m.text);
+    assert_eq!(
+        jwt("invalid") + jwt("expired"),
+        attacks.len() as f64 - 1.0,
+        "{}",
+        m.text
+    );
 
     // Tokens never reach the access log or stderr.
     let out = format!(
@@ -226,6 +250,16 @@ async fn unknown_kids_refetch_the_key_set_at_most_once_per_interval() -> Result<
     assert_eq!(jwks.fetches(), before + 1);
     assert_eq!(send(&gw, &new.sign(&claims("c"))?, MODEL).await?.0, 200);
     assert_eq!(jwks.fetches(), before + 1, "a known kid does not refetch");
+    let m = gw.metrics().await?;
+    assert_eq!(
+        m.sum(
+            "datamind_jwks_fetches_total",
+            &[("issuer", ISS), ("result", "ok")]
+        ),
+        jwks.fetches() as f64,
+        "{}",
+        m.text
+    );
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use self::jwks::{Jwks, VerifyKey, pick};
+use super::AuthMetrics;
 use super::keys::{Digest32, digest};
 use super::{Caller, Tenants};
 use crate::GatewayError;
@@ -99,7 +100,7 @@ pub fn load_static_key(k: &JwtStaticKey) -> Result<VerifyKey, String> {
 
 impl JwtAuth {
     /// Builds the issuers of a validated config (no I/O: key sets are fetched on use).
-    pub fn from_config(cfg: &JwtConfig) -> Self {
+    pub fn from_config(cfg: &JwtConfig, metrics: &AuthMetrics) -> Self {
         let issuers = cfg
             .issuers
             .iter()
@@ -120,7 +121,7 @@ impl JwtAuth {
                     .map(Arc::new)
                     .collect(),
                 jwks: i.jwks_url.as_deref().and_then(|u| {
-                    Jwks::new(i, u)
+                    Jwks::new(i, u, metrics)
                         .map(Arc::new)
                         .inspect_err(|e| tracing::error!(issuer = %i.issuer, error = %e, "JWKS URL"))
                         .ok()

@@ -142,6 +142,8 @@ pub struct Metrics {
     pub cache: crate::cache::CacheMetrics,
     /// Conductor's decision and shadow metrics.
     pub route: route::RouteMetrics,
+    /// Authentication and JWKS metrics (`datamind_auth_*`, `datamind_jwks_*`).
+    pub auth: crate::auth::AuthMetrics,
     telemetry_dropped: Family<DropLabels, Counter>,
     telemetry_exported: Family<SignalLabels, Counter>,
 }
@@ -238,6 +240,7 @@ impl Metrics {
         );
         let cache = crate::cache::CacheMetrics::register(&mut registry);
         let route = route::RouteMetrics::register(&mut registry);
+        let auth = crate::auth::AuthMetrics::register(&mut registry);
         registry.register(
             "telemetry_dropped",
             "Telemetry items dropped by signal (spans, access_log) and reason (queue_full, export_failed, export_timeout)",
@@ -250,6 +253,7 @@ impl Metrics {
         );
         Self {
             route,
+            auth,
             registry,
             cache,
             requests,

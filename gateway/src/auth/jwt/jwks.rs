@@ -18,7 +18,9 @@ use parking_lot::Mutex;
 use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
+use prometheus_client::metrics::counter::Counter;
 
+use crate::auth::AuthMetrics;
 use crate::config::{BaseUrl, JwtIssuerConfig};
 
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -51,6 +53,8 @@ pub struct Jwks {
     cached: Mutex<Cached>,
     refreshing: Arc<tokio::sync::Mutex<()>>,
     fetches: AtomicU64,
+    fetched_ok: Counter,
+    fetch_failed: Counter,
     connector: Connector,
 }
 
@@ -68,7 +72,7 @@ impl std::fmt::Debug for Jwks {
 
 impl Jwks {
     /// For a validated issuer with a `jwks_url`.
-    pub fn new(issuer: &JwtIssuerConfig, url: &str) -> Result<Self, String> {
+    pub fn new(issuer: &JwtIssuerConfig, url: &str, metrics: &AuthMetrics) -> Result<Self, String> {
         let (base, query) = match url.split_once('?') {
             Some((b, q)) => (b, Some(q)),
             None => (url, None),
@@ -92,6 +96,8 @@ impl Jwks {
             cached: Mutex::new(Cached::default()),
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
             fetches: AtomicU64::new(0),
+            fetched_ok: metrics.jwks_fetch(&issuer.issuer, true),
+            fetch_failed: metrics.jwks_fetch(&issuer.issuer, false),
             connector: Connector::new(None),
         })
     }
@@ -151,12 +157,16 @@ impl Jwks {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok(keys) => {
+                self.fetched_ok.inc();
                 tracing::info!(host = %self.url.host, keys = keys.len(), "JWKS fetched");
                 let mut c = self.cached.lock();
                 c.keys = Arc::new(keys);
                 c.fetched = Some(Instant::now());
             }
-            Err(e) => tracing::warn!(host = %self.url.host, error = %e, "JWKS fetch failed"),
+            Err(e) => {
+                self.fetch_failed.inc();
+                tracing::warn!(host = %self.url.host, error = %e, "JWKS fetch failed");
+            }
         }
     }
 

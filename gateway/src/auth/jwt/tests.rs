@@ -70,7 +70,7 @@ fn sign(private: &[u8], kid: &str, claims: &Value) -> String {
 #[tokio::test]
 async fn maps_claims_and_refuses_what_does_not_verify() {
     let (private, public) = ec_pair();
-    let auth = JwtAuth::from_config(&issuer(&public));
+    let auth = JwtAuth::from_config(&issuer(&public), &AuthMetrics::default());
     let tenants = Tenants::default();
     let now = now_secs();
     let good = json!({"iss": ISS, "aud": "datamind", "sub": "alice", "exp": now + 60,
