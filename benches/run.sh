@@ -3,13 +3,18 @@
 #
 #   benches/run.sh --smoke            # a few hundred requests per target and scenario (< 1 min)
 #   benches/run.sh [--repeats 3] [--duration 8] [--targets direct,nginx,datamind,datamind_cache,litellm,portkey]
+#                  [--scenarios chat_c32,stream_c1000,...] [--soak MINUTES]
+#                  [--bin-dir DIR] [--out DIR] [--no-build]
 #
 # Targets: direct (the mock itself), nginx (plain reverse proxy, config per
-# shared/notes/benchmarking.md), datamind (release gateway with a generated config),
-# datamind_cache (the same with the response cache on: the hit path), and
+# shared/notes/benchmarking.md), datamind (release gateway with a generated config: auth,
+# JSON parsing, routing, metrics and the access log on), datamind_anthropic (the same gateway,
+# OpenAI clients served by an Anthropic-format upstream: request and stream translation),
+# datamind_cache (the gateway with the response cache on: the hit path), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
-# target's CPU and RSS. Results: benches/results/<date>.md and .json.
+# target's CPU and RSS. Results: benches/results/<date>.md, .json and .svg (--out elsewhere).
+# --soak N: after the scenarios, N one-minute runs of the gateway alone at c=64, RSS each minute.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +23,7 @@ REL="$CARGO_TARGET_DIR/release"
 PEERS_DIR=${PEERS_DIR:-/var/cache/datamind/peers}
 KEY=sk-bench-key
 
-SMOKE=0 REPEATS=3 DURATION=8 WARMUP=1 BUILD=1 TARGETS=""
+SMOKE=0 REPEATS=3 DURATION=8 WARMUP=1 BUILD=1 TARGETS="" ONLY="" SOAK=0 OUT="$ROOT/benches/results"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1 ;;
@@ -26,14 +31,18 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift ;;
     --targets) TARGETS=$2; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --scenarios) ONLY=$2; shift ;;
+    --soak) SOAK=$2; shift ;;
+    --bin-dir) REL=$(cd "$2" && pwd); BUILD=0; shift ;;
+    --out) OUT=$2; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 if [ "$SMOKE" = 1 ]; then REPEATS=1; WARMUP=0; fi
 
-WORK=$(mktemp -d /tmp/datamind-bench.XXXXXX)
+WORK=$(mktemp -d /tmp/datamind-bench.XXXXXX); chmod 755 "$WORK"  # nginx workers read their config and temp dirs
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -43,6 +52,7 @@ cleanup() {
 trap cleanup EXIT
 
 log() { echo "[run.sh] $*" >&2; }
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # url seconds [curl args...]
   local url=$1 secs=$2; shift 2
@@ -72,7 +82,7 @@ MOCK_PORT=${MOCK_ADDR##*:}
 log "mock-llm on $MOCK_ADDR"
 
 # --- targets: each sets URL_<t>, PID_<t>, HDR_<t> (extra -H args, one per line) -----------
-declare -A URL PID HDR STREAMS
+declare -A URL PID HDR STREAMS MODEL
 URL[direct]="http://$MOCK_ADDR"; PID[direct]=$MOCK_PID; HDR[direct]=""; STREAMS[direct]=1
 
 start_nginx() {
@@ -87,7 +97,7 @@ http {
   access_log off;
   client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  client_max_body_size 64m;
+  client_max_body_size 64m; client_body_buffer_size 2m;
   upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
   server {
     listen 127.0.0.1:$port reuseport;
@@ -119,7 +129,8 @@ server:
   admin_listen: "127.0.0.1:$admin"
   threads: 2
 access_log:
-  enabled: false
+  enabled: true
+  path: $WORK/$name-access.log
 auth:
   keys:
     - name: bench
@@ -129,18 +140,33 @@ providers:
     kind: openai
     base_url: http://127.0.0.1:$MOCK_PORT/v1
     api_key: x
+  - name: up-anthropic
+    kind: anthropic
+    base_url: http://127.0.0.1:$MOCK_PORT/v1
+    api_key: x
 models:
   - name: mock
     deployments:
       - provider: up
         model: mock
+  - name: mock-anthropic
+    deployments:
+      - provider: up-anthropic
+        model: claude-mock
 $extra
 CONF
   "$gw" --config "$WORK/$name.yaml" >"$WORK/$name.out" 2>&1 &
   PID[$name]=$!; PIDS+=("${PID[$name]}")
   URL[$name]="http://127.0.0.1:$port"; HDR[$name]="Authorization: Bearer $KEY"; STREAMS[$name]=1
-  wait_http "http://127.0.0.1:$admin/healthz" 20
+  wait_http "http://127.0.0.1:$admin/healthz" 20 || return 1
+  if [ "$name" = datamind ]; then
+    # The same process behind an Anthropic-format upstream: translation both ways.
+    URL[datamind_anthropic]=${URL[datamind]}; PID[datamind_anthropic]=${PID[datamind]}
+    HDR[datamind_anthropic]=${HDR[datamind]}; STREAMS[datamind_anthropic]=1
+    MODEL[datamind_anthropic]=mock-anthropic
+  fi
 }
+start_datamind_anthropic() { [ -n "${URL[datamind_anthropic]:-}" ]; }
 
 # The same gateway with the in-memory response cache; every bench request opts in
 # (x-datamind-cache: force), so after a scenario's first request this measures the hit path.
@@ -178,7 +204,7 @@ start_portkey() {
 }
 
 if [ -z "$TARGETS" ]; then
-  TARGETS=direct,nginx,datamind,datamind_cache
+  TARGETS=direct,nginx,datamind,datamind_anthropic,datamind_cache
   [ -x "$PEERS_DIR/litellm-venv/bin/litellm" ] && TARGETS+=,litellm
   [ -f "$PEERS_DIR/portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ] && TARGETS+=,portkey
 fi
@@ -196,11 +222,32 @@ else
 fi
 SCENARIOS=(
   "chat_c1|{\"ttft_ms\":0,\"chunk_delay_ms\":0}|-c 1 ${BOUND[*]}"
+  "prompt_1mib|{\"ttft_ms\":0,\"chunk_delay_ms\":0}|-c 4 --body @BODY_1MIB ${BOUND[*]}"
   "chat_c32|{\"ttft_ms\":0,\"chunk_delay_ms\":0}|-c 32 ${BOUND[*]}"
   "chat_c64|{\"ttft_ms\":0,\"chunk_delay_ms\":0}|-c 64 ${BOUND[*]}"
   "stream_c32|{\"ttft_ms\":0,\"chunk_delay_ms\":5,\"chunks\":20}|-c 32 --stream ${SBOUND[*]}"
 )
-[ "$SMOKE" = 1 ] || SCENARIOS+=("slow_c256|{\"ttft_ms\":100,\"chunk_delay_ms\":0}|-c 256 ${BOUND[*]}")
+if [ "$SMOKE" = 1 ]; then
+  SCENARIOS+=("stream_c200|{\"ttft_ms\":0,\"chunk_delay_ms\":5,\"chunks\":20}|-c 200 --stream --requests 400 --duration 3")
+else
+  SCENARIOS+=("slow_c256|{\"ttft_ms\":100,\"chunk_delay_ms\":0}|-c 256 ${BOUND[*]}")
+  SCENARIOS+=("stream_c1000|{\"ttft_ms\":0,\"chunk_delay_ms\":5,\"chunks\":20}|-c 1000 --stream ${SBOUND[*]}")
+fi
+if [ -n "$ONLY" ]; then
+  kept=(); for sc in "${SCENARIOS[@]}"; do [[ ",$ONLY," == *",${sc%%|*},"* ]] && kept+=("$sc"); done
+  SCENARIOS=("${kept[@]}")
+fi
+# Request bodies per model: the load generator's small chat request, and a 1 MiB prompt.
+body_for() { # kind model -> path
+  local f="$WORK/body-$1-$2.json"
+  [ -f "$f" ] || python3 - "$1" "$2" "$f" <<'PY'
+import json, sys
+kind, model, path = sys.argv[1:]
+text = "Say hello in five words." if kind == "small" else ("lorem ipsum dolor sit amet " * 40000)[: 1 << 20]
+json.dump({"model": model, "messages": [{"role": "user", "content": text}]}, open(path, "w"))
+PY
+  echo "$f"
+}
 
 RESULTS="$WORK/results.jsonl"; : >"$RESULTS"
 for scenario in "${SCENARIOS[@]}"; do
@@ -211,10 +258,15 @@ for scenario in "${SCENARIOS[@]}"; do
     for ((i = 0; i < n; i++)); do
       t=${ACTIVE[$(((i + r) % n))]}
       [[ "$args" == *--stream* && "${STREAMS[$t]}" != 1 ]] && continue
+      # A thousand concurrent streams would only time out on the Python/Node peers.
+      [[ "$name" == stream_c1000 && ( "$t" == litellm || "$t" == portkey ) ]] && continue
       hdr=(); while IFS= read -r h; do [ -n "$h" ] && hdr+=(-H "$h"); done <<<"${HDR[$t]}"
+      model=${MODEL[$t]:-mock}
+      targs=${args//BODY_1MIB/$(body_for 1mib "$model")}
+      [[ "$targs" == *--body* ]] || targs+=" --body @$(body_for small "$model")"
       log "$name repeat $((r + 1)) target $t"
       # shellcheck disable=SC2086
-      if out=$("$BENCH" --url "${URL[$t]}/v1/chat/completions" "${hdr[@]}" --pid "${PID[$t]}" --json $args); then
+      if out=$("$BENCH" --url "${URL[$t]}/v1/chat/completions" "${hdr[@]}" --pid "${PID[$t]}" --json $targs); then
         jq -c --arg s "$name" --arg t "$t" --argjson r "$r" '{scenario:$s,target:$t,repeat:$r,report:.}' <<<"$out" >>"$RESULTS"
       else
         log "$name/$t failed"
@@ -223,17 +275,31 @@ for scenario in "${SCENARIOS[@]}"; do
   done
 done
 
+# --- soak: the gateway alone at c=64, one report per minute ------------------------------
+if [ "$SOAK" -gt 0 ] && [ -n "${URL[datamind]:-}" ]; then
+  curl -s -o /dev/null -X POST "http://$MOCK_ADDR/control" -d '{"ttft_ms":0,"chunk_delay_ms":0}'
+  for ((m = 0; m < SOAK; m++)); do
+    log "soak minute $((m + 1))/$SOAK"
+    if out=$("$BENCH" --url "${URL[datamind]}/v1/chat/completions" -H "${HDR[datamind]}" --pid "${PID[datamind]}" \
+        --json -c 64 --duration 60 --body @"$(body_for small mock)"); then
+      jq -c --argjson r "$m" '{scenario:"soak_c64",target:"datamind",repeat:$r,report:.}' <<<"$out" >>"$RESULTS"
+    fi
+  done
+fi
+
 # --- report --------------------------------------------------------------------------------
-mkdir -p "$ROOT/benches/results"
+mkdir -p "$OUT"
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ); [ "$SMOKE" = 1 ] && STAMP+="-smoke"
-JSON="$ROOT/benches/results/$STAMP.json"; MD="$ROOT/benches/results/$STAMP.md"
+JSON="$OUT/$STAMP.json"; MD="$OUT/$STAMP.md"; SVG="$OUT/$STAMP.svg"
 jq -s --arg host "$(uname -srm), $(nproc) cores" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
   '{machine:$host, loadavg_end:$load, runs:.}' "$RESULTS" >"$JSON"
-python3 - "$JSON" "$MD" "$SMOKE" <<'PY'
-import json, statistics, sys
+python3 - "$JSON" "$MD" "$SMOKE" "$SVG" <<'PY'
+import json, math, statistics, sys
 data = json.load(open(sys.argv[1])); smoke = sys.argv[3] == "1"
-cells = {}
+cells, soak = {}, []
 for run in data["runs"]:
+    if run["scenario"] == "soak_c64":
+        soak.append(run["report"]); continue
     cells.setdefault(run["scenario"], {}).setdefault(run["target"], []).append(run["report"])
 med = lambda xs: statistics.median(xs) if xs else None
 fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"
@@ -242,20 +308,62 @@ out = [f"# Gateway benchmark {'(smoke) ' if smoke else ''}— {sys.argv[1].rspli
        "Medians over repeats; everything on 127.0.0.1, so compare ratios and CPU per request.", ""]
 for scenario, targets in cells.items():
     direct = med([r["throughput"] for r in targets.get("direct", [])])
+    nginx = med([r["throughput"] for r in targets.get("nginx", [])])
     out += [f"## {scenario}", "",
-            "| target | req/s | × direct | p50 ms | p99 ms | first chunk p50 ms | CPU ms/req | RSS peak MiB | errors | loadavg |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| target | req/s | × direct | × nginx | p50 ms | p99 ms | first chunk p50 ms | chunk gap p99 ms | CPU ms/req | RSS peak MiB | errors | loadavg |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for target, reps in targets.items():
         tp = med([r["throughput"] for r in reps])
         fc = [r["first_chunk_ms"]["p50"] for r in reps if r.get("first_chunk_ms")]
         cpu = [r["process"]["cpu_ms_per_request"] for r in reps if r.get("process")]
         rss = [r["process"]["rss_peak_mib"] for r in reps if r.get("process")]
+        gap = [r["chunk_gap_ms"]["p99"] for r in reps if r.get("chunk_gap_ms")]
         errs = sum(r["errors"] for r in reps)
-        out.append(f"| {target} | {fmt(tp,0)} | {fmt(tp/direct if direct else None,3)} | "
+        out.append(f"| {target} | {fmt(tp,0)} | {fmt(tp/direct if direct else None,3)} | {fmt(tp/nginx if nginx else None,3)} | "
                    f"{fmt(med([r['latency_ms']['p50'] for r in reps]),3)} | {fmt(med([r['latency_ms']['p99'] for r in reps]),3)} | "
-                   f"{fmt(med(fc),3)} | {fmt(med(cpu),4)} | {fmt(med(rss),1)} | {errs} | {fmt(med([r.get('loadavg_1m') or 0 for r in reps]),2)} |")
+                   f"{fmt(med(fc),3)} | {fmt(med(gap),3)} | {fmt(med(cpu),4)} | {fmt(med(rss),1)} | {errs} | {fmt(med([r.get('loadavg_1m') or 0 for r in reps]),2)} |")
+    out.append("")
+if soak:
+    rss = [r["process"]["rss_mean_mib"] for r in soak if r.get("process")]
+    out += ["## soak_c64 (datamind alone, one row per minute)", "",
+            "| minute | req/s | p99 ms | RSS mean MiB | errors |", "|---|---|---|---|---|"]
+    for i, r in enumerate(soak):
+        out.append(f"| {i + 1} | {r['throughput']:.0f} | {r['latency_ms']['p99']:.3f} | "
+                   f"{fmt(r['process']['rss_mean_mib'] if r.get('process') else None,1)} | {r['errors']} |")
+    if len(rss) > 1:
+        out += ["", f"RSS drift, last minute over first: {100 * (rss[-1] / rss[0] - 1):+.1f}%"]
     out.append("")
 open(sys.argv[2], "w").write("\n".join(out))
+
+# SVG: throughput per scenario and target, relative to direct, on a log axis.
+colors = {"direct": "#777", "nginx": "#2a9d8f", "datamind": "#e76f51", "datamind_anthropic": "#f4a261",
+          "litellm": "#264653", "portkey": "#8d99ae"}
+rows = []
+for scenario, targets in cells.items():
+    direct = med([r["throughput"] for r in targets.get("direct", [])])
+    for target, reps in targets.items():
+        tp = med([r["throughput"] for r in reps])
+        if direct and tp:
+            rows.append((scenario, target, tp, tp / direct))
+W, bar, left, right = 900, 16, 230, 120
+H = 50 + len(rows) * (bar + 4) + 12 * len(cells)
+lo = 1e-3
+x = lambda v: left + (W - left - right) * (math.log10(max(v, lo)) - math.log10(lo)) / -math.log10(lo)
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<text x="10" y="20" font-size="14">Throughput relative to direct (log scale) — {sys.argv[1].rsplit("/",1)[-1][:-5]}</text>']
+for v in (0.001, 0.01, 0.1, 1):
+    svg.append(f'<line x1="{x(v):.1f}" y1="30" x2="{x(v):.1f}" y2="{H - 5}" stroke="#ddd"/>'
+               f'<text x="{x(v):.1f}" y="42" text-anchor="middle" fill="#555">{v:g}×</text>')
+y, last = 50, None
+for scenario, target, tp, rel in rows:
+    if scenario != last:
+        y += 12; last = scenario
+    svg.append(f'<text x="10" y="{y + 12}">{scenario} · {target}</text>'
+               f'<rect x="{left}" y="{y}" width="{max(x(rel) - left, 1):.1f}" height="{bar}" fill="{colors.get(target, "#999")}"/>'
+               f'<text x="{x(rel) + 4:.1f}" y="{y + 12}">{tp:,.0f} req/s ({rel:.3f}×)</text>')
+    y += bar + 4
+svg.append("</svg>")
+open(sys.argv[4], "w").write("\n".join(svg))
 PY
-log "wrote $MD and $JSON"
+log "wrote $MD, $JSON and $SVG"
 cat "$MD"

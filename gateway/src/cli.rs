@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::{DEFAULT_L4_WRITE_BUFFER_SIZE, L4BufferSettings, ListenerConfig};
 use pingora_core::server::Server;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::services::background::background_service;
@@ -152,14 +153,14 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
         Some(tls) => match TlsSettings::intermediate(&tls.cert_file, &tls.key_file) {
             Ok(mut settings) => {
                 settings.enable_h2();
-                api.add_tls_with_settings(&server_cfg.listen, None, settings);
+                api.add_listener(api_listener(&server_cfg.listen).tls(settings));
             }
             Err(e) => {
                 eprintln!("server.tls: {e}");
                 return 1;
             }
         },
-        None => api.add_tcp(&server_cfg.listen),
+        None => api.add_listener(api_listener(&server_cfg.listen)),
     }
     let mut admin = Service::new("admin".to_owned(), AdminApp::new(gw.clone()));
     admin.add_tcp(&server_cfg.admin_listen);
@@ -176,4 +177,14 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
 /// For `Arc` users of the CLI in tests.
 pub fn build_gateway(config: Config) -> Arc<Gateway> {
     Gateway::new(config, AccessLog::disabled())
+}
+
+/// The API listener. Pingora buffers 64 KiB of reads per client connection by default; LLM
+/// clients hold connections open for whole streams, so 1,000 streams would pin 64 MiB in
+/// read buffers alone. 16 KiB still takes a request head (and a TLS record) in one read.
+fn api_listener(addr: &str) -> ListenerConfig {
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(
+        16 * 1024,
+        DEFAULT_L4_WRITE_BUFFER_SIZE,
+    ))
 }
