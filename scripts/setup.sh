@@ -9,6 +9,7 @@ want_apt=()
 command -v cmake >/dev/null || want_apt+=(cmake)            # Pingora's zlib-ng build
 command -v cc >/dev/null || want_apt+=(build-essential)
 command -v nginx >/dev/null || want_apt+=(nginx-light)       # benchmark peer (smoke run in tests)
+command -v jq >/dev/null || want_apt+=(jq)                    # benches/run.sh reports (smoke run in tests)
 command -v curl >/dev/null || want_apt+=(curl)                # TLS/h2 e2e tests
 command -v openssl >/dev/null || want_apt+=(openssl)          # self-signed certs in tests
 command -v redis-server >/dev/null || want_apt+=(redis-server) # shared limits/spend tests (started per test, by PID)
