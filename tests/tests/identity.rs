@@ -156,6 +156,22 @@ async fn admin_api_create_use_list_rotate_revoke() -> Result<()> {
         )
         .await?;
     assert_eq!(status, 400);
+    let (status, err) = admin
+        .call(
+            "POST",
+            "/admin/keys",
+            Some(&json!({"name": "x", "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await?;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = admin
+        .call(
+            "POST",
+            "/admin/keys",
+            Some(&json!({"name": "x", "bogus": 1})),
+        )
+        .await?;
+    assert_eq!(status, 400, "{err}");
 
     let m = gw
         .metrics_when("revoked keys counted", |m| {

@@ -206,11 +206,17 @@ fn new_record(
     );
     let expires_at = match &req.expires_at {
         None => None,
-        Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
-            bad(format!(
-                "expires_at: \"{s}\" is not an RFC 3339 date-time (e.g. 2027-01-01T00:00:00Z)"
-            ))
-        })?),
+        Some(s) => {
+            let t = parse_rfc3339(s).ok_or_else(|| {
+                bad(format!(
+                    "expires_at: \"{s}\" is not an RFC 3339 date-time (e.g. 2027-01-01T00:00:00Z)"
+                ))
+            })?;
+            if t <= now {
+                return Err(bad("expires_at: must be in the future"));
+            }
+            Some(t)
+        }
     };
     if !problems.is_empty() {
         return Err(bad(problems.join("; ")));
