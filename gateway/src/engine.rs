@@ -179,7 +179,15 @@ pub(crate) async fn serve(
                     Ok(Relayed::Complete) => {
                         d.health.record_success_timed(ttfb, attempt_start.elapsed());
                         d.metrics.record(AttemptOutcome::Success);
-                        end_attempt(out, AttemptOutcome::Success, status, None);
+                        end_attempt(
+                            out,
+                            d,
+                            job,
+                            attempt_start,
+                            AttemptOutcome::Success,
+                            status,
+                            None,
+                        );
                         return Ok(());
                     }
                     Ok(Relayed::Broken) => {
@@ -189,11 +197,27 @@ pub(crate) async fn serve(
                             None,
                         );
                         d.metrics.record(AttemptOutcome::Failure);
-                        end_attempt(out, AttemptOutcome::Failure, status, Some("stream_broken"));
+                        end_attempt(
+                            out,
+                            d,
+                            job,
+                            attempt_start,
+                            AttemptOutcome::Failure,
+                            status,
+                            Some("stream_broken"),
+                        );
                         return Ok(());
                     }
                     Err(RelayError::Fatal(e)) => {
-                        end_attempt(out, AttemptOutcome::Failure, status, Some("internal"));
+                        end_attempt(
+                            out,
+                            d,
+                            job,
+                            attempt_start,
+                            AttemptOutcome::Failure,
+                            status,
+                            Some("internal"),
+                        );
                         return Err(e);
                     }
                     Err(RelayError::Retry(e)) => {
@@ -203,7 +227,15 @@ pub(crate) async fn serve(
                 }
             }
             Err(AttemptError::ClientGone) => {
-                end_attempt(out, AttemptOutcome::Failure, None, Some("cancelled"));
+                end_attempt(
+                    out,
+                    d,
+                    job,
+                    attempt_start,
+                    AttemptOutcome::Failure,
+                    None,
+                    Some("cancelled"),
+                );
                 out.client_gone = true;
                 out.status = 499;
                 out.error = Some("client disconnected before the answer".into());
@@ -216,6 +248,9 @@ pub(crate) async fn serve(
                 let code = e.upstream_status.to_string();
                 end_attempt(
                     out,
+                    d,
+                    job,
+                    attempt_start,
                     AttemptOutcome::Success,
                     Some(e.upstream_status),
                     Some(&code),
@@ -241,17 +276,15 @@ pub(crate) async fn serve(
             Some(_) => AttemptOutcome::Retry,
         };
         d.metrics.record(outcome);
-        if out.trace.is_some() {
-            let (status, kind) = match &err {
-                AttemptError::Status(s) | AttemptError::Final(s) => {
-                    (Some(s.upstream_status), s.upstream_status.to_string())
-                }
-                AttemptError::Network(_) => (None, "network".to_owned()),
-                AttemptError::Timeout(_) => (None, "timeout".to_owned()),
-                AttemptError::ClientGone => (None, "cancelled".to_owned()),
-            };
-            end_attempt(out, outcome, status, Some(&kind));
-        }
+        let (status, kind) = match &err {
+            AttemptError::Status(s) | AttemptError::Final(s) => {
+                (Some(s.upstream_status), s.upstream_status.to_string())
+            }
+            AttemptError::Network(_) => (None, "network".to_owned()),
+            AttemptError::Timeout(_) => (None, "timeout".to_owned()),
+            AttemptError::ClientGone => (None, "cancelled".to_owned()),
+        };
+        end_attempt(out, d, job, attempt_start, outcome, status, Some(&kind));
         tracing::warn!(
             request_id = job.request_id,
             deployment = %d.id,
@@ -287,7 +320,24 @@ pub(crate) async fn serve(
 }
 
 /// Ends the current attempt's span, when the request is traced.
-fn end_attempt(out: &mut Outcome, o: AttemptOutcome, status: Option<u16>, error: Option<&str>) {
+/// Ends one attempt in telemetry: `gen_ai_client_*` metrics (duration; token usage when it
+/// answered) and, when the request is traced, its span.
+fn end_attempt(
+    out: &mut Outcome,
+    d: &Deployment,
+    job: &Job<'_>,
+    started: Instant,
+    o: AttemptOutcome,
+    status: Option<u16>,
+    error: Option<&str>,
+) {
+    let answered = o == AttemptOutcome::Success && error.is_none();
+    d.metrics.genai.record(
+        crate::telemetry::metrics::genai::operation_name(job.op),
+        started.elapsed().as_secs_f64(),
+        error,
+        answered.then_some(&out.usage),
+    );
     if let Some(t) = out.trace.as_mut() {
         t.end_attempt(o.as_str(), status, error);
     }

@@ -125,7 +125,12 @@ impl HealthRegistry {
         self.0
             .lock()
             .entry(id.to_owned())
-            .or_insert_with(|| Arc::new(Health::new(metrics.in_flight_gauge(id))))
+            .or_insert_with(|| {
+                Arc::new(
+                    Health::new(metrics.in_flight_gauge(id))
+                        .with_queue_gauge(metrics.queue_depth_gauge(id)),
+                )
+            })
             .clone()
     }
 }
@@ -192,7 +197,7 @@ impl Snapshot {
                                 .map_or((0.0, 0.0, 0.0), |p| (p.input, p.output, p.cached_input)),
                         ),
                         health: registry.get(&id, metrics),
-                        metrics: metrics.for_deployment(&id),
+                        metrics: metrics.for_deployment(&id, provider.kind.as_str(), &d.model),
                         id,
                         provider,
                         model: d.model.clone(),

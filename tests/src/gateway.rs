@@ -226,6 +226,22 @@ impl Gateway {
         std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
+    /// Everything the gateway wrote to stderr so far (its process log).
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Fails when a credential the suite uses appears in anything the gateway printed.
+    pub fn assert_no_secrets(&self) {
+        let out = format!("{}\n{}", self.stdout_text(), self.stderr_text());
+        let found = crate::secrets::find_in(&out);
+        assert!(
+            found.is_none(),
+            "a secret appears in the gateway's logs:\n{}",
+            found.map_or(String::new(), |s| crate::secrets::lines_with(&out, s))
+        );
+    }
+
     /// The access log: every stdout line that is a JSON object with a `request_id`.
     pub fn access_log(&self) -> Vec<Value> {
         self.stdout_text()
@@ -312,4 +328,15 @@ pub async fn run_gateway_command(args: &[&str]) -> Result<std::process::Output> 
         .await
         .map_err(|_| anyhow!("datamind-gateway {args:?} did not finish within 20 s"))?
         .with_context(|| format!("running datamind-gateway {args:?}"))
+}
+
+/// Every gateway of every test is checked on the way out: no credential in its logs (the
+/// issue's "no secret in any log line during the whole suite"). Skipped while a test is
+/// already failing, so the first failure stays the one reported.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_no_secrets();
+        }
+    }
 }

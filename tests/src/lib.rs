@@ -47,6 +47,7 @@ pub mod otlp;
 pub mod paths;
 pub mod process;
 pub mod redis;
+pub mod secrets;
 pub mod sse;
 mod yaml;
 

@@ -438,3 +438,183 @@ async fn overhead_header_is_opt_in() -> Result<()> {
     let _ = resp.bytes().await?;
     Ok(())
 }
+
+/// The families the README documents, each of which must be on `/metrics` once the gateway
+/// served traffic (OpenMetrics names: counters end in `_total` on their samples).
+const DOCUMENTED: &[&str] = &[
+    "gen_ai_server_request_duration_seconds",
+    "gen_ai_server_time_to_first_token_seconds",
+    "gen_ai_server_time_per_output_token_seconds",
+    "gen_ai_client_operation_duration_seconds",
+    "gen_ai_client_token_usage",
+    "datamind_requests",
+    "datamind_request_duration_seconds",
+    "datamind_time_to_first_token_seconds",
+    "datamind_tokens",
+    "datamind_tenant_tokens",
+    "datamind_gateway_overhead_seconds",
+    "datamind_upstream_attempts",
+    "datamind_deployment_in_flight",
+    "datamind_deployment_queue_depth",
+    "datamind_requests_in_flight",
+    "datamind_config_reloads",
+    "datamind_telemetry_dropped",
+    "datamind_telemetry_exported",
+    "datamind_access_log_dropped",
+];
+
+/// A strict reading of the text format: every line is a comment (`# TYPE`, `# HELP`,
+/// `# UNIT`, `# EOF`) or `name{labels} value`; every family is typed; histogram buckets
+/// are cumulative and end at `+Inf` == `_count`. Returns the typed families.
+fn strict_parse(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    use anyhow::{Context, bail, ensure};
+    let mut types = std::collections::BTreeMap::new();
+    let mut buckets: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut histograms = 0;
+    ensure!(
+        text.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            match parts.next() {
+                Some("TYPE") => {
+                    let name = parts.next().context("TYPE without a name")?.to_owned();
+                    let kind = parts.next().context("TYPE without a type")?.to_owned();
+                    types.insert(name, kind);
+                }
+                Some("HELP" | "UNIT" | "EOF") => {}
+                _ => bail!("unknown comment line: {line}"),
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').context(format!("no value: {line}"))?;
+        let value: f64 = value.parse().context(format!("bad value: {line}"))?;
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.strip_suffix('}').context(format!("unclosed: {line}"))?),
+            None => (series, ""),
+        };
+        ensure!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        let family = ["_bucket", "_count", "_sum", "_total", "_created"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| types.contains_key(*f)))
+            .unwrap_or(name);
+        ensure!(
+            types.contains_key(family),
+            "sample of an untyped family: {line}"
+        );
+        if name.ends_with("_bucket") {
+            let rest: Vec<_> = labels
+                .split("\",")
+                .filter(|kv| !kv.starts_with("le="))
+                .collect();
+            buckets
+                .entry(format!("{family}{{{}}}", rest.join(",")))
+                .or_default()
+                .push(value);
+            histograms += 1;
+        }
+    }
+    for (series, b) in &buckets {
+        ensure!(
+            b.windows(2).all(|w| w[0] <= w[1]),
+            "buckets not cumulative: {series}"
+        );
+    }
+    ensure!(histograms > 0, "no histogram samples");
+    Ok(types)
+}
+
+#[tokio::test]
+async fn metrics_exposition_has_every_documented_family_after_real_traffic() -> Result<()> {
+    let rx = OtlpReceiver::start().await?;
+    let primary = datamind_e2e::MockLlm::start(MockSpec::named("up1").status(503)).await?;
+    let backup = datamind_e2e::MockLlm::start(MockSpec::named("up2").chunks(5)).await?;
+    let config = datamind_e2e::fixture::failover_config(&primary.base_url(), &backup.base_url())
+        .set("/telemetry/traces", traces(&rx.grpc_endpoint(), "grpc"));
+    let gw = Gateway::start(&config).await?;
+    let mut ids = Vec::new();
+    for body in [
+        chat_body(CHAT_MODEL, "whole"),
+        datamind_e2e::stream_body(CHAT_MODEL, "streamed"),
+        chat_body("no-such-model", "404"),
+    ] {
+        let resp = gw.chat(KEY_ALL, &body).await?;
+        ids.extend(header(&resp, "x-request-id"));
+        let _ = resp.bytes().await?;
+    }
+    rx.wait_for("spans of the three requests", WAIT, |sp| {
+        sp.iter().filter(|s| s.kind == 2).count() >= 3
+    })
+    .await?;
+    let m = gw
+        .metrics_when("the streamed request's TTFT", |m| {
+            m.sum("gen_ai_server_time_to_first_token_seconds_count", &[]) >= 1.0
+                && m.sum("datamind_telemetry_exported_total", &[]) >= 3.0
+        })
+        .await?;
+    let types = strict_parse(&m.text)?;
+    for family in DOCUMENTED {
+        assert!(
+            types.contains_key(*family),
+            "{family} missing from\n{}",
+            m.text
+        );
+    }
+    let chat = [
+        ("gen_ai_operation_name", "chat"),
+        ("gen_ai_request_model", CHAT_MODEL),
+    ];
+    let ok: Vec<_> = chat.iter().copied().chain([("error_type", "")]).collect();
+    assert_eq!(
+        m.sum("gen_ai_server_request_duration_seconds_count", &ok),
+        2.0
+    );
+    assert_eq!(
+        m.sum("gen_ai_server_time_per_output_token_seconds_count", &ok),
+        1.0
+    );
+    let client = |error: &'static str| [("gen_ai_provider_name", "openai"), ("error_type", error)];
+    assert_eq!(
+        m.sum(
+            "gen_ai_client_operation_duration_seconds_count",
+            &client("503")
+        ),
+        2.0,
+        "the primary failed both requests"
+    );
+    assert_eq!(
+        m.sum(
+            "gen_ai_client_operation_duration_seconds_count",
+            &client("")
+        ),
+        2.0
+    );
+    for t in ["input", "output"] {
+        let l = [
+            ("gen_ai_token_type", t),
+            ("gen_ai_request_model", "backup-model"),
+        ];
+        assert_eq!(m.sum("gen_ai_client_token_usage_count", &l), 2.0, "{t}");
+        assert!(m.sum("gen_ai_client_token_usage_sum", &l) > 0.0, "{t}");
+    }
+    assert_eq!(
+        m.sum("datamind_deployment_queue_depth", &[]),
+        0.0,
+        "nothing waits now"
+    );
+    assert!(m.sum("datamind_gateway_overhead_seconds_count", &[]) >= 3.0);
+    // Bounded cardinality: no request id, key or unknown model name in any label.
+    for id in &ids {
+        assert!(!m.text.contains(id.as_str()), "request id {id} in metrics");
+    }
+    assert!(!m.text.contains("no-such-model"));
+    assert!(datamind_e2e::secrets::find_in(&m.text).is_none());
+    assert_no_secret_in_spans(&rx.spans(), datamind_e2e::secrets::KNOWN);
+    Ok(())
+}

@@ -115,6 +115,9 @@ impl ApiApp {
                     ttft_s: out.ttfb.map(|t| t.as_secs_f64()),
                     overhead_s: overhead,
                     tokens: (out.usage.prompt_tokens, out.usage.completion_tokens),
+                    op: rec.operation.unwrap_or(""),
+                    stream: rec.stream,
+                    tenant: rec.tenant.as_deref(),
                 };
                 self.gw
                     .metrics
@@ -252,6 +255,7 @@ impl ApiApp {
             bytes
         };
         let req = ParsedRequest::parse(bytes)?;
+        rec.operation = Some(crate::telemetry::metrics::genai::operation_name(op));
         if let Some(t) = out.trace.as_mut() {
             let content = (self.gw.traces.get()).is_some_and(|x| x.records_content(&caller.tenant));
             t.note_request(op, &req, content);

@@ -31,6 +31,8 @@ pub struct Health {
     /// EWMA of time to first byte, microseconds (0 = never measured).
     ewma_ttfb_us: AtomicU64,
     in_flight_gauge: Gauge,
+    /// Mirrors `waiting` for `datamind_deployment_queue_depth`.
+    queue_gauge: Gauge,
     /// Attempts sent that have no response header yet (the upstream's queue, as seen here).
     waiting: AtomicU32,
     live: Mutex<Live>,
@@ -85,6 +87,7 @@ impl InFlightGuard {
     pub fn first_byte(&mut self) {
         if std::mem::take(&mut self.1) {
             self.0.waiting.fetch_sub(1, Relaxed);
+            self.0.queue_gauge.dec();
         }
     }
 }
@@ -112,9 +115,16 @@ impl Health {
             cooldown_until_ms: AtomicU64::new(0),
             ewma_ttfb_us: AtomicU64::new(0),
             in_flight_gauge: gauge,
+            queue_gauge: Gauge::default(),
             waiting: AtomicU32::new(0),
             live: Mutex::new(Live::default()),
         }
+    }
+
+    /// Also reports the queue depth to `gauge`.
+    pub fn with_queue_gauge(mut self, gauge: Gauge) -> Self {
+        self.queue_gauge = gauge;
+        self
     }
 
     /// The statistics placement rules read, at `now_ms`.
@@ -152,6 +162,7 @@ impl Health {
     pub fn start(self: &Arc<Self>) -> InFlightGuard {
         self.in_flight.fetch_add(1, Relaxed);
         self.waiting.fetch_add(1, Relaxed);
+        self.queue_gauge.inc();
         self.in_flight_gauge.inc();
         InFlightGuard(self.clone(), true)
     }

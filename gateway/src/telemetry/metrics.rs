@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+pub mod genai;
 pub mod route;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,6 +27,13 @@ struct ModelLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
+    model: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantTokenLabels {
+    tenant: String,
     model: String,
     direction: &'static str,
 }
@@ -94,11 +102,13 @@ pub struct ModelMetrics {
     ttft: Histogram,
     tokens_in: Counter,
     tokens_out: Counter,
+    /// The GenAI server metrics of this model.
+    pub genai: genai::GenAiModel,
 }
 
 /// What one finished request reports.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestSample {
+pub struct RequestSample<'a> {
     /// Status sent to the client.
     pub status: u16,
     /// Whole request, seconds.
@@ -109,12 +119,20 @@ pub struct RequestSample {
     pub overhead_s: f64,
     /// Input and output tokens.
     pub tokens: (u64, u64),
+    /// `gen_ai.operation.name` (`""`: not an LLM operation).
+    pub op: &'static str,
+    /// The answer was streamed.
+    pub stream: bool,
+    /// The caller's tenant, for `datamind_tenant_tokens_total`.
+    pub tenant: Option<&'a str>,
 }
 
 /// Attempt counters of one deployment, indexed by [`AttemptOutcome`].
 #[derive(Debug, Clone)]
 pub struct DeploymentMetrics {
     attempts: [Counter; 5],
+    /// The GenAI client metrics of this deployment.
+    pub genai: genai::GenAiDeployment,
 }
 
 impl DeploymentMetrics {
@@ -128,12 +146,17 @@ impl DeploymentMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    genai_registry: Registry,
+    /// The OpenTelemetry GenAI families (`gen_ai_*`, no prefix).
+    pub genai: genai::GenAiMetrics,
     requests: Family<RequestLabels, Counter>,
     duration: Family<ModelLabels, Histogram>,
     ttft: Family<ModelLabels, Histogram>,
     tokens: Family<TokenLabels, Counter>,
+    tenant_tokens: Family<TenantTokenLabels, Counter>,
     attempts: Family<AttemptLabels, Counter>,
     in_flight: Family<DeploymentLabels, Gauge>,
+    queue_depth: Family<DeploymentLabels, Gauge>,
     overhead: Histogram,
     reloads: Family<ResultLabels, Counter>,
     requests_in_flight: Gauge,
@@ -172,6 +195,8 @@ impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("datamind");
+        let mut genai_registry = Registry::default();
+        let genai = genai::GenAiMetrics::register(&mut genai_registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let duration = Family::<ModelLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
@@ -180,8 +205,10 @@ impl Metrics {
             (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
         );
         let tokens = Family::<TokenLabels, Counter>::default();
+        let tenant_tokens = Family::<TenantTokenLabels, Counter>::default();
         let attempts = Family::<AttemptLabels, Counter>::default();
         let in_flight = Family::<DeploymentLabels, Gauge>::default();
+        let queue_depth = Family::<DeploymentLabels, Gauge>::default();
         let overhead = Histogram::new(overhead_buckets());
         let reloads = Family::<ResultLabels, Counter>::default();
         let requests_in_flight = Gauge::default();
@@ -209,6 +236,11 @@ impl Metrics {
             tokens.clone(),
         );
         registry.register(
+            "tenant_tokens",
+            "Tokens by tenant, model and direction (input, output)",
+            tenant_tokens.clone(),
+        );
+        registry.register(
             "upstream_attempts",
             "Upstream attempts by deployment and outcome",
             attempts.clone(),
@@ -217,6 +249,11 @@ impl Metrics {
             "deployment_in_flight",
             "Requests in flight per deployment",
             in_flight.clone(),
+        );
+        registry.register(
+            "deployment_queue_depth",
+            "Attempts sent to each deployment still waiting for its response header (the upstream's queue as the gateway sees it; KEDA scales on it)",
+            queue_depth.clone(),
         );
         registry.register(
             "gateway_overhead_seconds",
@@ -251,17 +288,29 @@ impl Metrics {
             "Telemetry items delivered to their collector, by signal",
             telemetry_exported.clone(),
         );
+        // Series that exist before their first event, so dashboards and alerts see 0.
+        for result in ["success", "failure"] {
+            let _ = reloads.get_or_create(&ResultLabels { result });
+        }
+        let _ = telemetry_dropped.get_or_create(&DropLabels {
+            signal: "access_log",
+            reason: "queue_full",
+        });
         Self {
             route,
             auth,
             registry,
+            genai_registry,
+            genai,
             cache,
             requests,
             duration,
             ttft,
             tokens,
+            tenant_tokens,
             attempts,
             in_flight,
+            queue_depth,
             overhead,
             reloads,
             requests_in_flight,
@@ -273,8 +322,12 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let ok = encode_registry(&mut out, &self.registry).is_ok()
+            && encode_registry(&mut out, &self.genai_registry).is_ok()
+            && encode_eof(&mut out).is_ok();
+        if !ok {
             out.clear();
         }
         out
@@ -283,6 +336,15 @@ impl Metrics {
     /// The in-flight gauge of one deployment.
     pub fn in_flight_gauge(&self, deployment: &str) -> Gauge {
         self.in_flight
+            .get_or_create(&DeploymentLabels {
+                deployment: deployment.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The queue-depth gauge of one deployment.
+    pub fn queue_depth_gauge(&self, deployment: &str) -> Gauge {
+        self.queue_depth
             .get_or_create(&DeploymentLabels {
                 deployment: deployment.to_owned(),
             })
@@ -330,11 +392,18 @@ impl Metrics {
             ttft,
             tokens_in,
             tokens_out,
+            genai: self.genai.for_model(model),
         }
     }
 
-    /// Resolves the attempt counters of one deployment.
-    pub fn for_deployment(&self, deployment: &str) -> DeploymentMetrics {
+    /// Resolves the attempt counters of one deployment of `provider` (`gen_ai.provider.name`)
+    /// serving `model`.
+    pub fn for_deployment(
+        &self,
+        deployment: &str,
+        provider: &'static str,
+        model: &str,
+    ) -> DeploymentMetrics {
         let c = |outcome: AttemptOutcome| -> Counter {
             self.attempts
                 .get_or_create(&AttemptLabels {
@@ -351,18 +420,44 @@ impl Metrics {
                 c(AttemptOutcome::Failure),
                 c(AttemptOutcome::CooldownSkip),
             ],
+            genai: self.genai.for_deployment(provider, model),
         }
     }
 
     /// One finished request of a known model, through its pre-resolved handles.
-    pub fn record_model_request(&self, m: &ModelMetrics, model: &str, r: &RequestSample) {
+    pub fn record_model_request(&self, m: &ModelMetrics, model: &str, r: &RequestSample<'_>) {
         let RequestSample {
             status,
             duration_s,
             ttft_s,
             overhead_s,
             tokens,
+            op,
+            stream,
+            tenant,
         } = *r;
+        if let Some(t) = tenant {
+            for (direction, n) in [("input", tokens.0), ("output", tokens.1)] {
+                if n > 0 {
+                    self.tenant_tokens
+                        .get_or_create(&TenantTokenLabels {
+                            tenant: t.to_owned(),
+                            model: model.to_owned(),
+                            direction,
+                        })
+                        .inc_by(n);
+                }
+            }
+        }
+        if !op.is_empty() {
+            m.genai.record(&genai::ServerSample {
+                op,
+                status,
+                duration_s,
+                stream_ttft_s: ttft_s.filter(|_| stream && status < 400),
+                output_tokens: tokens.1,
+            });
+        }
         if status == 200 {
             m.ok.inc();
         } else {
@@ -453,9 +548,26 @@ mod tests {
             ttft_s: Some(0.005),
             overhead_s: 0.0001,
             tokens: (10, 3),
+            op: "chat",
+            stream: true,
+            tenant: Some("team-a"),
         };
         m.record_model_request(&gpt, "gpt", &sample);
-        m.for_deployment("mock/m").record(AttemptOutcome::Success);
+        let d = m.for_deployment("p/m", "openai", "m");
+        d.genai.record(
+            "chat",
+            0.02,
+            None,
+            Some(&datamind_llm::Usage {
+                prompt_tokens: 10,
+                completion_tokens: 3,
+                ..Default::default()
+            }),
+        );
+        d.genai.record("chat", 0.5, Some("503"), None);
+        let _q = m.queue_depth_gauge("p/m");
+        m.for_deployment("mock/m", "openai", "m")
+            .record(AttemptOutcome::Success);
         m.record_unmatched_request(404, 0.001, 0.001);
         m.record_reload(false);
         let _g = m.in_flight_gauge("mock/m");
@@ -470,6 +582,14 @@ mod tests {
             "datamind_gateway_overhead_seconds_count 2",
             "datamind_config_reloads_total{result=\"failure\"} 1",
             "datamind_requests_total{model=\"\",status=\"404\"} 1",
+            "gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",error_type=\"\"} 1",
+            "gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",error_type=\"\"} 1",
+            "gen_ai_server_time_per_output_token_seconds_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",error_type=\"\"} 0.0025",
+            "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"m\",error_type=\"503\"} 1",
+            "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"m\",gen_ai_token_type=\"input\"} 10.0",
+            "datamind_deployment_queue_depth{deployment=\"p/m\"} 0",
+            "datamind_tenant_tokens_total{tenant=\"team-a\",model=\"gpt\",direction=\"output\"} 3",
+            "# TYPE gen_ai_client_token_usage histogram",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -23,6 +23,7 @@ use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::AccessRecord;
+use super::metrics::genai::{error_type, operation_name};
 use super::propagation::{RemoteParent, format_traceparent};
 use crate::snapshot::Deployment;
 
@@ -413,35 +414,6 @@ fn attempt_span(
         },
         instrumentation_scope: scope.clone(),
     }
-}
-
-/// `gen_ai.operation.name` of a client-facing operation.
-pub fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::ChatCompletions => "chat",
-        Operation::Completions => "text_completion",
-        Operation::Embeddings => "embeddings",
-    }
-}
-
-/// `error.type` of a status sent to the client (`None` for success).
-fn error_type(status: u16) -> Option<&'static str> {
-    Some(match status {
-        0..=399 => return None,
-        400 => "invalid_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "request_too_large",
-        429 => "rate_limited",
-        499 => "cancelled",
-        502 => "bad_gateway",
-        503 => "unavailable",
-        504 => "timeout",
-        s if s < 500 => "client_error",
-        _ => "server_error",
-    })
 }
 
 fn bounded_text(v: &[u8]) -> String {
