@@ -285,4 +285,32 @@ mod tests {
             format!("{BASE}tenants: [ {{ name: a, budget: {{ period: week, hard_usd: 1 }} }} ]\n");
         assert!(parse_str(&bad_period, &|_| None).is_err());
     }
+
+    #[test]
+    fn reports_jwt_and_admin_problems_with_their_paths() {
+        let jwt = format!(
+            "{BASE}admin: {{ api_key_sha256: NOPE }}\n\
+             auth:\n  jwt:\n    max_token_bytes: 10\n    issuers:\n      \
+             - {{ issuer: a, algorithms: [HS256, none, RS256], jwks_url: 'ftp://x', default_models: [ghost] }}\n      \
+             - {{ issuer: a, algorithms: [], jwks_min_refresh_seconds: 0 }}\n      \
+             - {{ issuer: c, algorithms: [ES256], keys: [ {{ pem: 'not a key' }}, {{ pem: x, pem_file: y }} ] }}\n"
+        );
+        let err = parse_str(&jwt, &|_| None).unwrap_err().to_string();
+        for needle in [
+            "admin.api_key_sha256: must be 64 lower-case hex digits",
+            "auth.jwt.max_token_bytes: must be between 256 and 65536",
+            "auth.jwt.issuers[0].algorithms[0]: \"HS256\" is not accepted",
+            "auth.jwt.issuers[0].algorithms[1]: \"none\" is not accepted",
+            "auth.jwt.issuers[0].jwks_url:",
+            "auth.jwt.issuers[0].default_models[0]: unknown model \"ghost\"",
+            "auth.jwt.issuers[1].issuer: empty or duplicate issuer \"a\"",
+            "auth.jwt.issuers[1].algorithms: must name at least one algorithm",
+            "auth.jwt.issuers[1]: needs jwks_url, keys, or both",
+            "auth.jwt.issuers[1].jwks_min_refresh_seconds: must be at least 1",
+            "auth.jwt.issuers[2].keys[0]: not an RSA, EC or Ed25519 public key in PEM",
+            "auth.jwt.issuers[2].keys[1]: give exactly one of pem and pem_file",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in:\n{err}");
+        }
+    }
 }
