@@ -73,6 +73,13 @@ pub struct Outcome {
     pub route: Option<crate::routing::RouteInfo>,
     /// The request's trace context (`None`: tracing off and no client `traceparent`).
     pub trace: Option<Box<crate::telemetry::trace::RequestTrace>>,
+    /// Extra response headers every answer to this request carries, whoever writes it
+    /// (relayed answers, upstream errors, gateway errors): rate limits, routing, cache.
+    pub headers: Vec<(&'static str, String)>,
+    /// The answering deployment's price (for spend).
+    pub price: Option<crate::pricing::Price>,
+    /// Rate-limit and budget holds, released by `limits::gate::finish`.
+    pub limits: Option<crate::limits::gate::Hold>,
 }
 
 /// Why an attempt did not produce an answer.
@@ -175,6 +182,7 @@ pub(crate) async fn serve(
             Ok(reply) => {
                 out.deployment = Some(d.id.clone());
                 let status = Some(reply.status);
+                out.price = d.price;
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
                     Ok(Relayed::Complete) => {
                         d.health.record_success_timed(ttfb, attempt_start.elapsed());

@@ -79,6 +79,36 @@ pub enum GatewayError {
     /// The gateway is draining for shutdown.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// A rate limit refused the request.
+    #[error("{}", rate_limit_message(.scope, .dimension, *.limit, *.too_large, *.retry_after_s))]
+    RateLimited {
+        /// `key`, `tenant`, `key_model` or `tenant_model`.
+        scope: &'static str,
+        /// `requests`, `tokens` or `concurrent`.
+        dimension: &'static str,
+        /// The limit in force.
+        limit: u64,
+        /// The request alone needs more tokens than the limit allows.
+        too_large: bool,
+        /// Seconds until it would fit.
+        retry_after_s: u64,
+        /// `x-ratelimit-*` headers.
+        headers: Vec<(&'static str, String)>,
+    },
+    /// A hard budget would be exceeded.
+    #[error(
+        "the {scope}'s {period}ly budget of {hard_usd} USD is used up (spent {spent_usd:.6} USD); the request was not sent"
+    )]
+    BudgetExceeded {
+        /// `key` or `tenant`.
+        scope: &'static str,
+        /// `day` or `month`.
+        period: &'static str,
+        /// The hard limit.
+        hard_usd: f64,
+        /// Spent so far this period.
+        spent_usd: f64,
+    },
     /// The shared Redis is down or too slow (the reason never carries its URL or password).
     #[error("the shared state store (Redis) is unavailable: {0}")]
     RedisUnavailable(String),
@@ -125,6 +155,7 @@ impl GatewayError {
             | Self::RedisUnavailable(_)
             | Self::NoPlacement { .. } => 503,
             Self::PolicyDenied { status, .. } => *status,
+            Self::RateLimited { .. } | Self::BudgetExceeded { .. } => 429,
             Self::UpstreamFailed { timeout: true, .. } => 504,
             Self::UpstreamFailed { .. } => 502,
         }
@@ -164,6 +195,8 @@ impl GatewayError {
             }
             Self::PolicyDenied { .. } => ("server_error", Some("policy_denied"), None),
             Self::NoPlacement { .. } => ("server_error", Some("no_eligible_deployment"), None),
+            Self::RateLimited { dimension, .. } => (*dimension, Some("rate_limit_exceeded"), None),
+            Self::BudgetExceeded { .. } => ("insufficient_quota", Some("insufficient_quota"), None),
         };
         ErrorBody::new(kind, code, self.to_string()).with_param(param)
     }
@@ -174,11 +207,46 @@ impl GatewayError {
             Self::MethodNotAllowed { allowed, .. } => vec![("allow", (*allowed).to_owned())],
             Self::NoCapacity { retry_after, .. } => vec![("retry-after", retry_after.to_string())],
             Self::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_owned())],
+            Self::RateLimited {
+                retry_after_s,
+                headers,
+                ..
+            } => {
+                let mut h = headers.clone();
+                h.push(("retry-after", retry_after_s.to_string()));
+                h
+            }
             Self::PolicyDenied { rule, .. } | Self::NoPlacement { rule, .. } => {
                 vec![(crate::conductor::ROUTE_HEADER, format!("rule={rule}"))]
             }
             _ => Vec::new(),
         }
+    }
+}
+
+fn rate_limit_message(
+    scope: &str,
+    dimension: &str,
+    limit: u64,
+    too_large: bool,
+    retry_after_s: u64,
+) -> String {
+    let whose = match scope {
+        "key" => "this API key",
+        "tenant" => "this tenant",
+        "key_model" => "this API key on this model",
+        _ => "this tenant on this model",
+    };
+    match dimension {
+        "concurrent" => format!(
+            "rate limit reached: at most {limit} concurrent requests for {whose}; retry after {retry_after_s}s"
+        ),
+        "tokens" if too_large => format!(
+            "request too large: it may use more tokens than the limit of {limit} tokens per minute for {whose} (lower max_tokens or the prompt)"
+        ),
+        _ => format!(
+            "rate limit reached: {limit} {dimension} per minute for {whose}; retry after {retry_after_s}s"
+        ),
     }
 }
 

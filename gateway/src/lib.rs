@@ -39,6 +39,7 @@ pub mod conductor;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod limits;
 pub mod pricing;
 pub mod redis;
 pub mod reload;

@@ -201,12 +201,21 @@ impl Redis {
             .await
     }
 
+    /// Runs `f` on the handle's runtime thread (background work such as flushes and
+    /// settling, off the request path).
+    pub fn spawn<F>(&self, f: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.0.runtime.spawn(f);
+    }
+
     /// Drops `failed` (if it is still the live connection) and starts reconnecting.
     fn mark_down(&self, failed: &Arc<Connection>, reason: &str) {
         let current = self.0.conn.load();
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed)) {
             self.0.conn.store(None);
-            let _ = self.0.state.send(false);
+            self.0.state.send_replace(false);
             tracing::warn!(
                 redis = self.0.target.kind(),
                 reason,
@@ -237,7 +246,7 @@ impl Redis {
                     Ok(conn) => {
                         this.0.conn.store(Some(Arc::new(conn)));
                         this.0.reconnecting.store(false, Ordering::Release);
-                        let _ = this.0.state.send(true);
+                        this.0.state.send_replace(true);
                         tracing::info!(
                             redis = this.0.target.kind(),
                             "redis connected"
@@ -280,4 +289,4 @@ fn describe(e: &redis::RedisError) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

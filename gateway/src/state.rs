@@ -37,6 +37,10 @@ pub struct Gateway {
     pub runtime_keys: Arc<RuntimeKeys>,
     /// The OTLP trace pipeline, set once at start-up when tracing is on.
     pub traces: std::sync::OnceLock<Traces>,
+    /// Rate limits (in Redis when configured).
+    pub limiter: Arc<crate::limits::Limiter>,
+    /// Spend per key and tenant, and budget checks.
+    pub spend: Arc<crate::limits::budget::SpendTracker>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -60,6 +64,12 @@ impl Gateway {
                 .ok()
         });
         let cache = ResponseCache::new(&config.cache, metrics.cache.clone(), redis.as_ref());
+        let limiter = crate::limits::Limiter::new(redis.clone(), &config.limiter, metrics.clone());
+        let spend = crate::limits::budget::SpendTracker::new(
+            redis.clone(),
+            std::time::Duration::from_millis(config.limiter.spend_flush_ms),
+            metrics.clone(),
+        );
         let snapshot = Snapshot::build(config, &health, &metrics);
         let store: Arc<dyn KeyStore> = match &redis {
             Some(r) => Arc::new(RedisStore::new(r.clone())),
@@ -80,6 +90,8 @@ impl Gateway {
             cache,
             runtime_keys,
             traces: std::sync::OnceLock::new(),
+            limiter,
+            spend,
         })
     }
 

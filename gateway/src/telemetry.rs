@@ -2,6 +2,7 @@
 //! OpenTelemetry traces over OTLP (GenAI semantic conventions).
 
 pub mod access_log;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod otlp;

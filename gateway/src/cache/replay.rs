@@ -7,8 +7,13 @@ use super::{CacheStatus, CachedAnswer, now_unix_ms};
 
 /// Sends `answer` as a 200 (a JSON body, or an SSE stream replayed whole). Returns false
 /// when the client could not be written to.
-pub async fn write(session: &mut ServerSession, request_id: &str, answer: &CachedAnswer) -> bool {
-    let Some(h) = header(session.is_http2(), request_id, answer) else {
+pub async fn write(
+    session: &mut ServerSession,
+    request_id: &str,
+    answer: &CachedAnswer,
+    extra: &[(&'static str, String)],
+) -> bool {
+    let Some(h) = header(session.is_http2(), request_id, answer, extra) else {
         return false;
     };
     session.write_response_header(Box::new(h)).await.is_ok()
@@ -18,8 +23,16 @@ pub async fn write(session: &mut ServerSession, request_id: &str, answer: &Cache
             .is_ok()
 }
 
-fn header(http2: bool, request_id: &str, answer: &CachedAnswer) -> Option<ResponseHeader> {
-    let mut h = ResponseHeader::build(200, Some(7)).ok()?;
+fn header(
+    http2: bool,
+    request_id: &str,
+    answer: &CachedAnswer,
+    extra: &[(&'static str, String)],
+) -> Option<ResponseHeader> {
+    let mut h = ResponseHeader::build(200, Some(7 + extra.len())).ok()?;
+    for (k, v) in extra {
+        h.insert_header(*k, v.as_str()).ok()?;
+    }
     let age = now_unix_ms().saturating_sub(answer.stored_unix_ms) / 1000;
     h.insert_header("content-type", answer.content_type.clone())
         .ok()?;

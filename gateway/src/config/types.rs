@@ -27,6 +27,10 @@ pub struct Config {
     /// Prices by upstream model name (a deployment's `model`), for spend and budgets.
     #[serde(default)]
     pub prices: BTreeMap<String, PriceConfig>,
+    /// How rate limits and budgets are enforced (the limits themselves are on keys and
+    /// tenants).
+    #[serde(default)]
+    pub limiter: LimiterConfig,
     /// Who may call the API.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -415,6 +419,36 @@ pub struct RedisConfig {
     pub reconnect_max_ms: u64,
 }
 
+/// How limits and budgets are enforced.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimiterConfig {
+    /// When the configured Redis is unreachable: `open` (enforce per-replica local limits,
+    /// each limit divided by `replicas`) or `closed` (refuse limited callers with 503).
+    #[serde(default)]
+    pub on_redis_failure: RedisFailureMode,
+    /// Gateway replicas sharing the limits; local fallback limits are divided by it.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Completion tokens reserved for a request without `max_tokens`.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u64,
+    /// How often recorded spend is flushed to Redis (and fleet totals read back).
+    #[serde(default = "default_spend_flush")]
+    pub spend_flush_ms: u64,
+}
+
+/// What limited requests get while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailureMode {
+    /// Fall back to per-replica local limits (limit / `replicas`).
+    #[default]
+    Open,
+    /// Refuse requests that have limits or a budget with 503.
+    Closed,
+}
+
 /// Redis Sentinel.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -478,6 +512,12 @@ fn all_models() -> Vec<String> {
 fn one() -> u32 {
     1
 }
+fn default_max_tokens() -> u64 {
+    1024
+}
+fn default_spend_flush() -> u64 {
+    1000
+}
 fn default_redis_prefix() -> String {
     "datamind:".into()
 }
@@ -523,6 +563,16 @@ impl Default for AuthConfig {
             enabled: true,
             keys: Vec::new(),
             jwt: super::JwtConfig::default(),
+        }
+    }
+}
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        Self {
+            on_redis_failure: RedisFailureMode::default(),
+            replicas: 1,
+            default_max_tokens: default_max_tokens(),
+            spend_flush_ms: default_spend_flush(),
         }
     }
 }

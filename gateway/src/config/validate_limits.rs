@@ -8,6 +8,16 @@ pub(super) fn check(c: &Config, p: &mut Problems) {
     if let Some(r) = &c.redis {
         check_redis(p, r);
     }
+    let l = &c.limiter;
+    for (name, v) in [
+        ("replicas", u64::from(l.replicas)),
+        ("default_max_tokens", l.default_max_tokens),
+        ("spend_flush_ms", l.spend_flush_ms),
+    ] {
+        if v == 0 {
+            p.add(format!("limiter.{name}"), "must be at least 1");
+        }
+    }
     for (model, price) in &c.prices {
         check_price(p, &format!("prices.{model}"), price);
     }

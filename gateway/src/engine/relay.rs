@@ -196,7 +196,7 @@ async fn relay_whole(
         }
         _ => body,
     };
-    let mut h = response_header(reply.status, job, d, out.attempts, out.upstream_wait)?;
+    let mut h = response_header(reply.status, job, d, out)?;
     if let Some(ct) = &reply.content_type {
         h.insert_header("content-type", ct.clone())
             .map_err(internal)?;
@@ -246,13 +246,7 @@ async fn relay_stream(
         let to_client = MessagesStream::new(&job.req.model, job.estimated_input_tokens);
         translator = Box::new(Chain::new(translator, Box::new(to_client)));
     }
-    let mut h = Some(response_header(
-        reply.status,
-        job,
-        d,
-        out.attempts,
-        out.upstream_wait,
-    )?);
+    let mut h = Some(response_header(reply.status, job, d, out)?);
     if let Some(h) = h.as_mut() {
         h.insert_header("content-type", "text/event-stream")
             .map_err(internal)?;
@@ -420,9 +414,12 @@ pub(super) async fn upstream_error(
         ClientFormat::OpenAi => e.body,
         ClientFormat::Anthropic => Bytes::from(anthropic::error_to_anthropic(e.status, &e.body)),
     };
-    let mut h = ResponseHeader::build(e.status, Some(7)).map_err(internal)?;
+    let mut h = ResponseHeader::build(e.status, Some(7 + out.headers.len())).map_err(internal)?;
     h.insert_header("x-request-id", job.request_id.to_owned())
         .map_err(internal)?;
+    for (k, v) in &out.headers {
+        h.insert_header(*k, v.as_str()).map_err(internal)?;
+    }
     h.insert_header("x-datamind-attempts", out.attempts.to_string())
         .map_err(internal)?;
     if let Some(c) = job.cache_status {
@@ -463,16 +460,19 @@ fn response_header(
     status: u16,
     job: &Job<'_>,
     d: &Deployment,
-    attempts: u32,
-    upstream_wait: Duration,
+    out: &Outcome,
 ) -> Result<ResponseHeader, GatewayError> {
-    let mut h = ResponseHeader::build(status, Some(10)).map_err(internal)?;
+    let attempts = out.attempts;
+    let mut h = ResponseHeader::build(status, Some(10 + out.headers.len())).map_err(internal)?;
+    for (k, v) in &out.headers {
+        h.insert_header(*k, v.as_str()).map_err(internal)?;
+    }
     if job.overhead_header {
         // Time in the gateway so far: everything but waiting on upstreams.
         let ms = job
             .started
             .elapsed()
-            .saturating_sub(upstream_wait)
+            .saturating_sub(out.upstream_wait)
             .as_secs_f64()
             * 1000.0;
         h.insert_header("x-datamind-overhead-ms", format!("{ms:.3}"))

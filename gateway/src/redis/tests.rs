@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use super::*;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Server {
-    fn start_on(port: u16) -> Self {
+    pub(crate) fn start_on(port: u16) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -23,15 +23,37 @@ impl Server {
         Self { child, port }
     }
 
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
-        Self::start_on(port)
+    /// On a free port; waits until it accepts connections (retrying on a new port when
+    /// another process took the one picked).
+    pub(crate) fn start() -> Self {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap();
+            let mut s = Self::start_on(port);
+            if s.wait_listening() {
+                return s;
+            }
+            s.kill();
+        }
+        panic!("could not start redis-server");
     }
 
-    fn kill(&mut self) {
+    fn wait_listening(&mut self) -> bool {
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -43,7 +65,7 @@ impl Drop for Server {
     }
 }
 
-fn config(port: u16) -> RedisConfig {
+pub(crate) fn config(port: u16) -> RedisConfig {
     crate::config::parse_str(
         &format!(
             r#"

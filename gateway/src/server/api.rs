@@ -97,7 +97,7 @@ impl ApiApp {
         if let Err(e) = result {
             out.status = e.status();
             rec.error = Some(e.to_string());
-            if !respond::error(session, &e, &request_id, out.client).await {
+            if !respond::error(session, &e, &request_id, out.client, &out.headers).await {
                 out.client_gone = true;
             }
             body::discard_rest(session, snapshot.config.server.max_body_bytes).await;
@@ -105,6 +105,7 @@ impl ApiApp {
         if out.status == 0 {
             out.status = 500;
         }
+        crate::limits::gate::finish(&self.gw, &mut out);
         let duration = started.elapsed();
         let overhead = duration.saturating_sub(out.upstream_wait).as_secs_f64();
         match &out.group {
@@ -270,17 +271,18 @@ impl ApiApp {
             return Err(GatewayError::ModelNotAllowed(req.model.clone()));
         }
         out.group = Some(group.clone());
+        crate::limits::gate::admit(&self.gw, snapshot, &caller, &req, op, group, out).await?;
         let step = self
             .cache_plan(session, snapshot, &caller.tenant, op, out.client, &req)
             .await;
         let (cache_plan, cache_status) = match step {
             CacheStep::Hit(answer) => {
-                // limits: a hit is still a request (counts for RPM) but reserves and
-                // consumes no tokens; admission must not charge its estimate.
+                // A hit counts as a request (RPM); its token reservation is refunded
+                // whole by `limits::gate::finish` (no deployment answered).
                 rec.cache = Some(CacheStatus::Hit.as_str());
                 out.status = 200;
                 out.ttfb = Some(started.elapsed());
-                if !cache::replay::write(session, request_id, &answer).await {
+                if !cache::replay::write(session, request_id, &answer, &out.headers).await {
                     out.client_gone = true;
                 }
                 return Ok(());

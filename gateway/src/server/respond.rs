@@ -45,6 +45,7 @@ pub(super) async fn error(
     e: &GatewayError,
     request_id: &str,
     client: ClientFormat,
+    extra: &[(&'static str, String)],
 ) -> bool {
     if session.response_written().is_some() {
         return false;
@@ -53,5 +54,13 @@ pub(super) async fn error(
         ClientFormat::OpenAi => e.body().to_json(),
         ClientFormat::Anthropic => anthropic::error_to_anthropic(e.status(), &e.body().to_json()),
     };
-    json(session, e.status(), request_id, body, &e.headers()).await
+    let mut headers = e.headers();
+    headers.extend(
+        extra
+            .iter()
+            .filter(|(k, _)| !headers.iter().any(|(h, _)| h == k))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    json(session, e.status(), request_id, body, &headers).await
 }

@@ -169,6 +169,8 @@ pub struct Metrics {
     pub auth: crate::auth::AuthMetrics,
     telemetry_dropped: Family<DropLabels, Counter>,
     telemetry_exported: Family<SignalLabels, Counter>,
+    /// Rate limits, budgets and spend (`telemetry/limits.rs`).
+    pub limits: super::limits::LimitMetrics,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -296,6 +298,7 @@ impl Metrics {
             signal: "access_log",
             reason: "queue_full",
         });
+        let limits = super::limits::LimitMetrics::register(&mut registry);
         Self {
             route,
             auth,
@@ -303,6 +306,7 @@ impl Metrics {
             genai_registry,
             genai,
             cache,
+            limits,
             requests,
             duration,
             ttft,
