@@ -172,11 +172,25 @@ impl GatewayConfig {
         self.push("/models", v)
     }
 
-    /// Sets any field by JSON pointer (`/timeouts/first_byte_ms`), creating maps on the way.
+    /// Sets any field by JSON pointer (`/timeouts/first_byte_ms`, `/auth/keys/0/limits`),
+    /// creating maps on the way.
     pub fn set(mut self, pointer: &str, value: Value) -> Self {
         let mut cur = &mut self.value;
         let parts: Vec<&str> = pointer.split('/').skip(1).collect();
         for (i, part) in parts.iter().enumerate() {
+            // An index into an existing array (`/auth/keys/0/limits`).
+            let index = part
+                .parse::<usize>()
+                .ok()
+                .filter(|n| cur.as_array().is_some_and(|a| *n < a.len()));
+            if let Some(n) = index {
+                if i + 1 == parts.len() {
+                    cur[n] = value;
+                    return self;
+                }
+                cur = &mut cur[n];
+                continue;
+            }
             if !cur.is_object() {
                 *cur = Value::Object(Map::new());
             }

@@ -190,6 +190,8 @@ async fn relay_whole(
         t.note_response(&body);
     }
     out.usage = usage.unwrap_or_default();
+    // Usage is known: settle limits and spend before the client sees the end.
+    crate::limits::gate::finish(gw, out);
     let body = match job.client {
         ClientFormat::Anthropic if reply.status < 300 => {
             anthropic::from_openai_response(&body, &job.req.model).unwrap_or(body)
@@ -353,6 +355,8 @@ async fn relay_stream(
         // Nothing reached the client: another candidate can still answer.
         return Err(RelayError::Retry(f));
     }
+    // Usage is known: settle limits and spend before the client sees the end.
+    crate::limits::gate::finish(gw, out);
     if let Some(header) = h.take() {
         // A clean but empty stream: still a complete answer.
         out.status = reply.status;

@@ -94,7 +94,10 @@ pub async fn admit(
     Ok(())
 }
 
-/// Ends the request's hold: the token reservation is reconciled with the real usage
+/// Ends the request's hold (once; later calls do nothing). The engine calls it as soon
+/// as the usage is known, before the last byte goes to the client, so the client's next
+/// request already sees the settled counters; `server::api` calls it again at the end
+/// for every other exit path. The token reservation is reconciled with the real usage
 /// (kept whole when the usage is unknown though an upstream answered), in-flight slots are
 /// freed, and the answering deployment's price × usage is recorded as spend.
 pub fn finish(gw: &Gateway, out: &mut Outcome) {
