@@ -88,7 +88,7 @@ async fn in_process_rpm_tokens_and_concurrency() {
 async fn no_rules_no_admission() {
     let l = Limiter::new(None, &LimiterConfig::default(), Arc::new(Metrics::new()));
     let c = caller(LimitsConfig::default());
-    assert!(rules::any(&c) == false);
+    assert!(!rules::any(&c));
     assert!(
         l.admit(&LimiterConfig::default(), &c, ask(1))
             .await
