@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn a_hit_carries_the_headers_of_a_fresh_answer() {
-        let h = header(false, "rid-1", &answer(false)).unwrap();
+        let h = header(false, "rid-1", &answer(false), &[]).unwrap();
         assert_eq!(h.status.as_u16(), 200);
         assert_eq!(get(&h, "x-datamind-cache"), Some("hit"));
         assert_eq!(get(&h, "x-request-id"), Some("rid-1"));
@@ -90,11 +90,11 @@ mod tests {
         assert_eq!(get(&h, "age"), Some("3"));
         assert_eq!(get(&h, "transfer-encoding"), None);
 
-        let h1 = header(false, "rid-2", &answer(true)).unwrap();
+        let h1 = header(false, "rid-2", &answer(true), &[]).unwrap();
         assert_eq!(get(&h1, "content-type"), Some("text/event-stream"));
         assert_eq!(get(&h1, "transfer-encoding"), Some("chunked"));
         assert_eq!(get(&h1, "content-length"), None);
-        let h2 = header(true, "rid-3", &answer(true)).unwrap();
+        let h2 = header(true, "rid-3", &answer(true), &[]).unwrap();
         assert_eq!(get(&h2, "transfer-encoding"), None);
     }
 }
