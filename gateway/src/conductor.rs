@@ -112,6 +112,14 @@ impl Conductor {
             })
     }
 
+    /// A configured tenant by name (bare when unknown).
+    pub fn tenant_named(&self, name: &str) -> Arc<TenantInput> {
+        self.tenants
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(TenantInput::new(name, "", "", &BTreeMap::new())))
+    }
+
     /// What rules see of a request.
     pub fn request_input(
         &self,
@@ -120,11 +128,23 @@ impl Conductor {
         op: Operation,
         header: &dyn Fn(&str) -> Option<String>,
     ) -> RequestInput {
+        self.input_for(self.tenant(caller), &caller.key_name, req, op, header)
+    }
+
+    /// What rules see of a request from `tenant` with key `key`.
+    pub fn input_for(
+        &self,
+        tenant: Arc<TenantInput>,
+        key: &str,
+        req: &ParsedRequest,
+        op: Operation,
+        header: &dyn Fn(&str) -> Option<String>,
+    ) -> RequestInput {
         RequestInput {
             model: req.model.clone(),
             operation: op.as_str(),
-            tenant: self.tenant(caller),
-            key: caller.key_name.clone(),
+            tenant,
+            key: key.to_owned(),
             estimated_prompt_tokens: req.estimated_prompt_tokens(),
             max_tokens: req.max_tokens,
             stream: req.stream,

@@ -79,6 +79,15 @@ impl ServeHttp for AdminApp {
                 .body(body)
                 .unwrap_or_default();
         }
+        if path == "/admin/route/explain" {
+            let (status, body) = explain(&self.gw, session).await;
+            return Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header("content-length", body.len())
+                .body(body)
+                .unwrap_or_default();
+        }
         let _ = session.drain_request_body().await;
         let (status, ctype, body) = match path.as_str() {
             "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
@@ -106,5 +115,32 @@ impl ServeHttp for AdminApp {
             .header("content-length", body.len())
             .body(body)
             .unwrap_or_default()
+    }
+}
+
+/// `POST /admin/route/explain` (Conductor): admin key required, like the key API.
+async fn explain(gw: &Gateway, session: &mut ServerSession) -> (StatusCode, Vec<u8>) {
+    let snapshot = gw.snapshot.load_full();
+    let result = async {
+        keys::check_admin(&snapshot, session)?;
+        let method = session.req_header().method.as_str().to_owned();
+        if method != "POST" {
+            return Err(crate::GatewayError::MethodNotAllowed {
+                method,
+                path: "/admin/route/explain".into(),
+                allowed: "POST",
+            });
+        }
+        let body = super::body::read(session, 1 << 20).await?;
+        crate::conductor::explain::explain(&snapshot, &body)
+    }
+    .await;
+    let _ = session.drain_request_body().await;
+    match result {
+        Ok(v) => (StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default()),
+        Err(e) => (
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            e.body().to_json(),
+        ),
     }
 }
