@@ -53,6 +53,9 @@ fn topology() -> Topology {
     Topology { config, groups }
 }
 
+/// A deployment (by provider name) and how its statistics differ.
+type StatsEdit = (&'static str, fn(&mut Stats));
+
 /// One row: a request, the stats that differ from "healthy, 100 ms TTFT p95", and what
 /// the policy must decide.
 struct Case {
@@ -64,7 +67,7 @@ struct Case {
     tags: &'static [&'static str],
     headers: &'static [(&'static str, &'static str)],
     session: &'static str,
-    stats: &'static [(&'static str, fn(&mut Stats))],
+    stats: &'static [StatsEdit],
     rule: &'static str,
     expect: Expect,
 }
@@ -300,7 +303,12 @@ fn the_example_policy_decides_as_documented() {
                     ("vllm-h100-2", cooling),
                 ],
                 rule: "cheapest-fast",
-                expect: Expect::Order(&["vertex-asia", "azure-weu", "bedrock-use1", "bedrock-euw1"]),
+                expect: Expect::Order(&[
+                    "vertex-asia",
+                    "azure-weu",
+                    "bedrock-use1",
+                    "bedrock-euw1",
+                ]),
                 ..BASE
             },
             Case {

@@ -79,7 +79,10 @@ pub(super) async fn serve(gw: &Gateway, session: &mut ServerSession) -> (StatusC
     }
 }
 
-pub(super) fn check_admin(snapshot: &Snapshot, session: &ServerSession) -> Result<(), GatewayError> {
+pub(super) fn check_admin(
+    snapshot: &Snapshot,
+    session: &ServerSession,
+) -> Result<(), GatewayError> {
     let Some(expected) = snapshot.config.admin.api_key_sha256.as_deref() else {
         return Err(GatewayError::Forbidden(
             "the admin API is disabled: set admin.api_key_sha256",
