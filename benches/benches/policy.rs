@@ -1,0 +1,196 @@
+//! Criterion micro-benchmark of Conductor: one placement decision (rule selection, filter
+//! and order over the group's candidates, affinity) with the shipped example policy
+//! (`config/examples/conductor.yaml`), for the request shapes its rules distinguish.
+//! Rules are compiled once, as the gateway does per config snapshot.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use datamind_llm::policy::{
+    Candidate, DeploymentInput, Now, Placement, Policy, PolicySpec, RequestInput, Stats,
+    TenantInput,
+};
+use serde::Deserialize;
+
+const EXAMPLE: &str = include_str!("../../config/examples/conductor.yaml");
+
+/// The parts of the example config the benchmark needs (the rest is ignored).
+#[derive(Deserialize)]
+struct Example {
+    providers: Vec<Provider>,
+    models: Vec<Group>,
+    prices: BTreeMap<String, Price>,
+    policy: PolicySection,
+}
+#[derive(Deserialize)]
+struct Provider {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    cloud: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+#[derive(Deserialize)]
+struct Group {
+    name: String,
+    deployments: Vec<Dep>,
+}
+#[derive(Deserialize)]
+struct Dep {
+    provider: String,
+    model: String,
+    #[serde(default)]
+    context_window: u64,
+}
+#[derive(Deserialize)]
+struct Price {
+    input: f64,
+    output: f64,
+}
+#[derive(Deserialize)]
+struct PolicySection {
+    rules: Vec<datamind_llm::policy::RuleSpec>,
+}
+
+fn load() -> (Policy, Vec<DeploymentInput>, Vec<DeploymentInput>) {
+    let ex: Example = match serde_saphyr::from_str(EXAMPLE) {
+        Ok(e) => e,
+        Err(e) => unreachable!("the shipped example parses: {e}"),
+    };
+    let policy = match Policy::compile(&PolicySpec {
+        rules: ex.policy.rules,
+    }) {
+        Ok(p) => p,
+        Err(e) => unreachable!("the shipped example compiles: {e:?}"),
+    };
+    let group = |name: &str| -> Vec<DeploymentInput> {
+        let g = ex.models.iter().find(|g| g.name == name);
+        g.map(|g| {
+            g.deployments
+                .iter()
+                .filter_map(|d| {
+                    let p = ex.providers.iter().find(|p| p.name == d.provider)?;
+                    let price = ex
+                        .prices
+                        .get(&d.model)
+                        .map_or((0.0, 0.0, 0.0), |x| (x.input, x.output, x.input));
+                    let placement = Placement {
+                        cloud: p.cloud.clone(),
+                        region: p.region.clone(),
+                        context_window: d.context_window,
+                        labels: p.labels.clone(),
+                    };
+                    Some(DeploymentInput::new(
+                        format!("{}/{}", d.provider, d.model),
+                        name,
+                        p.name.as_str(),
+                        p.kind.as_str(),
+                        d.model.as_str(),
+                        &placement,
+                        price,
+                        1,
+                        0,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    (policy, group("chat-large"), group("chat-small"))
+}
+
+fn request(tenant: &Arc<TenantInput>, model: &str, tokens: u64, tags: &[&str]) -> RequestInput {
+    RequestInput {
+        model: model.into(),
+        operation: "chat",
+        tenant: tenant.clone(),
+        key: "bench".into(),
+        estimated_prompt_tokens: tokens,
+        max_tokens: Some(512),
+        stream: true,
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        headers: Vec::new(),
+        session: "session-42".into(),
+    }
+}
+
+/// Live statistics that differ per deployment (TTFT grows with the index).
+fn stats(i: usize) -> Stats {
+    Stats {
+        healthy: true,
+        in_flight: (i as u64 * 7) % 20,
+        error_rate: 0.01,
+        latency_p50_ms: 900.0,
+        latency_p95_ms: 1400.0,
+        ttft_p50_ms: 150.0 + 40.0 * i as f64,
+        ttft_p95_ms: 300.0 + 90.0 * i as f64,
+        samples: 500,
+        ..Stats::default()
+    }
+}
+
+fn cands(ds: &[DeploymentInput]) -> Vec<Candidate<'_>> {
+    ds.iter()
+        .enumerate()
+        .map(|(i, d)| Candidate {
+            deployment: d,
+            stats: stats(i),
+            tier: 0,
+        })
+        .collect()
+}
+
+fn policy(c: &mut Criterion) {
+    let (policy, large, small) = load();
+    let attrs = BTreeMap::new();
+    let acme = Arc::new(TenantInput::new("acme", "", "us-east-1", &attrs));
+    let eu = Arc::new(TenantInput::new("eu-bank", "eu", "westeurope", &attrs));
+    let large_c = cands(&large);
+    let small_c = cands(&small);
+    let now = Now::from_unix_ms(1_764_000_000_000);
+    let cases = [
+        (
+            "default_aws_burst",
+            request(&acme, "chat-large", 800, &[]),
+            &large_c,
+        ),
+        (
+            "eu_residency",
+            request(&eu, "chat-large", 800, &[]),
+            &large_c,
+        ),
+        (
+            "cheapest_fast",
+            request(&acme, "chat-large", 800, &["cost"]),
+            &large_c,
+        ),
+        (
+            "long_prompt_affinity",
+            request(&acme, "chat-large", 120_000, &[]),
+            &large_c,
+        ),
+        (
+            "small_at_edge",
+            request(&acme, "chat-small", 300, &[]),
+            &small_c,
+        ),
+    ];
+    let mut g = c.benchmark_group("policy_decision");
+    for (name, req, cs) in &cases {
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                let sel = policy.select(black_box(req), &now);
+                black_box(policy.rank(&sel, req, &now, cs))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, policy);
+criterion_main!(benches);
