@@ -268,3 +268,121 @@ impl AdminApi<'_> {
         ))
     }
 }
+
+/// A JWKS served over HTTPS by `openssl s_server -WWW` on 127.0.0.1, with a certificate
+/// for `localhost` from a throwaway CA (trust it with `SSL_CERT_FILE` = [`Self::ca_file`]).
+pub struct HttpsJwks {
+    _process: crate::process::ChildProcess,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+// === impl HttpsJwks ===
+
+impl HttpsJwks {
+    /// Serves `{"keys": jwks}` at `https://localhost:PORT/jwks.json`.
+    pub async fn start(jwks: Vec<Value>) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let path = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+        let (ca_key, ca, key, csr, cert, ext) = (
+            path("ca.key"),
+            path("ca.pem"),
+            path("tls.key"),
+            path("tls.csr"),
+            path("tls.pem"),
+            path("ext.cnf"),
+        );
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=datamind e2e CA",
+        ])?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=localhost",
+        ])?;
+        std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+        ])?;
+        std::fs::write(
+            dir.path().join("jwks.json"),
+            json!({ "keys": jwks }).to_string(),
+        )?;
+        let port = crate::gateway::free_addr()?.port();
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", &cert, "-key", &key])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let process = crate::process::ChildProcess::spawn(&mut cmd, "openssl s_server", None)?;
+        crate::eventually(
+            "openssl s_server to listen",
+            std::time::Duration::from_secs(5),
+            || async move {
+                Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ()))
+            },
+        )
+        .await?;
+        Ok(Self {
+            _process: process,
+            dir,
+            port,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}/jwks.json", self.port)
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate.
+    pub fn ca_file(&self) -> String {
+        self.dir
+            .path()
+            .join("ca.pem")
+            .to_string_lossy()
+            .into_owned()
+    }
+}

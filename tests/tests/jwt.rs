@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use datamind_e2e::identity::{JwksServer, SigningKey, b64url, unix_now};
+use datamind_e2e::identity::{HttpsJwks, JwksServer, SigningKey, b64url, unix_now};
 use datamind_e2e::{ApiError, Gateway, GatewayConfig, ModelGroup, chat_body};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -308,5 +308,47 @@ async fn a_stale_key_set_is_refreshed_in_the_background() -> Result<()> {
     let err = err.map(|e| e.message).unwrap_or_default();
     assert!(err.contains("key is unknown"), "{err}");
     assert_eq!(send(&gw, &new.sign(&claims("d"))?, MODEL).await?.0, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_key_set_is_fetched_over_https() -> Result<()> {
+    let ec = SigningKey::es256("tls-1")?;
+    let jwks = HttpsJwks::start(vec![ec.jwk()]).await?;
+    let ca = jwks.ca_file();
+    let cfg = config(&jwks.url(), 30);
+    let gw = Gateway::start_with_env(|a, b| cfg.render(a, b), &[("SSL_CERT_FILE", &ca)]).await?;
+    let (status, err) = send(&gw, &ec.sign(&claims("tls"))?, MODEL).await?;
+    assert_eq!(
+        status,
+        200,
+        "{:?}\n{}",
+        err.map(|e| e.body),
+        gw.stderr_tail()
+    );
+    let m = gw.metrics().await?;
+    assert_eq!(
+        m.sum(
+            "datamind_jwks_fetches_total",
+            &[("issuer", ISS), ("result", "ok")]
+        ),
+        1.0
+    );
+
+    // Without trusting that CA, the fetch fails (certificates are verified) and so does
+    // the token.
+    let untrusting = Gateway::start(&cfg).await?;
+    let (status, _) = send(&untrusting, &ec.sign(&claims("tls"))?, MODEL).await?;
+    assert_eq!(status, 401);
+    let m = untrusting.metrics().await?;
+    assert_eq!(
+        m.sum(
+            "datamind_jwks_fetches_total",
+            &[("issuer", ISS), ("result", "error")]
+        ),
+        1.0,
+        "{}",
+        m.text
+    );
     Ok(())
 }
