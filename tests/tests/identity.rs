@@ -394,3 +394,22 @@ async fn gateways_sharing_redis_share_runtime_keys() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn runtime_key_limits_are_enforced() -> Result<()> {
+    let gw = Gateway::start(&config()).await?;
+    let admin = AdminApi {
+        gateway: &gw,
+        admin_key: ADMIN_KEY,
+    };
+    let (_, key) = admin
+        .create(&json!({"name": "metered", "limits": {"rpm": 1}}))
+        .await?;
+    assert_eq!(chat_status(&gw, &key, MODEL).await?.0, 200);
+    let (status, err) = chat_status(&gw, &key, MODEL).await?;
+    assert_eq!(status, 429, "{:?}", err.map(|e| e.body));
+    // Another key of the same tenant is not affected by this key's limit.
+    let (_, other) = admin.create(&json!({"name": "other"})).await?;
+    assert_eq!(chat_status(&gw, &other, MODEL).await?.0, 200);
+    Ok(())
+}

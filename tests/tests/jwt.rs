@@ -352,3 +352,33 @@ async fn the_key_set_is_fetched_over_https() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn limits_from_the_token_and_its_tenant_are_enforced() -> Result<()> {
+    let ec = SigningKey::es256("lim-1")?;
+    let jwks = JwksServer::start(vec![ec.jwk()]).await?;
+    let cfg = config(&jwks.url(), 30).set(
+        "/tenants",
+        json!([{"name": "small-org", "limits": {"rpm": 3}}]),
+    );
+    let gw = Gateway::start(&cfg).await?;
+
+    // The token's own limits claim: two requests a minute for this subject.
+    let mut c = claims("rate-limited");
+    c["limits"] = json!({"rpm": 2});
+    let token = ec.sign(&c)?;
+    assert_eq!(send(&gw, &token, MODEL).await?.0, 200);
+    assert_eq!(send(&gw, &token, MODEL).await?.0, 200);
+    let (status, err) = send(&gw, &token, MODEL).await?;
+    assert_eq!(status, 429, "{:?}", err.map(|e| e.body));
+
+    // The tenant named by the claim brings its own limit, shared by all its subjects.
+    let mut statuses = Vec::new();
+    for sub in ["u1", "u2", "u3", "u4"] {
+        let mut c = claims(sub);
+        c["org"] = json!("small-org");
+        statuses.push(send(&gw, &ec.sign(&c)?, MODEL).await?.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    Ok(())
+}
