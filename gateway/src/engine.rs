@@ -126,8 +126,6 @@ pub(crate) struct Job<'a> {
     pub response_id: &'a str,
     pub started: Instant,
     pub deadline: Instant,
-    /// Response cache: reported in `x-datamind-cache` (`None`: the cache is off).
-    pub cache_status: Option<crate::cache::CacheStatus>,
     /// Response cache: copy the answer (up to this many bytes) into `Outcome::captured`.
     pub capture_limit: Option<usize>,
     /// The placement rule, for the `x-datamind-route` header.

@@ -426,10 +426,6 @@ pub(super) async fn upstream_error(
     }
     h.insert_header("x-datamind-attempts", out.attempts.to_string())
         .map_err(internal)?;
-    if let Some(c) = job.cache_status {
-        h.insert_header("x-datamind-cache", c.as_str())
-            .map_err(internal)?;
-    }
     h.insert_header(crate::conductor::ROUTE_HEADER, format!("rule={}", job.rule))
         .map_err(internal)?;
     h.insert_header("content-type", "application/json")
@@ -488,10 +484,6 @@ fn response_header(
         .map_err(internal)?;
     h.insert_header("x-datamind-attempts", attempts.to_string())
         .map_err(internal)?;
-    if let Some(c) = job.cache_status {
-        h.insert_header("x-datamind-cache", c.as_str())
-            .map_err(internal)?;
-    }
     h.insert_header(
         crate::conductor::ROUTE_HEADER,
         format!("rule={}; deployment={}", job.rule, d.id),

@@ -289,7 +289,11 @@ impl ApiApp {
             }
             CacheStep::Go(plan, status) => (plan, status),
         };
-        rec.cache = cache_status.map(CacheStatus::as_str);
+        if let Some(status) = cache_status {
+            rec.cache = Some(status.as_str());
+            out.headers
+                .push(("x-datamind-cache", status.as_str().to_owned()));
+        }
         let conductor = &snapshot.conductor;
         let input = conductor.is_active().then(|| {
             conductor.request_input(&caller, &req, op, &|name: &str| {
@@ -323,7 +327,6 @@ impl ApiApp {
             request_id,
             started,
             deadline: started + total,
-            cache_status,
             capture_limit: cache_plan
                 .as_ref()
                 .filter(|p| p.store)
