@@ -30,8 +30,9 @@
 //!
 //! **On a hit** the body reports the original usage; the access log says `cache: "hit"`
 //! with `upstream_ms` 0 and zero tokens (no provider was paid), and token metrics are not
-//! incremented. Limits (RPM/TPM): a hit is a request but consumes no tokens — see the
-//! `limits:` comment in `server/api.rs`.
+//! incremented. Limits: admission runs before the lookup, so a hit counts as a request
+//! (RPM); `limits::gate::finish` refunds its token reservation whole (no deployment
+//! answered). Placement (Conductor) runs only on a miss.
 
 pub mod capture;
 pub mod memory;
