@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the gateway's hot pure code in `datamind-llm`: SSE parsing
 //! and pass-through of a 20-chunk OpenAI stream, client request parsing/rendering, and
-//! stream translation per provider on the golden fixtures.
+//! stream translation per provider on the golden fixtures (Bedrock's in its binary framing).
 //! The stream is the exact one `mock-llm` sends, so these match the end-to-end scenarios.
 
 use std::hint::black_box;
@@ -104,13 +104,14 @@ fn providers(c: &mut Criterion) {
         (ProviderKind::Gemini, "gemini/stream_text"),
         (ProviderKind::WorkersAiRun, "workers_ai_run/run_text"),
         (ProviderKind::Azure, "azure/stream_with_filters"),
+        (ProviderKind::Bedrock, "bedrock/converse_stream_tool"),
     ];
     let mut group = c.benchmark_group("stream_translation");
     for (kind, case) in cases {
         let dir = format!("{golden}/{case}");
         let (Ok(request), Ok(stream), Some(adapter)) = (
             std::fs::read(format!("{dir}/request.json")),
-            std::fs::read(format!("{dir}/stream.sse")),
+            std::fs::read(format!("{dir}/stream.sse")).or_else(|_| bedrock_frames(&dir)),
             kind.adapter(),
         ) else {
             continue;
@@ -131,6 +132,29 @@ fn providers(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// A Bedrock fixture (`stream.jsonl`, one `{"event","payload"}` per line) in the binary AWS
+/// event-stream framing, exactly as `mock-llm` sends it.
+fn bedrock_frames(dir: &str) -> std::io::Result<Vec<u8>> {
+    const EVENTS: [&str; 6] = [
+        "messageStart",
+        "contentBlockStart",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    ];
+    let text = std::fs::read_to_string(format!("{dir}/stream.jsonl"))?;
+    let mut wire = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let name = v["event"].as_str().unwrap_or_default();
+        if let Some(event) = EVENTS.iter().find(|e| **e == name) {
+            wire.extend(datamind_benches::mock::bedrock::frame(event, &v["payload"]));
+        }
+    }
+    Ok(wire)
 }
 
 criterion_group!(benches, sse, request, providers);

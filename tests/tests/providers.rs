@@ -289,3 +289,72 @@ async fn openai_sdk_is_served_by_anthropic_gemini_and_bedrock_upstreams() -> Res
     }
     Ok(())
 }
+
+/// Every error class from every provider kind, in that provider's own error format (the
+/// mock answers in it), reaches the OpenAI client with the right status and code; 429
+/// keeps `Retry-After`; credential failures are the gateway's 502 and never echo a key.
+#[tokio::test]
+async fn every_error_class_from_every_provider_maps_to_openai_errors() -> Result<()> {
+    // (upstream status, client status, code for providers not speaking OpenAI's format)
+    let classes: [(u16, u16, &str); 8] = [
+        (400, 400, ""),
+        (401, 502, "upstream_auth_failed"),
+        (403, 502, "upstream_auth_failed"),
+        (404, 404, "model_not_found"),
+        (413, 413, "request_too_large"),
+        (500, 500, ""),
+        (503, 503, "overloaded"),
+        // Last: its Retry-After rightly cools the deployment down.
+        (429, 429, "rate_limit_exceeded"),
+    ];
+    let kinds = std::iter::once("openai").chain(KINDS);
+    for kind in kinds {
+        let mock = MockLlm::start(MockSpec::named(kind)).await?;
+        let (p, model) = provider(kind, "up", &mock);
+        let secret = p
+            .get("api_key")
+            .or(p.get("bearer_token"))
+            .or(p.get("aws_secret_access_key"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        // No cooldown: every request must reach the upstream and show its own error.
+        let cfg = GatewayConfig::new()
+            .provider(p)
+            .model(ModelGroup::new(MODEL).deployment("up", model))
+            .set("/cooldown/failures", json!(1_000_000));
+        let gw = Gateway::start(&cfg).await?;
+        let openai_shaped = matches!(kind, "openai" | "azure");
+        for (upstream, client, code) in classes {
+            mock.control(
+                json!({"status": upstream, "retry_after": if upstream == 429 { 7 } else { 0 }}),
+            )
+            .await?;
+            let resp = gw.chat(KEY_ALL, &chat_body(MODEL, "x")).await?;
+            let resp_status = resp.status().as_u16();
+            let retry_after = header(&resp, "retry-after");
+            let text = resp.text().await?;
+            let err: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{kind} {upstream}: not JSON: {text}"))?;
+            let got = err["error"]["code"].as_str().unwrap_or("");
+            let kind_of_error = err
+                .pointer("/error/type")
+                .and_then(Value::as_str)
+                .with_context(|| format!("{kind} {upstream}: not an OpenAI error: {text}"))?;
+            assert!(!kind_of_error.is_empty(), "{kind} {upstream}: {text}");
+            assert!(
+                secret.is_empty() || !text.contains(&secret),
+                "{kind} {upstream} leaks the upstream credential: {text}"
+            );
+            assert_eq!(resp_status, client, "{kind} {upstream}: {text}");
+            if !code.is_empty() && (!openai_shaped || matches!(upstream, 401 | 403)) {
+                assert_eq!(got, code, "{kind} {upstream}: {text}");
+            }
+            if upstream == 429 {
+                assert_eq!(retry_after.as_deref(), Some("7"), "{kind}: {text}");
+            }
+        }
+        mock.heal().await?;
+    }
+    Ok(())
+}
