@@ -84,7 +84,7 @@ async fn check(
         return Ok(c);
     }
     gw.runtime_keys
-        .lookup(&d, now, &keys.tenants)?
+        .lookup(&d, now)?
         .ok_or(GatewayError::Unauthorized("invalid API key"))
 }
 

@@ -68,7 +68,9 @@ impl Reloader {
                     crate::telemetry::logging::set_level(new.telemetry.log_level.as_deref());
                 }
                 let snapshot = Snapshot::build(new, &self.gw.health, &self.gw.metrics);
+                let tenants = snapshot.keys.tenants.clone();
                 self.gw.snapshot.store(Arc::new(snapshot));
+                self.gw.runtime_keys.set_tenants(tenants);
                 self.gw.metrics.record_reload(true);
                 tracing::info!(path = %self.path.display(), "configuration reloaded");
                 true

@@ -75,7 +75,7 @@ impl Gateway {
             Some(r) => Arc::new(RedisStore::new(r.clone())),
             None => Arc::new(MemoryStore::default()),
         };
-        let runtime_keys = Arc::new(RuntimeKeys::new(store));
+        let runtime_keys = Arc::new(RuntimeKeys::new(store, snapshot.keys.tenants.clone()));
         let mut opts = pingora_core::connectors::ConnectorOptions::new(1024);
         opts.keepalive_pool_size = 1024;
         Arc::new(Self {

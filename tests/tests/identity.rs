@@ -305,17 +305,34 @@ async fn runtime_keys_survive_a_reload_and_config_keys_expire() -> Result<()> {
         .create(&json!({"name": "survivor", "tenant": "eu-bank"}))
         .await?;
     assert_eq!(chat_status(&gw, &key, MODEL).await?.0, 200);
+    // A key of a tenant the config does not list yet.
+    let (_, late) = admin
+        .create(&json!({"name": "late", "tenant": "late-tenant"}))
+        .await?;
 
-    // A reload that adds a model: the runtime key still works and may use it.
+    // A reload that adds a model and that tenant (one request a minute): the runtime keys
+    // still work, may use the new model, and carry the new tenant's limits.
+    let tenants = json!([{"name": "eu-bank", "residency": "eu"},
+                         {"name": "late-tenant", "limits": {"rpm": 1}}]);
     gw.rewrite_config(
         &cfg.clone()
+            .set("/tenants", tenants)
             .model(ModelGroup::new("reloaded").deployment("m", "mock-small")),
     )?;
     eventually("the reloaded model", Duration::from_secs(5), || async {
-        Ok((chat_status(&gw, &key, "reloaded").await?.0 == 200).then_some(()))
+        Ok((chat_status(&gw, KEY_ALL, "reloaded").await?.0 == 200).then_some(()))
     })
     .await?;
+    assert_eq!(chat_status(&gw, &key, "reloaded").await?.0, 200);
     assert_eq!(chat_status(&gw, &key, MODEL).await?.0, 200);
+    assert_eq!(chat_status(&gw, &late, MODEL).await?.0, 200);
+    let (status, err) = chat_status(&gw, &late, MODEL).await?;
+    assert_eq!(
+        status,
+        429,
+        "the reloaded tenant's limit: {:?}",
+        err.map(|e| e.body)
+    );
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //! key remembers its previous digests for the same reason.
 //!
 //! Runtime keys are not config: a reload keeps them. The index holds the tenant table it
-//! was built with and is rebuilt when a reload brings a new one.
+//! was built with; a reload hands it the new one ([`RuntimeKeys::set_tenants`]), which
+//! rebuilds the index once, off the request path.
 
 pub mod memory;
 pub mod redis_store;
@@ -127,6 +128,8 @@ pub struct RuntimeKeys {
     /// The store version the index reflects (`u64::MAX`: never loaded).
     version: AtomicU64,
     writes: tokio::sync::Mutex<()>,
+    /// Serialises index rebuilds (a sync and a tenant swap must not undo each other).
+    rebuild: parking_lot::Mutex<()>,
 }
 
 // === impl RuntimeKey ===
@@ -206,31 +209,32 @@ impl Index {
 // === impl RuntimeKeys ===
 
 impl RuntimeKeys {
-    /// An empty index over `store`; call [`Self::sync`] to load it.
-    pub fn new(store: Arc<dyn KeyStore>) -> Self {
+    /// An empty index over `store` with the config's `tenants`; call [`Self::sync`] to
+    /// load it.
+    pub fn new(store: Arc<dyn KeyStore>, tenants: Arc<Tenants>) -> Self {
         Self {
             store,
-            index: ArcSwap::from_pointee(Index::default()),
+            index: ArcSwap::from_pointee(Index {
+                tenants,
+                ..Index::default()
+            }),
             version: AtomicU64::new(u64::MAX),
             writes: tokio::sync::Mutex::new(()),
+            rebuild: parking_lot::Mutex::new(()),
         }
     }
 
+    /// A reload brought a new tenant table: rebuild the index with it.
+    pub fn set_tenants(&self, tenants: Arc<Tenants>) {
+        let _r = self.rebuild.lock();
+        let records = self.index.load().records.clone();
+        self.index.store(Arc::new(Index::build(records, tenants)));
+    }
+
     /// The key with this digest: `Ok(None)` when unknown, an error when revoked or
-    /// expired. Never does I/O. `tenants` is the current snapshot's table.
-    pub fn lookup(
-        &self,
-        digest: &Digest32,
-        now: i64,
-        tenants: &Arc<Tenants>,
-    ) -> Result<Option<Arc<Caller>>, GatewayError> {
-        let mut index = self.index.load();
-        if !Arc::ptr_eq(&index.tenants, tenants) {
-            // A reload brought new tenants: rebuild once (whoever gets here first).
-            let fresh = Arc::new(Index::build(index.records.clone(), tenants.clone()));
-            self.index.store(fresh);
-            index = self.index.load();
-        }
+    /// expired. Never does I/O or allocates.
+    pub fn lookup(&self, digest: &Digest32, now: i64) -> Result<Option<Arc<Caller>>, GatewayError> {
+        let index = self.index.load();
         match index.by_digest.get_key_value(digest) {
             Some((stored, slot)) if bool::from(stored.ct_eq(digest)) => match slot {
                 Slot::Revoked => Err(GatewayError::Unauthorized("the API key has been revoked")),
@@ -261,6 +265,7 @@ impl RuntimeKeys {
             return Ok(false);
         }
         let records = self.store.load_all().await?;
+        let _r = self.rebuild.lock();
         let tenants = self.index.load().tenants.clone();
         self.index.store(Arc::new(Index::build(records, tenants)));
         self.version.store(v, Ordering::Release);

@@ -25,43 +25,31 @@ fn record(id: &str, secret: &str) -> RuntimeKey {
 
 #[tokio::test]
 async fn create_rotate_revoke_and_expire() {
-    let keys = RuntimeKeys::new(Arc::new(MemoryStore::default()));
-    let tenants = Arc::new(Tenants::default());
+    let keys = RuntimeKeys::new(Arc::new(MemoryStore::default()), Arc::default());
     let now = now_secs();
     keys.create(record("key_1", "sk-one")).await.unwrap();
-    let c = keys
-        .lookup(&digest("sk-one"), now, &tenants)
-        .unwrap()
-        .unwrap();
+    let c = keys.lookup(&digest("sk-one"), now).unwrap().unwrap();
     assert_eq!((c.key_id.as_str(), c.tenant.as_str()), ("key_1", "t"));
-    assert!(
-        keys.lookup(&digest("sk-none"), now, &tenants)
-            .unwrap()
-            .is_none()
-    );
+    assert!(keys.lookup(&digest("sk-none"), now).unwrap().is_none());
 
     keys.update("key_1", |k| k.rotate(hash_key("sk-two"), now))
         .await
         .unwrap()
         .unwrap();
-    let e = keys.lookup(&digest("sk-one"), now, &tenants).unwrap_err();
+    let e = keys.lookup(&digest("sk-one"), now).unwrap_err();
     assert!(e.to_string().contains("revoked"), "{e}");
-    assert!(
-        keys.lookup(&digest("sk-two"), now, &tenants)
-            .unwrap()
-            .is_some()
-    );
+    assert!(keys.lookup(&digest("sk-two"), now).unwrap().is_some());
 
     keys.update("key_1", |k| k.expires_at = Some(now - 1))
         .await
         .unwrap();
-    let e = keys.lookup(&digest("sk-two"), now, &tenants).unwrap_err();
+    let e = keys.lookup(&digest("sk-two"), now).unwrap_err();
     assert!(e.to_string().contains("expired"), "{e}");
 
     keys.update("key_1", |k| k.revoked_at = Some(now))
         .await
         .unwrap();
-    let e = keys.lookup(&digest("sk-two"), now, &tenants).unwrap_err();
+    let e = keys.lookup(&digest("sk-two"), now).unwrap_err();
     assert!(e.to_string().contains("revoked"), "{e}");
     assert_eq!(keys.records()[0].status(now), "revoked");
     assert!(keys.update("key_9", |_| {}).await.unwrap().is_none());
@@ -69,20 +57,21 @@ async fn create_rotate_revoke_and_expire() {
 
 #[tokio::test]
 async fn a_new_tenant_table_rebuilds_the_index() {
-    let keys = RuntimeKeys::new(Arc::new(MemoryStore::default()));
+    let keys = RuntimeKeys::new(Arc::new(MemoryStore::default()), Arc::default());
     keys.create(record("key_1", "sk-one")).await.unwrap();
-    let t1 = Arc::new(Tenants::default());
-    let c = keys.lookup(&digest("sk-one"), 0, &t1).unwrap().unwrap();
+    let c = keys.lookup(&digest("sk-one"), 0).unwrap().unwrap();
     assert_eq!(c.tenant_info.residency, None);
-    let t2 = Arc::new(Tenants::from_config(&[crate::config::TenantConfig {
-        name: "t".into(),
-        residency: Some("eu".into()),
-        region: None,
-        attributes: BTreeMap::new(),
-        limits: LimitsConfig::default(),
-        budget: None,
-    }]));
-    let c = keys.lookup(&digest("sk-one"), 0, &t2).unwrap().unwrap();
+    keys.set_tenants(Arc::new(Tenants::from_config(&[
+        crate::config::TenantConfig {
+            name: "t".into(),
+            residency: Some("eu".into()),
+            region: None,
+            attributes: BTreeMap::new(),
+            limits: LimitsConfig::default(),
+            budget: None,
+        },
+    ])));
+    let c = keys.lookup(&digest("sk-one"), 0).unwrap().unwrap();
     assert_eq!(c.tenant_info.residency.as_deref(), Some("eu"));
 }
 
