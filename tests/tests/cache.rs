@@ -293,7 +293,9 @@ async fn errors_are_never_stored() -> Result<()> {
     assert_eq!((st, c.as_str()), (400, "miss"), "an error was replayed");
     // A gateway-made error (the upstream resets the connection: 502) is not stored either,
     // and says it was a miss.
-    s.mock.control(json!({"status": 200, "fault": "reset"})).await?;
+    s.mock
+        .control(json!({"status": 200, "fault": "reset"}))
+        .await?;
     let (st, c, _) = chat(&s, KEY_ALL, &det("err")).await?;
     assert_eq!((st, c.as_str()), (502, "miss"));
     s.mock.heal().await?;
