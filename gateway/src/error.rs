@@ -97,7 +97,8 @@ pub enum GatewayError {
     },
     /// A hard budget would be exceeded.
     #[error(
-        "the {scope}'s {period}ly budget of {hard_usd} USD is used up (spent {spent_usd:.6} USD); the request was not sent"
+        "the {scope}'s {} budget of {hard_usd} USD would be exceeded (spent {spent_usd:.6} USD); the request was not sent",
+        if *.period == "day" { "daily" } else { "monthly" }
     )]
     BudgetExceeded {
         /// `key` or `tenant`.

@@ -104,6 +104,9 @@ pub struct Charge<'a> {
     pub key_id: &'a str,
     /// Client-facing model (metric label).
     pub model: &'a str,
+    /// The tenant as a metric label: its name when listed in `tenants[]`, else `other`
+    /// (runtime keys and tokens may name unbounded tenants).
+    pub tenant_label: &'a str,
     /// Tokens used.
     pub usage: &'a Usage,
     /// Price × usage; `None` when nothing priced answered (nothing is recorded).
@@ -236,6 +239,7 @@ impl SpendTracker {
             tenant,
             key_id,
             model,
+            tenant_label,
             usage,
             cost_usd,
         } = *charge;
@@ -269,7 +273,7 @@ impl SpendTracker {
                 slot.add(&delta);
             }
         }
-        self.metrics.limits.add_spend(tenant, model, usd);
+        self.metrics.limits.add_spend(tenant_label, model, usd);
         for b in budgets {
             let key = key_for(b.scope, b.id, b.budget.period, &stamps);
             let spent = book.spent(&key);

@@ -18,6 +18,7 @@ use crate::state::Gateway;
 pub struct Hold {
     caller: Arc<Caller>,
     model: String,
+    tenant_label: String,
     rate: Option<Admission>,
     budget: Reservation,
 }
@@ -72,6 +73,7 @@ pub async fn admit(
                     tenant: &caller.tenant,
                     key_id: &caller.key_id,
                     model: &group.name,
+                    tenant_label: "",
                     usage: &Default::default(),
                     cost_usd: None,
                 };
@@ -85,9 +87,19 @@ pub async fn admit(
     if let Some(a) = &rate {
         out.headers.extend(a.headers.iter().cloned());
     }
+    let listed = snapshot
+        .config
+        .tenants
+        .iter()
+        .any(|t| t.name == caller.tenant);
     out.limits = Some(Hold {
         caller: caller.clone(),
         model: group.name.clone(),
+        tenant_label: if listed {
+            caller.tenant.clone()
+        } else {
+            "other".to_owned()
+        },
         rate,
         budget,
     });
@@ -121,6 +133,7 @@ pub fn finish(gw: &Gateway, out: &mut Outcome) {
         tenant: &c.tenant,
         key_id: &c.key_id,
         model: &hold.model,
+        tenant_label: &hold.tenant_label,
         usage: &out.usage,
         cost_usd: cost,
     };

@@ -1,7 +1,8 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics`, and the key API under
-//! `/admin/keys` ([`keys`]).
+//! `/admin/keys` ([`keys`]), and spend per tenant or key at `/admin/spend` ([`spend`]).
 
 mod keys;
+mod spend;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -81,6 +82,15 @@ impl ServeHttp for AdminApp {
         }
         if path == "/admin/route/explain" {
             let (status, body) = explain(&self.gw, session).await;
+            return Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header("content-length", body.len())
+                .body(body)
+                .unwrap_or_default();
+        }
+        if path == "/admin/spend" {
+            let (status, body) = spend::serve(&self.gw, session).await;
             return Response::builder()
                 .status(status)
                 .header("content-type", "application/json")

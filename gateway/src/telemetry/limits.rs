@@ -71,7 +71,7 @@ impl LimitMetrics {
         );
         registry.register(
             "spend_usd",
-            "Spend recorded by this replica, by tenant and client-facing model",
+            "Spend recorded by this replica, by tenant (listed in tenants[], else other) and client-facing model",
             m.spend.clone(),
         );
         registry.register(

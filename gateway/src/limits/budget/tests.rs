@@ -17,6 +17,7 @@ fn charge<'a>(usage: &'a Usage, usd: f64) -> Charge<'a> {
         tenant: "team-a",
         key_id: "ci",
         model: "m",
+        tenant_label: "team-a",
         usage,
         cost_usd: Some(usd),
     }
@@ -52,7 +53,11 @@ fn refuses_what_would_cross_a_hard_budget_counting_requests_in_flight() {
     let r = t.admit(&subjects, 0.4).unwrap();
     t.finish(r, &charge(&usage, 0.4), &subjects);
     let e = t.admit(&subjects, 0.0).unwrap_err();
-    assert!(e.to_string().contains("budget of 1 USD is used up"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("daily budget of 1 USD would be exceeded"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
