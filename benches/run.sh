@@ -2,7 +2,7 @@
 # Scenario runner: DataMind next to its peers, on this machine, against one mock-llm.
 #
 #   benches/run.sh --smoke            # a few hundred requests per target and scenario (< 1 min)
-#   benches/run.sh [--repeats 3] [--duration 8] [--targets direct,nginx,datamind,datamind_cache,litellm,portkey]
+#   benches/run.sh [--repeats 3] [--duration 8] [--targets direct,nginx,datamind,datamind_cache,datamind_limits,datamind_limits_redis,litellm,portkey]
 #                  [--scenarios chat_c32,stream_c1000,...] [--soak MINUTES]
 #                  [--bin-dir DIR] [--out DIR] [--no-build]
 #
@@ -10,7 +10,9 @@
 # shared/notes/benchmarking.md), datamind (release gateway with a generated config: auth,
 # JSON parsing, routing, metrics and the access log on), datamind_anthropic (the same gateway,
 # OpenAI clients served by an Anthropic-format upstream: request and stream translation),
-# datamind_cache (the gateway with the response cache on: the hit path), and
+# datamind_cache (the gateway with the response cache on: the hit path), datamind_limits
+# (rate limits, a budget and spend tracking on, in-process), datamind_limits_redis (the same
+# shared in a local redis-server), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
 # target's CPU and RSS. Results: benches/results/<date>.md, .json and .svg (--out elsewhere).
@@ -175,6 +177,36 @@ start_datamind_cache() {
   HDR[datamind_cache]+=$'\nx-datamind-cache: force'
 }
 
+# The gateway with rate limits, a budget and spend tracking on for the bench key's tenant
+# (limits far above any bench rate, so nothing is refused: this measures the admission and
+# settle work), in-process; and the same with the limits shared in a local redis-server.
+LIMITS_YAML='tenants:
+  - name: default
+    limits: { rpm: 1000000000, tpm: 1000000000000, max_concurrent: 1000000, models: { mock: { rpm: 1000000000 } } }
+    budget: { period: day, hard_usd: 1000000000 }
+prices:
+  mock: { input: 0.15, output: 0.60 }
+  claude-mock: { input: 0.80, output: 4.00 }'
+start_datamind_limits() {
+  start_datamind datamind_limits "$LIMITS_YAML"
+}
+start_datamind_limits_redis() {
+  command -v redis-server >/dev/null || return 1
+  local port; port=$(free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --logfile "$WORK/redis.log" >/dev/null 2>&1 &
+  PIDS+=("$!")
+  start_datamind datamind_limits_redis "$LIMITS_YAML
+redis: { url: \"redis://127.0.0.1:$port\" }" || return 1
+  # Ready means the limiter is sharing its counters in Redis.
+  local admin; admin=$(sed -n 's/^  admin_listen: "\(.*\)"$/\1/p' "$WORK/datamind_limits_redis.yaml")
+  for _ in $(seq 100); do
+    curl -sf "http://$admin/metrics" | grep -q '^datamind_ratelimit_mode{mode="shared"} 1' && return 0
+    sleep 0.1
+  done
+  log "datamind_limits_redis: the limiter never reached Redis"; return 1
+}
+
 start_litellm() {
   local venv="$PEERS_DIR/litellm-venv" port; [ -x "$venv/bin/litellm" ] || return 1
   port=$(free_port)
@@ -204,7 +236,7 @@ start_portkey() {
 }
 
 if [ -z "$TARGETS" ]; then
-  TARGETS=direct,nginx,datamind,datamind_anthropic,datamind_cache
+  TARGETS=direct,nginx,datamind,datamind_anthropic,datamind_cache,datamind_limits,datamind_limits_redis
   [ -x "$PEERS_DIR/litellm-venv/bin/litellm" ] && TARGETS+=,litellm
   [ -f "$PEERS_DIR/portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ] && TARGETS+=,portkey
 fi
@@ -337,6 +369,7 @@ open(sys.argv[2], "w").write("\n".join(out))
 
 # SVG: throughput per scenario and target, relative to direct, on a log axis.
 colors = {"direct": "#777", "nginx": "#2a9d8f", "datamind": "#e76f51", "datamind_anthropic": "#f4a261",
+          "datamind_limits": "#b5651d", "datamind_limits_redis": "#8c2f39",
           "litellm": "#264653", "portkey": "#8d99ae"}
 rows = []
 for scenario, targets in cells.items():

@@ -9,6 +9,8 @@
 //!
 //! ```text
 //! server::api      route → authenticate (auth) → read body (bounded) → parse (datamind-llm)
+//!   limits         budgets, then rate limits (in Redis when configured): admit or 429;
+//!                  settled (tokens reconciled, spend recorded) when the usage is known
 //!   cache          exact-match answers: a hit is replayed here; a miss is teed and stored
 //!   routing        model group → ordered candidates (Conductor's CEL rules, strategy,
 //!                  cooldowns, fallbacks)

@@ -173,10 +173,15 @@ impl Limiter {
             let weak = Arc::downgrade(&limiter);
             let mut rx = redis.watch();
             redis.spawn(async move {
-                while rx.changed().await.is_ok() {
+                // The connection may already be up: act on the current state first.
+                loop {
                     let up = *rx.borrow_and_update();
                     let Some(l) = weak.upgrade() else { return };
                     l.note_mode(if up { Mode::Shared } else { l.down_mode() });
+                    drop(l);
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
                 }
             });
         }

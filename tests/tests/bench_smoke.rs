@@ -1,6 +1,6 @@
 //! The load-testing harness cannot rot: `benches/run.sh --smoke` runs against the binaries
 //! under test (direct, nginx, the gateway, the gateway over a translating upstream, the
-//! gateway with its cache) and must produce a complete report with no failed requests.
+//! gateway with its cache, the gateway with limits and budgets in-process and in Redis) and must produce a complete report with no failed requests.
 //! Nothing here looks at timings: performance is reported by the full run, never asserted.
 
 use std::process::Command;
@@ -16,7 +16,20 @@ fn harness_smoke_run_reports_every_target_and_scenario() -> Result<()> {
         .context("binary directory")?
         .to_path_buf();
     let out = tempfile::tempdir()?;
-    let mut targets = vec!["direct", "datamind", "datamind_anthropic", "datamind_cache"];
+    let mut targets = vec![
+        "direct",
+        "datamind",
+        "datamind_anthropic",
+        "datamind_cache",
+        "datamind_limits",
+    ];
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        targets.push("datamind_limits_redis");
+    }
     if std::path::Path::new("/usr/sbin/nginx").exists() {
         targets.push("nginx");
     }
