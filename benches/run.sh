@@ -12,7 +12,8 @@
 # OpenAI clients served by an Anthropic-format upstream: request and stream translation),
 # datamind_cache (the gateway with the response cache on: the hit path), datamind_limits
 # (rate limits, a budget and spend tracking on, in-process), datamind_limits_redis (the same
-# shared in a local redis-server), and
+# shared in a local redis-server), datamind_traced (the gateway exporting OTLP traces of
+# every request to a local discarding collector), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
 # target's CPU and RSS. Results: benches/results/<date>.md, .json and .svg (--out elsewhere).
@@ -207,6 +208,21 @@ redis: { url: \"redis://127.0.0.1:$port\" }" || return 1
   log "datamind_limits_redis: the limiter never reached Redis"; return 1
 }
 
+# The same gateway exporting every request's spans (server + attempt) over OTLP/HTTP to a
+# local collector that accepts and discards them (benches/otlp_sink.py): tracing on versus
+# the plain `datamind` target is the cost of tracing.
+start_datamind_traced() {
+  local sink_port; sink_port=$(free_port)
+  python3 "$ROOT/benches/otlp_sink.py" "$sink_port" >"$WORK/otlp-sink.out" 2>&1 &
+  PIDS+=("$!")
+  wait_http "http://127.0.0.1:$sink_port/healthz" 10 || return 1
+  start_datamind datamind_traced "telemetry:
+  traces:
+    enabled: true
+    protocol: http/protobuf
+    endpoint: http://127.0.0.1:$sink_port/v1/traces"
+}
+
 start_litellm() {
   local venv="$PEERS_DIR/litellm-venv" port; [ -x "$venv/bin/litellm" ] || return 1
   port=$(free_port)
@@ -236,7 +252,7 @@ start_portkey() {
 }
 
 if [ -z "$TARGETS" ]; then
-  TARGETS=direct,nginx,datamind,datamind_anthropic,datamind_cache,datamind_limits,datamind_limits_redis
+  TARGETS=direct,nginx,datamind,datamind_traced,datamind_anthropic,datamind_cache,datamind_limits,datamind_limits_redis
   [ -x "$PEERS_DIR/litellm-venv/bin/litellm" ] && TARGETS+=,litellm
   [ -f "$PEERS_DIR/portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ] && TARGETS+=,portkey
 fi

@@ -19,6 +19,7 @@ fn harness_smoke_run_reports_every_target_and_scenario() -> Result<()> {
     let mut targets = vec![
         "direct",
         "datamind",
+        "datamind_traced",
         "datamind_anthropic",
         "datamind_cache",
         "datamind_limits",

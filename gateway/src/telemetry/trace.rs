@@ -87,7 +87,7 @@ pub struct RequestTrace {
 
 impl RequestTrace {
     /// A recording trace: a child of `parent` when the client sent one.
-    pub(super) fn recording(parent: Option<RemoteParent>, tracestate: Option<String>) -> Self {
+    pub fn recording(parent: Option<RemoteParent>, tracestate: Option<String>) -> Self {
         let trace_id = parent.map_or_else(|| TraceId::from(nonzero_u128()), |p| p.trace_id);
         Self {
             recording: true,
@@ -103,7 +103,7 @@ impl RequestTrace {
     }
 
     /// Passes the client's context on unchanged and records nothing.
-    pub(super) fn propagate_only(parent: RemoteParent, tracestate: Option<String>) -> Self {
+    pub fn propagate_only(parent: RemoteParent, tracestate: Option<String>) -> Self {
         Self {
             recording: false,
             trace_id: parent.trace_id,
