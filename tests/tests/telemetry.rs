@@ -58,8 +58,11 @@ async fn grpc_export_has_genai_spans_parented_on_the_client_and_propagated_upstr
     let rx = OtlpReceiver::start().await?;
     let mut t = traces(&rx.grpc_endpoint(), "grpc");
     t["record_content_tenants"] = json!(["team-b"]);
-    let s =
-        OneUpstream::start_with(MockSpec::named("up1"), |c| c.set("/telemetry/traces", t)).await?;
+    let s = OneUpstream::start_with(MockSpec::named("up1"), |c| {
+        c.set("/telemetry/traces", t)
+            .set("/cache", json!({"enabled": true, "mode": "opt_in"}))
+    })
+    .await?;
 
     let mut body = chat_body(CHAT_MODEL, "tell me a secret-free story");
     body["max_tokens"] = json!(20);
@@ -119,6 +122,7 @@ async fn grpc_export_has_genai_spans_parented_on_the_client_and_propagated_upstr
         ("datamind.deployment", json!(format!("up1/{UPSTREAM_CHAT}"))),
         ("datamind.request_id", json!(request_id)),
         ("http.response.status_code", json!(200)),
+        ("datamind.cache", json!("bypass")),
     ] {
         assert_eq!(
             server.attributes.get(k),
@@ -205,7 +209,11 @@ async fn standard_otel_variables_select_http_protobuf_and_attempt_spans_show_the
     let rx = OtlpReceiver::start().await?;
     let primary = datamind_e2e::MockLlm::start(MockSpec::named("up1").status(503)).await?;
     let backup = datamind_e2e::MockLlm::start(MockSpec::named("up2")).await?;
-    let config = datamind_e2e::fixture::failover_config(&primary.base_url(), &backup.base_url());
+    let config = datamind_e2e::fixture::failover_config(&primary.base_url(), &backup.base_url())
+        .set(
+            "/policy",
+            json!({"rules": [{"name": "keep-all", "filter": "true", "tags": {"tier": "gold"}}]}),
+        );
     let endpoint = rx.http_url("");
     let gateway = Gateway::start_with_env(
         |api, admin| config.render(api, admin),
@@ -241,6 +249,8 @@ async fn standard_otel_variables_select_http_protobuf_and_attempt_spans_show_the
     );
     assert_eq!(server.parent_span_id, "");
     assert_eq!(server.attr_i64("datamind.attempts"), Some(2));
+    assert_eq!(server.attr_str("datamind.route.rule"), Some("keep-all"));
+    assert_eq!(server.attr_str("datamind.route.tag.tier"), Some("gold"));
     let attempts = attempt_spans(&spans, &server.trace_id);
     assert_eq!(attempts.len(), 2);
     let (first, second) = (attempts[0], attempts[1]);

@@ -319,6 +319,22 @@ impl RequestTrace {
             attrs.push(s("datamind.deployment", d));
         }
         attrs.push(KeyValue::new("datamind.attempts", i64::from(rec.attempts)));
+        // Conductor's decision and the response cache, as the access log has them.
+        for (k, v) in [
+            ("datamind.route.rule", &rec.rule),
+            ("datamind.route.cloud", &rec.cloud),
+            ("datamind.route.region", &rec.region),
+        ] {
+            if let Some(v) = v {
+                attrs.push(s(k, v));
+            }
+        }
+        for (k, v) in rec.tags.iter().flatten() {
+            attrs.push(KeyValue::new(format!("datamind.route.tag.{k}"), v.clone()));
+        }
+        if let Some(c) = rec.cache {
+            attrs.push(KeyValue::new("datamind.cache", c));
+        }
         attrs.push(KeyValue::new("datamind.overhead_ms", overhead_ms));
         if let Some(i) = &self.facts.input {
             attrs.push(s("gen_ai.input.messages", i));
