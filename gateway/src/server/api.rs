@@ -118,7 +118,11 @@ impl ApiApp {
                     tokens: (out.usage.prompt_tokens, out.usage.completion_tokens),
                     op: rec.operation.unwrap_or(""),
                     stream: rec.stream,
-                    tenant: rec.tenant.as_deref(),
+                    tenant: match rec.tenant.as_deref() {
+                        Some(t) if rec.tenant_is_label => Some(t),
+                        Some(_) => Some("other"),
+                        None => None,
+                    },
                 };
                 self.gw
                     .metrics
@@ -212,6 +216,13 @@ impl ApiApp {
         )
         .await?;
         rec.tenant = Some(caller.tenant.clone());
+        // Metric label: tenants of keys are configured; a JWT's tenant only when listed.
+        rec.tenant_is_label = !caller.key_id.starts_with("jwt:")
+            || snapshot
+                .config
+                .tenants
+                .iter()
+                .any(|t| t.name == caller.tenant);
         rec.key_name = Some(caller.key_name.clone());
         let op = match route {
             Route::Models => {

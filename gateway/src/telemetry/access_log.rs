@@ -67,6 +67,9 @@ pub struct AccessRecord {
     /// W3C trace id of the request's trace (when traced or the client sent `traceparent`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The tenant may be a metric label (configured, not just claimed by a JWT).
+    #[serde(skip)]
+    pub tenant_is_label: bool,
     /// `gen_ai.operation.name` of an LLM request (metrics only; not logged).
     #[serde(skip)]
     pub operation: Option<&'static str>,
