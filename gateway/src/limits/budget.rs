@@ -327,10 +327,12 @@ impl SpendTracker {
     }
 
     /// Sends the recorded deltas to Redis and reads the fleet totals of every watched
-    /// counter back. On failure the deltas are kept for the next flush.
+    /// counter back: one pipeline per subject (its day and month share a hash tag, so this
+    /// works under Redis Cluster too). On failure a subject's deltas are kept for the next
+    /// flush.
     async fn flush(&self) {
         let Some(redis) = &self.redis else { return };
-        let (pending, watched) = {
+        let (mut pending, watched) = {
             let mut book = self.book.lock();
             let stamps = stamps();
             book.prune(&stamps);
@@ -344,51 +346,58 @@ impl SpendTracker {
             );
             (pending, watched)
         };
-        if watched.is_empty() {
-            return;
+        let mut subjects: HashMap<(Scope, String), Vec<SpendKey>> = HashMap::new();
+        for k in watched {
+            subjects.entry((k.scope, k.id.clone())).or_default().push(k);
         }
-        let mut p = redis::pipe();
-        for (k, t) in &pending {
-            let name = redis_key(redis, k);
-            p.cmd("HINCRBYFLOAT")
-                .arg(&name)
-                .arg("usd")
-                .arg(t.usd)
-                .ignore();
-            for (field, v) in [
-                ("requests", t.requests),
-                ("prompt_tokens", t.prompt_tokens),
-                ("completion_tokens", t.completion_tokens),
-            ] {
-                p.cmd("HINCRBY").arg(&name).arg(field).arg(v).ignore();
-            }
-            let ttl = match k.period {
-                BudgetPeriod::Day => 35 * 86_400,
-                BudgetPeriod::Month => 400 * 86_400,
-            };
-            p.cmd("EXPIRE").arg(&name).arg(ttl).ignore();
-        }
-        for k in &watched {
-            p.cmd("HGETALL").arg(redis_key(redis, k));
-        }
-        match redis.pipeline::<Vec<Value>>(&p).await {
-            Ok(values) if values.len() == watched.len() => {
-                let mut book = self.book.lock();
-                for (k, v) in watched.into_iter().zip(values) {
-                    book.totals.insert(k, parse_totals(&v));
+        for keys in subjects.into_values() {
+            let deltas: Vec<(SpendKey, Totals)> = keys
+                .iter()
+                .filter_map(|k| pending.remove(k).map(|t| (k.clone(), t)))
+                .collect();
+            let mut p = redis::pipe();
+            for (k, t) in &deltas {
+                let name = redis_key(redis, k);
+                p.cmd("HINCRBYFLOAT")
+                    .arg(&name)
+                    .arg("usd")
+                    .arg(t.usd)
+                    .ignore();
+                for (field, v) in [
+                    ("requests", t.requests),
+                    ("prompt_tokens", t.prompt_tokens),
+                    ("completion_tokens", t.completion_tokens),
+                ] {
+                    p.cmd("HINCRBY").arg(&name).arg(field).arg(v).ignore();
                 }
-                book.export_remaining(&self.metrics, &stamps());
+                let ttl = match k.period {
+                    BudgetPeriod::Day => 35 * 86_400,
+                    BudgetPeriod::Month => 400 * 86_400,
+                };
+                p.cmd("EXPIRE").arg(&name).arg(ttl).ignore();
             }
-            other => {
-                if let Err(e) = other {
-                    tracing::debug!(error = %e, "spend flush to Redis failed; kept for the next one");
+            for k in &keys {
+                p.cmd("HGETALL").arg(redis_key(redis, k));
+            }
+            match redis.pipeline::<Vec<Value>>(&p).await {
+                Ok(values) if values.len() == keys.len() => {
+                    let mut book = self.book.lock();
+                    for (k, v) in keys.into_iter().zip(values) {
+                        book.totals.insert(k, parse_totals(&v));
+                    }
                 }
-                let mut book = self.book.lock();
-                for (k, t) in pending {
-                    book.pending.entry(k).or_default().add(&t);
+                other => {
+                    if let Err(e) = other {
+                        tracing::debug!(error = %e, "spend flush to Redis failed; kept for the next one");
+                    }
+                    let mut book = self.book.lock();
+                    for (k, t) in deltas {
+                        book.pending.entry(k).or_default().add(&t);
+                    }
                 }
             }
         }
+        self.book.lock().export_remaining(&self.metrics, &stamps());
     }
 }
 

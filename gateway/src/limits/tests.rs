@@ -172,3 +172,91 @@ async fn replicas_share_limits_in_redis_and_fall_back_when_it_is_gone() {
         "fresh Redis"
     );
 }
+
+#[tokio::test]
+async fn every_scope_in_one_script_and_spend_flush_work_under_redis_cluster() {
+    use crate::config::{BudgetConfig, BudgetPeriod, ModelLimitsConfig};
+    use crate::limits::budget::{Budgeted, Charge, Scope as SpendScope, SpendTracker};
+
+    let cluster = crate::redis::tests::Cluster::start();
+    let redis = crate::redis::Redis::start(&cluster.config()).unwrap();
+    assert!(
+        redis.wait_up(Duration::from_secs(10)).await,
+        "cluster never connected"
+    );
+    let cfg = LimiterConfig::default();
+    let l = Limiter::new(Some(redis.clone()), &cfg, Arc::new(Metrics::new()));
+    let mut limits = LimitsConfig {
+        rpm: Some(4),
+        max_concurrent: Some(10),
+        ..LimitsConfig::default()
+    };
+    limits.models.insert(
+        "m".into(),
+        ModelLimitsConfig {
+            tpm: Some(1000),
+            ..ModelLimitsConfig::default()
+        },
+    );
+    let mut c = caller(limits);
+    c.tenant_info = Arc::new(TenantInfo {
+        name: "team-a".into(),
+        limits: LimitsConfig {
+            rpm: Some(100),
+            ..LimitsConfig::default()
+        },
+        ..TenantInfo::default()
+    });
+    // Several tenants, so their tags land on different masters.
+    for tenant in ["team-a", "team-b", "team-c", "team-d"] {
+        c.tenant = tenant.into();
+        let mut admitted = 0;
+        for _ in 0..6 {
+            if let Ok(Some(a)) = l.admit(&cfg, &c, ask(10)).await {
+                admitted += 1;
+                drop(a);
+            }
+        }
+        assert_eq!(admitted, 4, "tenant {tenant}");
+    }
+    assert_eq!(l.mode(), Mode::Shared);
+
+    let t = SpendTracker::new(
+        Some(redis),
+        Duration::from_millis(50),
+        Arc::new(Metrics::new()),
+    );
+    let usage = datamind_llm::Usage {
+        prompt_tokens: 10,
+        completion_tokens: 2,
+        ..datamind_llm::Usage::default()
+    };
+    let budget = BudgetConfig {
+        period: BudgetPeriod::Day,
+        hard_usd: Some(100.0),
+        soft_usd: None,
+    };
+    for (i, tenant) in ["team-a", "team-b", "team-c"].iter().enumerate() {
+        let subjects = [Budgeted {
+            scope: SpendScope::Tenant,
+            id: tenant,
+            budget,
+        }];
+        let r = t.admit(&subjects, 1.0).unwrap();
+        let charge = Charge {
+            tenant,
+            key_id: &format!("key-{i}"),
+            model: "m",
+            tenant_label: tenant,
+            usage: &usage,
+            cost_usd: Some(0.25),
+        };
+        t.finish(r, &charge, &subjects);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for tenant in ["team-a", "team-b", "team-c"] {
+        let (_, day, _, _) = t.report(SpendScope::Tenant, tenant).await;
+        assert!((day.usd - 0.25).abs() < 1e-9, "{tenant}: {day:?}");
+        assert_eq!(day.requests, 1);
+    }
+}

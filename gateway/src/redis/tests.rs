@@ -186,3 +186,169 @@ fn targets_for_each_topology() {
     let s = base(r#"{ cluster: { nodes: ["redis://127.0.0.1:7000"] } }"#);
     assert_eq!(Target::from_config(&s).unwrap().kind(), "cluster");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// A three-master Redis Cluster on loopback (cluster config files in a temp dir).
+pub(crate) struct Cluster {
+    nodes: Vec<Child>,
+    pub(crate) ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let nodes = ports
+            .iter()
+            .map(|p| {
+                Command::new("redis-server")
+                    .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
+                    .args([
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--cluster-enabled",
+                        "yes",
+                    ])
+                    .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
+                    .arg("--dir")
+                    .arg(dir.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for p in &ports {
+            wait_port(*p);
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let c = Self {
+            nodes,
+            ports,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            let ok = c.ports.iter().all(|p| {
+                Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+            });
+            if ok {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("cluster never became ok");
+    }
+
+    pub(crate) fn config(&self) -> RedisConfig {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("\"redis://127.0.0.1:{p}\""))
+            .collect();
+        parse_redis(&format!(
+            "{{ cluster: {{ nodes: [{}] }} }}",
+            nodes.join(", ")
+        ))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+    }
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn parse_redis(block: &str) -> RedisConfig {
+    crate::config::parse_str(
+        &format!(
+            "server: {{ listen: \"127.0.0.1:1\", admin_listen: \"127.0.0.1:2\" }}\nauth: {{ enabled: false }}\nredis: {block}\n"
+        ),
+        &|_| None,
+    )
+    .unwrap()
+    .redis
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sentinel_names_the_master() {
+    let master = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sport = free_port();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {sport}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+            dir.path().display(),
+            master.port
+        ),
+    )
+    .unwrap();
+    let mut sentinel = Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(sport);
+    let cfg = parse_redis(&format!(
+        "{{ sentinel: {{ master_name: mymaster, nodes: [\"redis://127.0.0.1:{sport}\"] }} }}"
+    ));
+    let redis = Redis::start(&cfg).unwrap();
+    let up = redis.wait_up(Duration::from_secs(10)).await;
+    let port: Option<String> = if up {
+        redis
+            .query::<Vec<String>>(redis::cmd("CONFIG").arg("GET").arg("port"))
+            .await
+            .ok()
+            .and_then(|v| v.get(1).cloned())
+    } else {
+        None
+    };
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+    assert!(up, "never connected through the Sentinel");
+    assert_eq!(
+        port,
+        Some(master.port.to_string()),
+        "connected to the master"
+    );
+}
