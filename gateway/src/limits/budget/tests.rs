@@ -84,10 +84,22 @@ async fn spend_is_recorded_per_key_and_tenant_and_shared_through_redis() {
     // Replica 2 learns of replica 1's spend at its next flush.
     let t2c = t2.clone();
     let mut learnt = false;
-    for _ in 0..100 {
-        if t2c.admit(&subjects, 0.5).is_err() {
-            learnt = true;
-            break;
+    let nothing = Usage::default();
+    for _ in 0..250 {
+        match t2c.admit(&subjects, 0.5) {
+            Err(_) => {
+                learnt = true;
+                break;
+            }
+            // Not yet: release the probe's reservation so only real spend can refuse.
+            Ok(r) => t2c.finish(
+                r,
+                &Charge {
+                    cost_usd: None,
+                    ..charge(&nothing, 0.0)
+                },
+                &subjects,
+            ),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
