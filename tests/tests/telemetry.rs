@@ -268,6 +268,17 @@ async fn standard_otel_variables_select_http_protobuf_and_attempt_spans_show_the
         Some(i64::from(backup.addr().port()))
     );
     assert!(second.parent_span_id == server.span_id && first.parent_span_id == server.span_id);
+    // The process log's line about the failed attempt names the trace.
+    let line = gateway
+        .stderr_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "upstream attempt failed");
+    assert_eq!(
+        line.as_ref().map(|v| &v["fields"]["trace_id"]),
+        Some(&json!(server.trace_id)),
+        "{line:?}"
+    );
     // Each upstream saw its own attempt as the parent.
     let tp = |a: &ReceivedSpan| format!("00-{}-{}-01", server.trace_id, a.span_id);
     assert_eq!(
