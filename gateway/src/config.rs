@@ -13,7 +13,6 @@ mod telemetry;
 mod types;
 mod url;
 mod validate;
-mod validate_limits;
 
 pub use cache::{CacheConfig, CacheMode, CacheStoreKind};
 pub use identity::*;

@@ -10,6 +10,7 @@ use super::{BaseUrl, Config};
 
 mod conductor;
 mod identity;
+mod limits;
 
 pub use identity::check_key_fields;
 
@@ -250,7 +251,7 @@ impl Config {
                 }
             }
         }
-        super::validate_limits::check(self, &mut p);
+        limits::check(self, &mut p);
         conductor::check(self, &mut p);
         p.0.extend(self.telemetry.problems());
         p.0

@@ -1,7 +1,7 @@
 //! Validation of the `redis` block and the price table (`prices`, `deployments[].price`).
 
-use super::validate::Problems;
-use super::{Config, PriceConfig, RedisConfig};
+use super::Problems;
+use crate::config::{Config, PriceConfig, RedisConfig};
 
 /// Adds every problem of the Redis and pricing settings to `p`.
 pub(super) fn check(c: &Config, p: &mut Problems) {
