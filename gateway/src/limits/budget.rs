@@ -8,7 +8,7 @@
 //! finish:    reservation released; the real cost (deployment price × usage) recorded
 //!            for key/day, key/month, tenant/day, tenant/month
 //! Redis:     a background task flushes the recorded deltas every `spend_flush_ms`
-//!            (HINCRBYFLOAT/HINCRBY in one pipeline) and reads the fleet totals back —
+//!            (HINCRBYFLOAT/HINCRBY, one pipeline per subject) and reads the fleet totals back —
 //!            never on the request path. Without Redis the in-process totals are the truth.
 //! ```
 //! Soft budgets only warn: a log line and `datamind_budget_soft_exceeded_total`, once per
