@@ -13,7 +13,8 @@
 # datamind_cache (the gateway with the response cache on: the hit path), datamind_limits
 # (rate limits, a budget and spend tracking on, in-process), datamind_limits_redis (the same
 # shared in a local redis-server), datamind_traced (the gateway exporting OTLP traces of
-# every request to a local discarding collector), and
+# every request to a local discarding collector), datamind_conductor (the gateway with a
+# placement policy shaped like config/examples/conductor.yaml), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
 # target's CPU and RSS. Results: benches/results/<date>.md, .json and .svg (--out elsewhere).
@@ -223,6 +224,61 @@ start_datamind_traced() {
     endpoint: http://127.0.0.1:$sink_port/v1/traces"
 }
 
+# The gateway with Conductor's placement policy shaped like config/examples/conductor.yaml:
+# seven deployments over five "clouds" (all served by the one mock), six rules, live
+# statistics; a bench request falls through five `when`s to the AWS-burst rule, which filters
+# and orders all seven deployments. Next to `datamind`, this is the cost of the policy.
+start_datamind_conductor() {
+  local name=datamind_conductor gw="$REL/datamind-gateway" port admin sha; [ -x "$gw" ] || return 1
+  port=$(free_port); admin=$(free_port)
+  sha=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
+  {
+    cat <<CONF
+server: { listen: "127.0.0.1:$port", admin_listen: "127.0.0.1:$admin", threads: 2 }
+access_log: { enabled: true, path: $WORK/$name-access.log }
+auth: { keys: [ { name: bench, sha256: "$sha" } ] }
+providers:
+CONF
+    for p in aws-use1:aws:us-east-1 aws-euw1:aws:eu-west-1 gcp:gcp:asia-east1 azure:azure:westeurope \
+             vllm-0:onprem:dc1 vllm-1:onprem:dc1 edge:cloudflare:edge; do
+      IFS=: read -r pn cloud region <<<"$p"
+      echo "  - { name: $pn, kind: openai, base_url: \"http://127.0.0.1:$MOCK_PORT/v1\", api_key: x, cloud: $cloud, region: $region }"
+    done
+    echo "models:"
+    echo "  - name: mock"
+    echo "    deployments:"
+    for pn in aws-use1 aws-euw1 gcp azure vllm-0 vllm-1 edge; do
+      echo "      - { provider: $pn, model: mock, context_window: 1048576 }"
+    done
+    cat <<'CONF'
+policy:
+  headers: [x-priority]
+  rules:
+    - { name: oversized-output, when: "has(request.max_tokens) && request.max_tokens > 32768", deny: { status: 400, message: too large } }
+    - name: eu-residency
+      when: request.tenant.residency == "eu"
+      filter: (deployment.cloud == "azure" && deployment.region == "westeurope") || deployment.cloud == "onprem"
+      order: deployment.ttft_p95_ms
+    - name: long-prompt-onprem
+      when: request.estimated_prompt_tokens > 100000
+      filter: deployment.cloud == "onprem" && deployment.context_window >= request.estimated_prompt_tokens
+      affinity: { key: 'request.session != "" ? request.session : request.tenant.name' }
+    - { name: small-at-edge, when: 'request.model == "chat-small"', order: 'deployment.cloud == "cloudflare" ? 0 : 1' }
+    - name: cheapest-fast
+      when: '"cost" in request.tags || ("x-priority" in request.headers && request.headers["x-priority"] == "low")'
+      filter: deployment.healthy && deployment.ttft_p95_ms < 800.0
+      order: deployment.price_input + deployment.price_output
+    - name: aws-burst-to-gcp
+      filter: deployment.cloud != "aws" || deployment.in_flight < 64
+      order: 'deployment.cloud == "aws" ? 0 : (deployment.cloud == "gcp" ? 1 : 2)'
+CONF
+  } >"$WORK/$name.yaml"
+  "$gw" --config "$WORK/$name.yaml" >"$WORK/$name.out" 2>&1 &
+  PID[$name]=$!; PIDS+=("${PID[$name]}")
+  URL[$name]="http://127.0.0.1:$port"; HDR[$name]="Authorization: Bearer $KEY"; STREAMS[$name]=1
+  wait_http "http://127.0.0.1:$admin/healthz" 20 || return 1
+}
+
 start_litellm() {
   local venv="$PEERS_DIR/litellm-venv" port; [ -x "$venv/bin/litellm" ] || return 1
   port=$(free_port)
@@ -252,7 +308,7 @@ start_portkey() {
 }
 
 if [ -z "$TARGETS" ]; then
-  TARGETS=direct,nginx,datamind,datamind_traced,datamind_anthropic,datamind_cache,datamind_limits,datamind_limits_redis
+  TARGETS=direct,nginx,datamind,datamind_traced,datamind_anthropic,datamind_cache,datamind_limits,datamind_limits_redis,datamind_conductor
   [ -x "$PEERS_DIR/litellm-venv/bin/litellm" ] && TARGETS+=,litellm
   [ -f "$PEERS_DIR/portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ] && TARGETS+=,portkey
 fi

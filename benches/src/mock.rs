@@ -7,7 +7,8 @@
 //! and picks a [`Behaviour`] (CLI defaults ← `POST /control` ← `x-mock-*` headers) → [`body`],
 //! [`sse`] or [`embeddings`] build the reply in one buffer → [`response::MockBody`] releases it
 //! with the configured delays and faults, holding the request's [`stats::RequestGuard`] so
-//! `GET /stats` can tell completed requests from cancelled ones.
+//! `GET /stats` can tell completed requests from cancelled ones. [`prefix_cache`] simulates
+//! vLLM's prefix cache (hits and misses in `/stats`), to compare routing strategies.
 
 pub mod anthropic;
 pub mod api;
@@ -17,6 +18,7 @@ pub mod body;
 pub mod conn;
 pub mod embeddings;
 pub mod gemini;
+pub mod prefix_cache;
 pub mod response;
 pub mod routes;
 pub mod sigv4;

@@ -23,6 +23,7 @@ fn harness_smoke_run_reports_every_target_and_scenario() -> Result<()> {
         "datamind_anthropic",
         "datamind_cache",
         "datamind_limits",
+        "datamind_conductor",
     ];
     if Command::new("redis-server")
         .arg("--version")

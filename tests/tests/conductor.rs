@@ -440,3 +440,64 @@ async fn a_shadow_policy_counts_disagreements_without_changing_traffic() -> Resu
     .await?;
     Ok(())
 }
+
+/// Five conversations of four turns each, interleaved, through a pool of three replicas
+/// that simulate vLLM's prefix cache; returns the pool's hit rate.
+async fn prefix_hit_rate(rules: Value) -> Result<f64> {
+    let mut pool = Vec::new();
+    let mut config = GatewayConfig::new();
+    let mut group = ModelGroup::new("pool");
+    for i in 0..3 {
+        let m = MockLlm::start(MockSpec::named(&format!("vllm-{i}"))).await?;
+        config = config.provider(json!({"name": format!("vllm-{i}"), "kind": "openai",
+            "base_url": m.base_url(), "cloud": "onprem", "region": "dc1"}));
+        group = group.deployment(&format!("vllm-{i}"), "llama");
+        pool.push(m);
+    }
+    let config = config
+        .model(group.strategy("weighted_round_robin"))
+        .set(
+            "/auth/keys",
+            json!([{"name": "all", "sha256": sha256_hex(KEY_ALL), "tenant": "team-a"}]),
+        )
+        .set("/policy/rules", rules);
+    let gw = Gateway::start(&config).await?;
+    let mut history: Vec<Vec<Value>> = vec![Vec::new(); 5];
+    for turn in 0..4 {
+        for (s, h) in history.iter_mut().enumerate() {
+            h.push(json!({"role": "user", "content": format!("session {s} question {turn}")}));
+            let resp = gw
+                .http()
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(KEY_ALL)
+                .header("x-session-id", format!("session-{s}"))
+                .json(&json!({"model": "pool", "messages": h}))
+                .send()
+                .await?;
+            assert_eq!(resp.status(), 200);
+            let body: Value = resp.json().await?;
+            h.push(body["choices"][0]["message"].clone());
+        }
+    }
+    let (mut hits, mut misses) = (0.0, 0.0);
+    for m in &pool {
+        let v: Value = gw.http().get(m.url("/stats")).send().await?.json().await?;
+        hits += v["prefix_cache_hits"].as_f64().context("hits")?;
+        misses += v["prefix_cache_misses"].as_f64().context("misses")?;
+    }
+    anyhow::ensure!(hits + misses == 20.0, "{hits} hits + {misses} misses");
+    Ok(hits / (hits + misses))
+}
+
+#[tokio::test]
+async fn session_affinity_raises_the_prefix_cache_hit_rate() -> Result<()> {
+    let round_robin = prefix_hit_rate(json!([])).await?;
+    let affinity = prefix_hit_rate(json!([{"name": "pool-affinity",
+        "affinity": {"key": "request.session", "load_factor": 1.25}}]))
+    .await?;
+    eprintln!("prefix-cache hit rate: affinity {affinity:.2}, round-robin {round_robin:.2}");
+    // Every turn after the first finds its conversation on the same replica.
+    assert!(affinity >= 0.75, "affinity hit rate {affinity}");
+    assert!(round_robin <= 0.5, "round-robin hit rate {round_robin}");
+    Ok(())
+}

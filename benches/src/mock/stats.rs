@@ -23,6 +23,7 @@ pub struct Stats {
     last_body_bytes: AtomicU64,
     token_requests: AtomicU64,
     last_request: Mutex<Option<(Uri, HeaderMap, Bytes)>>,
+    prefix_cache: super::prefix_cache::PrefixCache,
 }
 
 /// How a request ended, decided when its guard drops.
@@ -60,6 +61,7 @@ impl Stats {
     /// is dropped).
     pub fn record(&self, uri: &Uri, headers: HeaderMap, body: Bytes) {
         self.last_body_bytes.store(body.len() as u64, Relaxed);
+        self.prefix_cache.observe(&body);
         *self.last_request.lock() = Some((uri.clone(), headers, body));
     }
 
@@ -80,11 +82,15 @@ impl Stats {
         ] {
             c.store(0, Relaxed);
         }
+        self.prefix_cache.reset();
     }
 
     /// `GET /stats` body. `requests = completed + cancelled + faulted + active` between resets.
     pub fn to_json(&self) -> Value {
+        let (hits, misses) = self.prefix_cache.counts();
         json!({
+            "prefix_cache_hits": hits,
+            "prefix_cache_misses": misses,
             "requests": self.requests.load(Relaxed),
             "completed": self.completed.load(Relaxed),
             "cancelled": self.cancelled.load(Relaxed),

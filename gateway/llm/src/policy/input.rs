@@ -161,6 +161,8 @@ pub struct DeploymentInput {
     pub max_in_flight: u32,
     labels: Box<dyn Val>,
     label_pairs: Vec<(String, String)>,
+    /// The fixed fields as CEL values, built once: read without allocating.
+    statics: Vec<Box<dyn Val>>,
 }
 
 /// The placement facts of a deployment that do not change with traffic.
@@ -190,7 +192,7 @@ impl DeploymentInput {
         weight: u32,
         max_in_flight: u32,
     ) -> Self {
-        Self {
+        let mut d = Self {
             name: name.into(),
             group: group.into(),
             provider: provider.into(),
@@ -210,7 +212,16 @@ impl DeploymentInput {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-        }
+            statics: Vec::new(),
+        };
+        d.statics = STATIC_FIELDS
+            .iter()
+            .map(|f| match deployment_static(&d, f) {
+                Some(v) => v,
+                None => Box::new(CelBool::from(false)) as Box<dyn Val>,
+            })
+            .collect();
+        d
     }
 
     /// The labels, in key order.
@@ -354,143 +365,160 @@ view_val!(TenantView, TENANT_TYPE);
 view_val!(DeploymentView, DEPLOYMENT_TYPE);
 view_val!(NowView, NOW_TYPE);
 
-impl Indexer for RequestView<'_> {
-    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        Self: 'v,
+fn request_field<'a>(r: &'a RequestInput, name: &str) -> Result<CowVal<'a, 'a>, ExecutionError> {
+    Ok(match name {
+        "model" => CowVal::owned(CelString::from(r.model.as_str())),
+        "operation" => CowVal::owned(CelString::from(r.operation)),
+        "tenant" => CowVal::owned(TenantView(&r.tenant)),
+        "key" => CowVal::owned(CelString::from(r.key.as_str())),
+        "estimated_prompt_tokens" => int(r.estimated_prompt_tokens),
+        "max_tokens" => match r.max_tokens {
+            Some(m) => int(m),
+            None => return Err(ExecutionError::no_such_key("max_tokens")),
+        },
+        "stream" => boolean(r.stream),
+        "tags" => CowVal::owned(CelList::from(
+            r.tags
+                .iter()
+                .map(|t| Box::new(CelString::from(t.as_str())) as Box<dyn Val + 'a>)
+                .collect::<Vec<_>>(),
+        )),
+        "headers" => {
+            let map: std::collections::HashMap<CelMapKey<'a>, Box<dyn Val + 'a>> = r
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        CelMapKey::from(k.as_str()),
+                        Box::new(CelString::from(v.as_str())) as Box<dyn Val + 'a>,
+                    )
+                })
+                .collect();
+            CowVal::owned(CelMap::from(map))
+        }
+        "session" => CowVal::owned(CelString::from(r.session.as_str())),
+        other => return Err(ExecutionError::no_such_key(other)),
+    })
+}
+
+fn tenant_field<'a>(t: &'a TenantInput, name: &str) -> Result<CowVal<'a, 'a>, ExecutionError> {
+    Ok(match name {
+        "name" => CowVal::owned(CelString::from(t.name.as_str())),
+        "residency" => CowVal::owned(CelString::from(t.residency.as_str())),
+        "region" => CowVal::owned(CelString::from(t.region.as_str())),
+        "attributes" => CowVal::Borrowed(t.attributes.as_ref()),
+        other => return Err(ExecutionError::no_such_key(other)),
+    })
+}
+
+/// Fields of `deployment` that do not change with traffic, in `statics` order.
+const STATIC_FIELDS: [&str; 12] = [
+    "name",
+    "group",
+    "provider",
+    "kind",
+    "cloud",
+    "region",
+    "model",
+    "price_input",
+    "price_output",
+    "price_cached_input",
+    "context_window",
+    "weight",
+];
+
+fn deployment_static(d: &DeploymentInput, name: &str) -> Option<Box<dyn Val>> {
+    let s = |v: &str| Some(Box::new(CelString::from(v.to_owned())) as Box<dyn Val>);
+    match name {
+        "name" => s(&d.name),
+        "group" => s(&d.group),
+        "provider" => s(&d.provider),
+        "kind" => s(&d.kind),
+        "cloud" => s(&d.cloud),
+        "region" => s(&d.region),
+        "model" => s(&d.model),
+        "price_input" => Some(Box::new(CelDouble::from(d.price_input))),
+        "price_output" => Some(Box::new(CelDouble::from(d.price_output))),
+        "price_cached_input" => Some(Box::new(CelDouble::from(d.price_cached_input))),
+        "context_window" => Some(Box::new(CelInt::from(
+            d.context_window.min(i64::MAX as u64) as i64,
+        ))),
+        "weight" => Some(Box::new(CelInt::from(i64::from(d.weight)))),
+        _ => None,
+    }
+}
+
+fn deployment_field<'a>(
+    d: &'a DeploymentInput,
+    s: &'a Stats,
+    fallback: bool,
+    name: &str,
+) -> Result<CowVal<'a, 'a>, ExecutionError> {
+    if let Some(i) = STATIC_FIELDS.iter().position(|f| *f == name)
+        && let Some(v) = d.statics.get(i)
     {
-        let r = self.0;
-        Ok(match field_name(idx)? {
-            "model" => CowVal::owned(CelString::from(r.model.as_str())),
-            "operation" => CowVal::owned(CelString::from(r.operation)),
-            "tenant" => CowVal::owned(TenantView(&r.tenant)),
-            "key" => CowVal::owned(CelString::from(r.key.as_str())),
-            "estimated_prompt_tokens" => int(r.estimated_prompt_tokens),
-            "max_tokens" => match r.max_tokens {
-                Some(m) => int(m),
-                None => return Err(ExecutionError::no_such_key("max_tokens")),
-            },
-            "stream" => boolean(r.stream),
-            "tags" => CowVal::owned(CelList::from(
-                r.tags
-                    .iter()
-                    .map(|t| Box::new(CelString::from(t.as_str())) as Box<dyn Val + 'v>)
-                    .collect::<Vec<_>>(),
-            )),
-            "headers" => {
-                let map: std::collections::HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            CelMapKey::from(k.as_str()),
-                            Box::new(CelString::from(v.as_str())) as Box<dyn Val + 'v>,
-                        )
-                    })
-                    .collect();
-                CowVal::owned(CelMap::from(map))
+        return Ok(CowVal::Borrowed(v.as_ref()));
+    }
+    Ok(match name {
+        "labels" => CowVal::Borrowed(d.labels.as_ref()),
+        "max_in_flight" => int(u64::from(d.max_in_flight)),
+        "fallback" => boolean(fallback),
+        "healthy" => boolean(s.healthy),
+        "cooling_down" => boolean(s.cooling_down),
+        "cooldown_left_ms" => int(s.cooldown_left_ms),
+        "in_flight" => int(s.in_flight),
+        "queue_depth" => int(s.queue_depth),
+        "error_rate" => double(s.error_rate),
+        "latency_p50_ms" => double(s.latency_p50_ms),
+        "latency_p95_ms" => double(s.latency_p95_ms),
+        "ttft_p50_ms" => double(s.ttft_p50_ms),
+        "ttft_p95_ms" => double(s.ttft_p95_ms),
+        "samples" => int(s.samples),
+        other => return Err(ExecutionError::no_such_key(other)),
+    })
+}
+
+fn now_field(n: Now, name: &str) -> Result<CowVal<'static, 'static>, ExecutionError> {
+    let v = match name {
+        "unix" => n.unix,
+        "hour" => n.hour(),
+        "minute" => n.minute(),
+        "weekday" => n.weekday(),
+        other => return Err(ExecutionError::no_such_key(other)),
+    };
+    Ok(CowVal::owned(CelInt::from(v)))
+}
+
+macro_rules! view_indexer {
+    ($view:ident, |$this:ident, $name:ident| $body:expr) => {
+        impl Indexer for $view<'_> {
+            fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+            where
+                Self: 'v,
+            {
+                let $this = *self;
+                let $name = field_name(idx)?;
+                $body
             }
-            "session" => CowVal::owned(CelString::from(r.session.as_str())),
-            other => return Err(ExecutionError::no_such_key(other)),
-        })
-    }
-    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        self.get(idx).map(CowVal::into_owned)
-    }
+            fn steal<'v>(
+                self: Box<Self>,
+                idx: &dyn Val,
+            ) -> Result<Box<dyn Val + 'v>, ExecutionError>
+            where
+                Self: 'v,
+            {
+                self.get(idx).map(CowVal::into_owned)
+            }
+        }
+    };
 }
 
-impl Indexer for TenantView<'_> {
-    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        let t = self.0;
-        Ok(match field_name(idx)? {
-            "name" => CowVal::owned(CelString::from(t.name.as_str())),
-            "residency" => CowVal::owned(CelString::from(t.residency.as_str())),
-            "region" => CowVal::owned(CelString::from(t.region.as_str())),
-            "attributes" => CowVal::Borrowed(t.attributes.as_ref()),
-            other => return Err(ExecutionError::no_such_key(other)),
-        })
-    }
-    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        self.get(idx).map(CowVal::into_owned)
-    }
-}
-
-impl Indexer for DeploymentView<'_> {
-    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        let d = self.info;
-        let s = self.stats;
-        Ok(match field_name(idx)? {
-            "name" => CowVal::owned(CelString::from(d.name.as_str())),
-            "group" => CowVal::owned(CelString::from(d.group.as_str())),
-            "provider" => CowVal::owned(CelString::from(d.provider.as_str())),
-            "kind" => CowVal::owned(CelString::from(d.kind.as_str())),
-            "cloud" => CowVal::owned(CelString::from(d.cloud.as_str())),
-            "region" => CowVal::owned(CelString::from(d.region.as_str())),
-            "model" => CowVal::owned(CelString::from(d.model.as_str())),
-            "price_input" => double(d.price_input),
-            "price_output" => double(d.price_output),
-            "price_cached_input" => double(d.price_cached_input),
-            "context_window" => int(d.context_window),
-            "labels" => CowVal::Borrowed(d.labels.as_ref()),
-            "weight" => int(u64::from(d.weight)),
-            "max_in_flight" => int(u64::from(d.max_in_flight)),
-            "fallback" => boolean(self.fallback),
-            "healthy" => boolean(s.healthy),
-            "cooling_down" => boolean(s.cooling_down),
-            "cooldown_left_ms" => int(s.cooldown_left_ms),
-            "in_flight" => int(s.in_flight),
-            "queue_depth" => int(s.queue_depth),
-            "error_rate" => double(s.error_rate),
-            "latency_p50_ms" => double(s.latency_p50_ms),
-            "latency_p95_ms" => double(s.latency_p95_ms),
-            "ttft_p50_ms" => double(s.ttft_p50_ms),
-            "ttft_p95_ms" => double(s.ttft_p95_ms),
-            "samples" => int(s.samples),
-            other => return Err(ExecutionError::no_such_key(other)),
-        })
-    }
-    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        self.get(idx).map(CowVal::into_owned)
-    }
-}
-
-impl Indexer for NowView<'_> {
-    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        let n = *self.0;
-        let v = match field_name(idx)? {
-            "unix" => n.unix,
-            "hour" => n.hour(),
-            "minute" => n.minute(),
-            "weekday" => n.weekday(),
-            other => return Err(ExecutionError::no_such_key(other)),
-        };
-        Ok(CowVal::owned(CelInt::from(v)))
-    }
-    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
-    where
-        Self: 'v,
-    {
-        self.get(idx).map(CowVal::into_owned)
-    }
-}
+view_indexer!(RequestView, |v, name| request_field(v.0, name));
+view_indexer!(TenantView, |v, name| tenant_field(v.0, name));
+view_indexer!(DeploymentView, |v, name| deployment_field(
+    v.info, v.stats, v.fallback, name
+));
+view_indexer!(NowView, |v, name| now_field(*v.0, name));
 
 /// Resolves `request` and `now`.
 pub(crate) struct RequestScope<'a> {
@@ -498,8 +526,21 @@ pub(crate) struct RequestScope<'a> {
     pub now: NowView<'a>,
 }
 
+// CEL looks a qualified name such as `deployment.cloud` up whole first, then by its
+// prefixes: answering the whole name here skips the second lookup and the field selection.
+
 impl VariableResolver for RequestScope<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        if let Some(field) = variable.strip_prefix("request.") {
+            let r = self.request.0;
+            return match field.strip_prefix("tenant.") {
+                Some(t) => tenant_field(&r.tenant, t).ok(),
+                None => request_field(r, field).ok(),
+            };
+        }
+        if let Some(field) = variable.strip_prefix("now.") {
+            return now_field(*self.now.0, field).ok();
+        }
         match variable {
             "request" => Some(CowVal::Borrowed(&self.request)),
             "now" => Some(CowVal::Borrowed(&self.now)),
@@ -510,6 +551,9 @@ impl VariableResolver for RequestScope<'_> {
 
 impl VariableResolver for DeploymentView<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        if let Some(field) = variable.strip_prefix("deployment.") {
+            return deployment_field(self.info, self.stats, self.fallback, field).ok();
+        }
         (variable == "deployment").then_some(CowVal::Borrowed(self))
     }
 }
