@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Produces docs/dashboard.png from a real run: mock-llm upstreams, the release gateway (two
-# tenants, two models with a fallback, the response cache, OTLP traces to a discarding
+# tenants with budgets, one rate-limited, two priced models with a fallback, the response
+# cache, OTLP traces to a discarding
 # collector), Prometheus (Debian's `prometheus`) scraping the admin listener every 2 s, and
 # datamind-bench driving phases of load (chat, streams, cache hits, a failing primary that
 # falls back, an unknown model). Then docs/render_dashboard.py evaluates every dashboard
@@ -8,7 +9,8 @@
 #
 #   docs/dashboard_run.sh [--phase-seconds 40]
 # Needs: release binaries in $CARGO_TARGET_DIR/release (cargo build --release -p
-# datamind-gateway -p datamind-benches), `prometheus`, python3-matplotlib. Loopback only.
+# datamind-gateway -p datamind-benches), `prometheus` and python3-matplotlib (Debian; the
+# renderer runs under $PYTHON, default /usr/bin/python3). Loopback only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REL=${CARGO_TARGET_DIR:-/var/cache/datamind/target}/release
@@ -39,6 +41,12 @@ auth:
     - { name: team-a, sha256: "$(sha sk-dash-team-a)", tenant: team-a }
     - { name: team-b, sha256: "$(sha sk-dash-team-b)", tenant: team-b }
 cache: { enabled: true, mode: opt_in }
+tenants:
+  - { name: team-a, budget: { period: day, hard_usd: 50 } }
+  - { name: team-b, limits: { rpm: 3000 }, budget: { period: day, hard_usd: 20 } }
+prices:
+  mock-chat-a: { input: 0.15, output: 0.60 }
+  mock-chat-b: { input: 2.50, output: 10.00 }
 providers:
   - { name: primary, kind: openai, base_url: "http://$PRIMARY/v1", api_key: x }
   - { name: backup, kind: openai, base_url: "http://$BACKUP/v1", api_key: x }
@@ -84,6 +92,6 @@ curl -fs -X POST "http://$BACKUP/control" -d '{"ttft_ms":40}' >/dev/null
 load "$PHASE" 6 sk-dash-team-a gpt-4o-mini --stream & BG=$!; load "$PHASE" 2 sk-dash-team-b gpt-4o; wait "$BG"
 sleep 4
 END=$(date +%s)
-python3 "$ROOT/docs/render_dashboard.py" --prometheus "http://127.0.0.1:$PROM" --start "$START" --end "$END" \
+"${PYTHON:-/usr/bin/python3}" "$ROOT/docs/render_dashboard.py" --prometheus "http://127.0.0.1:$PROM" --start "$START" --end "$END" \
   --dashboard "$ROOT/charts/datamind/files/dashboards/gateway.json" --out "$ROOT/docs/dashboard.png" \
   --subtitle "real run $(date -u +%Y-%m-%dT%H:%MZ): release gateway + mock-llm on 127.0.0.1, Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), rendered by docs/render_dashboard.py (not a Grafana screenshot)"

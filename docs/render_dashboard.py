@@ -55,9 +55,13 @@ def formatter(unit):
             return f"{v * 100:.1f}%"
         if unit == "currencyUSD":
             return f"${v:.4g}"
-        if unit == "reqps":
-            return f"{v:.3g} req/s"
-        return f"{v:.3g}"
+        if abs(v) >= 1e6:
+            s = f"{v / 1e6:.3g}M"
+        elif abs(v) >= 1e3:
+            s = f"{v / 1e3:.3g}k"
+        else:
+            s = f"{v:.3g}"
+        return f"{s}/s" if unit == "reqps" else s
     return FuncFormatter(fmt)
 
 
