@@ -47,6 +47,7 @@ done
 if [ "$SMOKE" = 1 ]; then REPEATS=1; WARMUP=0; fi
 
 WORK=$(mktemp -d /tmp/datamind-bench.XXXXXX); chmod 755 "$WORK"  # nginx workers read their config and temp dirs
+mkdir -p "$WORK/logs"  # access logs, not beside the configs: the reload watcher would see every flush
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -124,7 +125,7 @@ CONF
 
 start_datamind() { # [target name] [extra YAML]
   local name=${1:-datamind} extra=${2:-}
-  local gw="$REL/datamind-gateway" port admin sha; [ -x "$gw" ] || return 1
+  local gw="${GW_BIN:-$REL/datamind-gateway}" port admin sha; [ -x "$gw" ] || return 1
   port=$(free_port); admin=$(free_port)
   sha=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
   cat >"$WORK/$name.yaml" <<CONF
@@ -134,7 +135,7 @@ server:
   threads: 2
 access_log:
   enabled: true
-  path: $WORK/$name-access.log
+  path: $WORK/logs/$name-access.log
 auth:
   keys:
     - name: bench
@@ -171,6 +172,8 @@ CONF
   fi
 }
 start_datamind_anthropic() { [ -n "${URL[datamind_anthropic]:-}" ]; }
+# A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`.
+start_datamind_b() { [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind datamind_b; }
 
 # The same gateway with the in-memory response cache; every bench request opts in
 # (x-datamind-cache: force), so after a scenario's first request this measures the hit path.
@@ -235,7 +238,7 @@ start_datamind_conductor() {
   {
     cat <<CONF
 server: { listen: "127.0.0.1:$port", admin_listen: "127.0.0.1:$admin", threads: 2 }
-access_log: { enabled: true, path: $WORK/$name-access.log }
+access_log: { enabled: true, path: $WORK/logs/$name-access.log }
 auth: { keys: [ { name: bench, sha256: "$sha" } ] }
 providers:
 CONF

@@ -309,7 +309,7 @@ fn openai_answer(endpoint: Option<Endpoint>, body: &[u8], ctx: &Ctx) -> Result<A
         return Ok(Answer::Full(reply.full_body()));
     }
     let pieces = stream_body(&reply, ctx.chunks);
-    let content_chunks = pieces.len() - 1 - usize::from(reply.include_usage);
+    let content_chunks = pieces.len();
     Ok(Answer::sse(pieces, content_chunks / 2))
 }
 

@@ -101,7 +101,8 @@ impl PieceWriter {
 
 /// The SSE body for a streamed reply: `chunks` content events (`"tok1 "`, `"tok2 "`, …; the first
 /// carries the assistant role, the last `finish_reason: "stop"`), a usage event when
-/// `include_usage`, then `data: [DONE]`. `chunks` is raised to at least 1.
+/// `include_usage`, then `data: [DONE]`. `chunks` is raised to at least 1. The body is cut into
+/// `chunks` pieces; the last one carries the final content event, the usage event and `[DONE]`.
 pub fn stream_body(reply: &Reply, chunks: u32) -> Chunked {
     let chunks = chunks.max(1);
     let per_chunk = 200 + reply.model_json.len();
@@ -132,15 +133,18 @@ pub fn stream_body(reply: &Reply, chunks: u32) -> Chunked {
             r#","finish_reason":null}]}"#
         });
         out.push_str("\n\n");
-        ends.push(out.len());
+        if !last {
+            ends.push(out.len());
+        }
     }
+    // The usage event and `[DONE]` travel with the last content event, as OpenAI sends them:
+    // a client sees the end of the stream one write after its last token, not one interval later.
     if reply.include_usage {
         out.push_str("data: {");
         reply.write_head(&mut out, true);
         out.push_str(r#","choices":[],"#);
         reply.write_usage(&mut out, u64::from(chunks));
         out.push_str("}\n\n");
-        ends.push(out.len());
     }
     out.push_str("data: [DONE]\n\n");
     ends.push(out.len());
@@ -160,9 +164,12 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
+    /// The SSE events of the whole body, each with its trailing blank line.
     fn events(c: &Chunked) -> Vec<String> {
-        (0..c.len())
-            .map(|i| String::from_utf8(c.piece(i).to_vec()).unwrap())
+        String::from_utf8(c.bytes.to_vec())
+            .unwrap()
+            .split_inclusive("\n\n")
+            .map(str::to_owned)
             .collect()
     }
 
@@ -223,9 +230,23 @@ mod tests {
     }
 
     #[test]
+    fn one_piece_per_content_event_and_the_end_travels_with_the_last() {
+        let body = r#"{"stream":true,"stream_options":{"include_usage":true}}"#;
+        let c = stream_body(&reply(Endpoint::Chat, body), 4);
+        assert_eq!(c.len(), 4);
+        let last = String::from_utf8(c.piece(3).to_vec()).unwrap();
+        assert!(last.starts_with("data: {"), "{last}");
+        assert!(last.contains(r#""finish_reason":"stop""#), "{last}");
+        assert!(last.contains(r#""usage""#), "{last}");
+        assert!(last.ends_with("data: [DONE]\n\n"), "{last}");
+        let second = String::from_utf8(c.piece(1).to_vec()).unwrap();
+        assert_eq!(second.matches("\n\n").count(), 1, "{second}");
+    }
+
+    #[test]
     fn pieces_cover_the_body() {
         let c = stream_body(&reply(Endpoint::Chat, "{}"), 0);
-        assert_eq!(c.len(), 2);
+        assert_eq!(c.len(), 1);
         let joined: Vec<u8> = (0..c.len()).flat_map(|i| c.piece(i).to_vec()).collect();
         assert_eq!(joined, c.bytes.to_vec());
         let h = Chunked::halves(Bytes::from_static(b"abcdef"));

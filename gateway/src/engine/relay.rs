@@ -16,6 +16,7 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::ResponseHeader;
+use pingora_timeout::fast_timeout::fast_timeout;
 
 use super::{AttemptError, ClientFormat, Job, Outcome, UpstreamError};
 use crate::GatewayError;
@@ -152,7 +153,7 @@ async fn relay_whole(
     loop {
         let left = job.deadline.saturating_duration_since(Instant::now());
         let next = tokio::select! {
-            r = tokio::time::timeout(left, reply.body.next()) => r,
+            r = fast_timeout(left, reply.body.next()) => r,
             _ = client_gone(session) => {
                 out.client_gone = true;
                 out.status = 499;
@@ -276,7 +277,7 @@ async fn relay_stream(
         let left = until.saturating_duration_since(Instant::now());
         let waited = Instant::now();
         let next = tokio::select! {
-            r = tokio::time::timeout(left, reply.body.next()) => r,
+            r = fast_timeout(left, reply.body.next()) => r,
             _ = client_gone(session) => {
                 out.client_gone = true;
                 break;

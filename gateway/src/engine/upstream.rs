@@ -12,6 +12,7 @@ use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
+use pingora_timeout::fast_timeout::fast_timeout;
 use tokio::io::AsyncWriteExt;
 
 use super::relay::{BodySource, Reply};
@@ -179,9 +180,9 @@ async fn exchange(
     deadline: Instant,
     downstream: &mut ServerSession,
 ) -> Result<HttpSession, (AttemptError, bool)> {
-    let connect_deadline = tokio::time::Instant::from_std(deadline);
+    let connect_wait = deadline.saturating_duration_since(Instant::now());
     let (up, reused) = tokio::select! {
-        r = tokio::time::timeout_at(connect_deadline, gw.connector.get_http_session(peer)) => match r {
+        r = fast_timeout(connect_wait, gw.connector.get_http_session(peer)) => match r {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err((AttemptError::Network(format!("connect: {e}")), false)),
             Err(_) => return Err((AttemptError::Timeout("connect: request deadline".into()), false)),
@@ -220,7 +221,7 @@ async fn exchange(
         }
     };
     let r = tokio::select! {
-        r = tokio::time::timeout(wait, sent) => r,
+        r = fast_timeout(wait, sent) => r,
         _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
     };
     match r {
@@ -238,7 +239,7 @@ async fn read_error_body(up: &mut HttpSession, deadline: Instant) -> Bytes {
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .min(Duration::from_secs(5));
-    let _ = tokio::time::timeout(wait, async {
+    let _ = fast_timeout(wait, async {
         while let Ok(Some(chunk)) = up.read_response_body().await {
             if buf.len() + chunk.len() > MAX_ERROR_BODY {
                 break;
