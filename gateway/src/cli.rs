@@ -165,11 +165,16 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     let mut admin = Service::new("admin".to_owned(), AdminApp::new(gw.clone()));
     admin.add_tcp(&server_cfg.admin_listen);
     let key_sync = background_service("key-sync", KeySync::new(gw.runtime_keys.clone()));
+    let sweeper = background_service(
+        "upstream-pool-sweep",
+        crate::engine::PoolSweeper(gw.h1_pool.clone()),
+    );
     let reloader = background_service("config-reload", Reloader::new(gw, path.to_path_buf()));
     server.add_service(api);
     server.add_service(admin);
     server.add_service(reloader);
     server.add_service(key_sync);
+    server.add_service(sweeper);
     tracing::info!(listen = %server_cfg.listen, admin = %server_cfg.admin_listen, tls = server_cfg.tls.is_some(), "datamind-gateway starting");
     server.run_forever()
 }

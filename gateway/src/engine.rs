@@ -11,7 +11,11 @@
 //! with an SSE error event. A client that goes away cancels the upstream request at once,
 //! whether it was waiting for the first token or reading the stream.
 
+pub use pool::{H1Pool, PoolSweeper};
+pub(crate) use upstream::IDLE_TIMEOUT;
+
 mod mock;
+mod pool;
 mod relay;
 mod upstream;
 pub mod vertex_token;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use datamind_llm::ProviderKind;
 use parking_lot::Mutex;
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
 
 pub use health::Health;
 
@@ -109,7 +109,9 @@ pub struct Provider {
     pub timeouts: Timeouts,
     /// The peer to connect to; `None` when the host did not resolve (attempts then fail
     /// as connect errors, and the next reload tries again).
-    pub peer: Option<HttpPeer>,
+    pub peer: Option<Arc<HttpPeer>>,
+    /// The peer's connection-pool key (Pingora's `reuse_hash`), computed once.
+    pub pool_key: u64,
     /// `mock`: delay before the first token.
     pub mock_latency: Duration,
     /// `mock`: delay between chunks.
@@ -145,7 +147,10 @@ impl Snapshot {
                 let base = p.base_url.as_deref().and_then(|u| BaseUrl::parse(u).ok());
                 let timeouts = p.timeouts.unwrap_or(config.timeouts);
                 let peer = base.as_ref().and_then(|b| make_peer(b, &timeouts, p.http2));
+                let pool_key = peer.as_ref().map_or(0, |p| p.reuse_hash());
+                let peer = peer.map(Arc::new);
                 let provider = Provider {
+                    pool_key,
                     name: p.name.clone(),
                     kind: p.kind,
                     host_header: base.as_ref().map(BaseUrl::host_header).unwrap_or_default(),

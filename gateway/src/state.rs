@@ -9,6 +9,7 @@ use pingora_core::connectors::http::Connector;
 use crate::auth::RuntimeKeys;
 use crate::auth::runtime::{KeyStore, MemoryStore, RedisStore};
 use crate::cache::ResponseCache;
+use crate::engine::H1Pool;
 use crate::snapshot::{HealthRegistry, Snapshot};
 use crate::telemetry::{AccessLog, Metrics, Traces};
 
@@ -20,8 +21,10 @@ pub struct Gateway {
     pub health: HealthRegistry,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// Pooled upstream connections (h1, h2, TLS).
+    /// Upstream connections: new ones (h1, h2, TLS) and pooled HTTP/2 sessions.
     pub connector: Connector,
+    /// Idle HTTP/1.1 upstream connections.
+    pub h1_pool: Arc<H1Pool>,
     /// The access log.
     pub access_log: AccessLog,
     /// SIGTERM received: finish what is in flight, accept nothing new.
@@ -83,6 +86,7 @@ impl Gateway {
             health,
             metrics,
             connector: Connector::new(Some(opts)),
+            h1_pool: Arc::new(H1Pool::new(crate::engine::IDLE_TIMEOUT)),
             access_log,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),

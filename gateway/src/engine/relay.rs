@@ -1,6 +1,7 @@
 //! Writing the answer to the client: whole bodies, SSE streams, and upstream errors.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -45,7 +46,8 @@ pub(crate) enum BodySource {
     /// A provider connection.
     Http {
         up: Box<HttpSession>,
-        peer: Box<HttpPeer>,
+        peer: Arc<HttpPeer>,
+        pool_key: u64,
     },
     /// The in-process mock: ready chunks, with a pause before each after the first.
     Mock {
@@ -75,12 +77,14 @@ impl BodySource {
 
     /// Returns a finished connection to the pool.
     async fn release(self, gw: &Gateway) {
-        if let Self::Http { mut up, peer } = self
+        if let Self::Http {
+            mut up,
+            peer,
+            pool_key,
+        } = self
             && up.response_done()
         {
-            gw.connector
-                .release_http_session(*up, &*peer, Some(Duration::from_secs(60)))
-                .await;
+            super::upstream::release(gw, *up, &peer, pool_key).await;
         }
     }
 }

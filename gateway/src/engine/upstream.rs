@@ -1,5 +1,6 @@
 //! One attempt against an HTTP provider: connect, send, wait for the response header.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -7,6 +8,7 @@ use datamind_llm::Adapter;
 use datamind_llm::error_body::ErrorBody;
 use datamind_llm::providers::UpstreamRequest;
 use datamind_llm::providers::{AwsCredentials, Target};
+use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
@@ -104,9 +106,28 @@ pub(super) async fn open(
     let waited = Instant::now();
     // A pooled connection may have been closed by the upstream meanwhile: one quiet retry
     // on a fresh connection before this counts as the deployment's failure.
-    let mut result = exchange(gw, peer, &request, first_byte, attempt_deadline, downstream).await;
+    let key = p.pool_key;
+    let mut result = exchange(
+        gw,
+        peer,
+        key,
+        &request,
+        first_byte,
+        attempt_deadline,
+        downstream,
+    )
+    .await;
     if let Err((AttemptError::Network(_), true)) = &result {
-        result = exchange(gw, peer, &request, first_byte, attempt_deadline, downstream).await;
+        result = exchange(
+            gw,
+            peer,
+            key,
+            &request,
+            first_byte,
+            attempt_deadline,
+            downstream,
+        )
+        .await;
     }
     *upstream_wait += waited.elapsed();
     let mut up = result.map_err(|(e, _)| e)?;
@@ -125,9 +146,7 @@ pub(super) async fn open(
     if status >= 400 {
         let body = read_error_body(&mut up, attempt_deadline).await;
         if up.response_done() {
-            gw.connector
-                .release_http_session(up, peer, Some(Duration::from_secs(60)))
-                .await;
+            release(gw, up, peer, key).await;
         }
         let mapped = adapter.translate_error(status, &body);
         // OpenAI-compatible upstreams already speak the client's error shape: keep their
@@ -162,7 +181,8 @@ pub(super) async fn open(
         content_type,
         body: BodySource::Http {
             up: Box::new(up),
-            peer: Box::new(peer.clone()),
+            peer: Arc::clone(peer),
+            pool_key: key,
         },
         adapter: Some(adapter),
         usage: None,
@@ -175,29 +195,35 @@ pub(super) async fn open(
 async fn exchange(
     gw: &Gateway,
     peer: &HttpPeer,
+    pool_key: u64,
     request: &Outgoing<'_>,
     first_byte: Duration,
     deadline: Instant,
     downstream: &mut ServerSession,
 ) -> Result<HttpSession, (AttemptError, bool)> {
-    let connect_wait = deadline.saturating_duration_since(Instant::now());
-    let (up, reused) = tokio::select! {
-        r = fast_timeout(connect_wait, gw.connector.get_http_session(peer)) => match r {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err((AttemptError::Network(format!("connect: {e}")), false)),
-            Err(_) => return Err((AttemptError::Timeout("connect: request deadline".into()), false)),
-        },
-        _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
+    let (up, reused) = match gw.h1_pool.take(pool_key) {
+        Some(stream) => (Connection::H1(stream), true),
+        None => {
+            let connect_wait = deadline.saturating_duration_since(Instant::now());
+            tokio::select! {
+                r = fast_timeout(connect_wait, gw.connector.get_http_session(peer)) => match r {
+                    Ok(Ok((HttpSession::H1(h1), reused))) => (Connection::H1(h1.into_inner()), reused),
+                    Ok(Ok((session, reused))) => (Connection::Other(Box::new(session)), reused),
+                    Ok(Err(e)) => return Err((AttemptError::Network(format!("connect: {e}")), false)),
+                    Err(_) => return Err((AttemptError::Timeout("connect: request deadline".into()), false)),
+                },
+                _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
+            }
+        }
     };
     let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
     let sent = async move {
         match up {
-            HttpSession::H1(h1) => {
+            Connection::H1(mut stream) => {
                 // Header and body leave in one write (Pingora's client would flush the
                 // header on its own first): one segment and one wake-up of the upstream
                 // instead of two.
                 let wire = request.h1_wire().map_err(|e| e.to_owned())?;
-                let mut stream = h1.into_inner();
                 stream
                     .write_all(&wire)
                     .await
@@ -207,7 +233,7 @@ async fn exchange(
                 h1.read_response().await.map_err(|e| e.to_string())?;
                 Ok(HttpSession::H1(h1))
             }
-            mut up => {
+            Connection::Other(mut up) => {
                 let (header, body) = request.pingora().map_err(|e| e.to_string())?;
                 let r = async {
                     up.write_request_header(Box::new(header)).await?;
@@ -216,7 +242,7 @@ async fn exchange(
                     up.read_response_header().await
                 };
                 r.await.map_err(|e| e.to_string())?;
-                Ok(up)
+                Ok(*up)
             }
         }
     };
@@ -233,6 +259,34 @@ async fn exchange(
         )),
     }
 }
+
+/// A connection for one attempt: an HTTP/1.1 stream (ours to write on) or a Pingora session
+/// (HTTP/2).
+enum Connection {
+    H1(Stream),
+    Other(Box<HttpSession>),
+}
+
+/// Returns a finished exchange's connection for reuse: HTTP/1.1 streams to our idle pool
+/// (see `pool.rs`), other sessions to Pingora's.
+pub(super) async fn release(gw: &Gateway, up: HttpSession, peer: &HttpPeer, pool_key: u64) {
+    match up {
+        HttpSession::H1(mut h1) => {
+            h1.respect_keepalive();
+            if let Some(stream) = h1.reuse().await {
+                gw.h1_pool.put(pool_key, stream);
+            }
+        }
+        other => {
+            gw.connector
+                .release_http_session(other, peer, Some(IDLE_TIMEOUT))
+                .await
+        }
+    }
+}
+
+/// How long an idle upstream connection is kept.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn read_error_body(up: &mut HttpSession, deadline: Instant) -> Bytes {
     let mut buf = Vec::new();

@@ -1,0 +1,237 @@
+//! Idle HTTP/1.1 upstream connections, kept without a task per connection.
+//!
+//! Pingora's pool spawns a watcher task for every connection it takes back (on a random
+//! runtime thread when work stealing is off) and wakes it through a channel when the
+//! connection is reused: a spawn, a wake-up and a lock per request, plus a `getpeername`
+//! on checkout. Here an idle connection is just a stream in a list:
+//! - `put` keeps it only when it is quiet (no early EOF, no unexpected bytes), as Pingora does;
+//! - `take` hands out the most recently used one (warmest, least likely to have been closed
+//!   by the upstream's idle timer), checking again without a syscall in the common case
+//!   (the socket's cached readiness), and drops the ones past the idle timeout;
+//! - `sweep` (every few seconds, from a background task) closes the ones gone stale, so a
+//!   quiet gateway does not hold sockets the upstream has already closed.
+//!
+//! A connection the upstream closes between `take` and our write fails that attempt as a
+//! network error on a reused connection, which the engine retries once on a fresh one.
+//! HTTP/2 sessions stay in Pingora's pool (one connection carries many streams).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use pingora_core::protocols::Stream;
+use std::future::Future;
+use std::task::{Context, Waker};
+use tokio::io::AsyncReadExt;
+
+/// Idle connections per peer beyond this are closed on `put` (oldest first).
+const MAX_IDLE_PER_PEER: usize = 256;
+
+/// Idle HTTP/1.1 connections by peer (Pingora's `reuse_hash`).
+pub struct H1Pool {
+    idle: Mutex<HashMap<u64, Vec<Idle>>>,
+    idle_timeout: Duration,
+}
+
+struct Idle {
+    stream: Stream,
+    since: Instant,
+}
+
+impl H1Pool {
+    /// An empty pool whose connections live at most `idle_timeout` unused.
+    pub fn new(idle_timeout: Duration) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            idle_timeout,
+        }
+    }
+
+    /// A live idle connection to `key`'s peer, most recently used first.
+    pub fn take(&self, key: u64) -> Option<Stream> {
+        let now = Instant::now();
+        loop {
+            let idle = {
+                let mut map = self.idle.lock();
+                map.get_mut(&key)?.pop()?
+            };
+            // Closed outside the lock: a close is a syscall.
+            if now.saturating_duration_since(idle.since) < self.idle_timeout {
+                let mut stream = idle.stream;
+                if quiet(&mut stream) {
+                    return Some(stream);
+                }
+            }
+        }
+    }
+
+    /// Keeps `stream` for reuse when it is quiet; closes it otherwise.
+    pub fn put(&self, key: u64, mut stream: Stream) {
+        if !quiet(&mut stream) {
+            return;
+        }
+        let evicted = {
+            let mut map = self.idle.lock();
+            let list = map.entry(key).or_default();
+            list.push(Idle {
+                stream,
+                since: Instant::now(),
+            });
+            (list.len() > MAX_IDLE_PER_PEER).then(|| list.remove(0))
+        };
+        drop(evicted);
+    }
+
+    /// Closes connections past the idle timeout or closed by their peer.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        {
+            let mut map = self.idle.lock();
+            for list in map.values_mut() {
+                let mut i = 0;
+                while i < list.len() {
+                    let old = now.saturating_duration_since(list[i].since) >= self.idle_timeout;
+                    if old || !quiet(&mut list[i].stream) {
+                        stale.push(list.swap_remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            map.retain(|_, list| !list.is_empty());
+        }
+        drop(stale);
+    }
+
+    /// Idle connections held.
+    pub fn len(&self) -> usize {
+        self.idle.lock().values().map(Vec::len).sum()
+    }
+
+    /// Whether no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether an idle connection has nothing to say: a read that is not ready. A ready read
+/// means EOF, an error or bytes nobody asked for, and the connection is not reusable.
+/// Usually no syscall: the socket's readiness is cached until the reactor reports an event.
+fn quiet(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 1];
+    let read = std::pin::pin!(tokio::task::unconstrained(stream.read(&mut byte)));
+    read.poll(&mut Context::from_waker(Waker::noop()))
+        .is_pending()
+}
+
+/// Sweeps a pool every few seconds (a Pingora background service).
+pub struct PoolSweeper(pub std::sync::Arc<H1Pool>);
+
+/// How often [`PoolSweeper`] sweeps.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for PoolSweeper {
+    async fn start(&self, mut shutdown: pingora_core::server::ShutdownWatch) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.0.sweep(),
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora_core::protocols::l4::stream::Stream as L4Stream;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let client: L4Stream = client.unwrap().into();
+        (Box::new(client), server.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn reuses_the_most_recent_quiet_connection() {
+        let pool = H1Pool::new(Duration::from_secs(60));
+        let (a, _sa) = pair().await;
+        let (b, _sb) = pair().await;
+        let b_id = b.id();
+        pool.put(7, a);
+        pool.put(7, b);
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.take(7).unwrap().id(), b_id);
+        assert!(pool.take(8).is_none());
+        assert_eq!(pool.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_by_the_peer_is_not_handed_out() {
+        let pool = H1Pool::new(Duration::from_secs(60));
+        let (a, sa) = pair().await;
+        pool.put(1, a);
+        drop(sa);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take(1).is_none());
+        assert!(pool.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unexpected_bytes_make_a_connection_unusable() {
+        let pool = H1Pool::new(Duration::from_secs(60));
+        let (a, mut sa) = pair().await;
+        pool.put(1, a);
+        sa.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take(1).is_none());
+    }
+
+    #[tokio::test]
+    async fn old_connections_expire_and_sweep_closes_them() {
+        let pool = H1Pool::new(Duration::from_millis(30));
+        let (a, _sa) = pair().await;
+        let (b, sb) = pair().await;
+        pool.put(1, a);
+        pool.put(2, b);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(pool.take(1).is_none());
+        drop(sb);
+        pool.sweep();
+        assert!(pool.is_empty());
+
+        let fresh = H1Pool::new(Duration::from_secs(60));
+        let (c, sc) = pair().await;
+        let (d, _sd) = pair().await;
+        fresh.put(1, c);
+        fresh.put(1, d);
+        drop(sc);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        fresh.sweep();
+        assert_eq!(fresh.len(), 1, "the closed one is swept, the live one kept");
+    }
+
+    #[tokio::test]
+    async fn the_pool_per_peer_is_bounded() {
+        let pool = H1Pool::new(Duration::from_secs(60));
+        let mut servers = Vec::new();
+        for _ in 0..MAX_IDLE_PER_PEER + 3 {
+            let (s, peer) = pair().await;
+            servers.push(peer);
+            pool.put(5, s);
+        }
+        assert_eq!(pool.len(), MAX_IDLE_PER_PEER);
+    }
+}
