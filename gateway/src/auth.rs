@@ -77,7 +77,9 @@ async fn check(
     }
     let now = now_secs();
     if jwt {
-        return snapshot.jwt.verify(credential, now, &keys.tenants).await;
+        // Boxed: verification may fetch a JWKS (a whole HTTP client future), and an inline
+        // future that size would be copied around on every API-key request too.
+        return Box::pin(snapshot.jwt.verify(credential, now, &keys.tenants)).await;
     }
     let d = keys::digest(credential);
     if let Some(c) = keys.lookup(&d, now)? {

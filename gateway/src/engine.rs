@@ -17,6 +17,7 @@ pub(crate) use upstream::IDLE_TIMEOUT;
 mod mock;
 mod pool;
 mod relay;
+mod timer;
 mod upstream;
 pub mod vertex_token;
 

@@ -17,8 +17,8 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::ResponseHeader;
-use pingora_timeout::fast_timeout::fast_timeout;
 
+use super::timer::within;
 use super::{AttemptError, ClientFormat, Job, Outcome, UpstreamError};
 use crate::GatewayError;
 use crate::cache::capture::Capture;
@@ -157,7 +157,7 @@ async fn relay_whole(
     loop {
         let left = job.deadline.saturating_duration_since(Instant::now());
         let next = tokio::select! {
-            r = fast_timeout(left, reply.body.next()) => r,
+            r = within(left, reply.body.next()) => r,
             _ = client_gone(session) => {
                 out.client_gone = true;
                 out.status = 499;
@@ -281,7 +281,7 @@ async fn relay_stream(
         let left = until.saturating_duration_since(Instant::now());
         let waited = Instant::now();
         let next = tokio::select! {
-            r = fast_timeout(left, reply.body.next()) => r,
+            r = within(left, reply.body.next()) => r,
             _ = client_gone(session) => {
                 out.client_gone = true;
                 break;

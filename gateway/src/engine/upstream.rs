@@ -14,10 +14,10 @@ use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
-use pingora_timeout::fast_timeout::fast_timeout;
 use tokio::io::AsyncWriteExt;
 
 use super::relay::{BodySource, Reply};
+use super::timer::within;
 use super::{AttemptError, Job, UpstreamError, client_gone, parse_retry_after, retryable_status};
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
@@ -42,7 +42,9 @@ pub(super) async fn open(
     })?;
     let base_path = p.base.as_ref().map_or("", |b| b.path.as_str());
     let vertex_token = match &p.vertex_token {
-        Some(v) => Some(v.token(gw).await.map_err(|e| {
+        // Boxed (here and on the other rare paths below): an inline HTTP client future would
+        // make every request's future kilobytes larger, and futures are moved by copying.
+        Some(v) => Some(Box::pin(v.token(gw)).await.map_err(|e| {
             AttemptError::Network(format!(
                 "vertex access token for provider `{}`: {e}",
                 p.name
@@ -144,9 +146,9 @@ pub(super) async fn open(
         None => return Err(AttemptError::Network("no response header".into())),
     };
     if status >= 400 {
-        let body = read_error_body(&mut up, attempt_deadline).await;
+        let body = Box::pin(read_error_body(&mut up, attempt_deadline)).await;
         if up.response_done() {
-            release(gw, up, peer, key).await;
+            Box::pin(release(gw, up, peer, key)).await;
         }
         let mapped = adapter.translate_error(status, &body);
         // OpenAI-compatible upstreams already speak the client's error shape: keep their
@@ -206,7 +208,7 @@ async fn exchange(
         None => {
             let connect_wait = deadline.saturating_duration_since(Instant::now());
             tokio::select! {
-                r = fast_timeout(connect_wait, gw.connector.get_http_session(peer)) => match r {
+                r = within(connect_wait, Box::pin(gw.connector.get_http_session(peer))) => match r {
                     Ok(Ok((HttpSession::H1(h1), reused))) => (Connection::H1(h1.into_inner()), reused),
                     Ok(Ok((session, reused))) => (Connection::Other(Box::new(session)), reused),
                     Ok(Err(e)) => return Err((AttemptError::Network(format!("connect: {e}")), false)),
@@ -247,7 +249,7 @@ async fn exchange(
         }
     };
     let r = tokio::select! {
-        r = fast_timeout(wait, sent) => r,
+        r = within(wait, sent) => r,
         _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
     };
     match r {
@@ -278,9 +280,11 @@ pub(super) async fn release(gw: &Gateway, up: HttpSession, peer: &HttpPeer, pool
             }
         }
         other => {
-            gw.connector
-                .release_http_session(other, peer, Some(IDLE_TIMEOUT))
-                .await
+            Box::pin(
+                gw.connector
+                    .release_http_session(other, peer, Some(IDLE_TIMEOUT)),
+            )
+            .await
         }
     }
 }
@@ -293,7 +297,7 @@ async fn read_error_body(up: &mut HttpSession, deadline: Instant) -> Bytes {
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .min(Duration::from_secs(5));
-    let _ = fast_timeout(wait, async {
+    let _ = within(wait, async {
         while let Ok(Some(chunk)) = up.read_response_body().await {
             if buf.len() + chunk.len() > MAX_ERROR_BODY {
                 break;

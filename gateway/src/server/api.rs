@@ -409,11 +409,13 @@ impl HttpServerApp for ApiApp {
         let closing = *shutdown.borrow() || self.gw.draining.load(Ordering::Acquire);
         session.set_keepalive(if closing { None } else { Some(75) });
         session.set_read_timeout(Some(Duration::from_secs(60)));
-        if !self.handle(&mut session).await {
+        // Pingora moves this future by value once per request on a kept-alive connection:
+        // the request's own state lives in a box so what is copied stays small.
+        if !Box::pin(self.handle(&mut session)).await {
             return None;
         }
         let settings = HttpPersistentSettings::for_session(&session);
-        match session.finish().await {
+        match Box::pin(session.finish()).await {
             Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, settings)),
             _ => None,
         }
