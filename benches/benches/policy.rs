@@ -125,6 +125,7 @@ fn request(tenant: &Arc<TenantInput>, model: &str, tokens: u64, tags: &[&str]) -
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         headers: Vec::new(),
         session: "session-42".into(),
+        prefix: Default::default(),
     }
 }
 

@@ -17,8 +17,9 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use datamind_llm::policy::prefix::PrefixKey;
 use datamind_llm::policy::{
-    DeploymentInput, Placement, Policy, PolicySpec, RequestInput, TenantInput,
+    DeploymentInput, Placement, Policy, PolicySpec, Reads, RequestInput, TenantInput,
 };
 use datamind_llm::{Operation, ParsedRequest};
 use prometheus_client::metrics::counter::Counter;
@@ -47,6 +48,10 @@ pub struct Conductor {
     route_metrics: RouteMetrics,
     /// Cloud and region by deployment id, for the access log.
     places: HashMap<String, (String, String)>,
+    /// What the active and shadow rules read of a request: the rest is not looked up.
+    reads: Reads,
+    /// `policy.prefix_bytes`.
+    prefix_bytes: usize,
 }
 
 impl Conductor {
@@ -78,6 +83,10 @@ impl Conductor {
             .map(|r| metrics.route.for_rule(&r.name))
             .collect();
         counters.push(metrics.route.for_rule(datamind_llm::policy::DEFAULT_RULE));
+        let reads = policy
+            .iter()
+            .chain(shadow.iter())
+            .fold(Reads::default(), |a, p| a.union(p.reads()));
         Self {
             shadow_counters: shadow.as_ref().map(|_| metrics.route.shadow_counters()),
             policy,
@@ -87,6 +96,8 @@ impl Conductor {
             counters,
             route_metrics: metrics.route.clone(),
             places: places(config),
+            reads,
+            prefix_bytes: config.policy.prefix_bytes,
         }
     }
 
@@ -120,7 +131,9 @@ impl Conductor {
             .unwrap_or_else(|| Arc::new(TenantInput::new(name, "", "", &BTreeMap::new())))
     }
 
-    /// What rules see of a request.
+    /// What rules see of a request. Only what some rule reads is filled in: the key name,
+    /// tags, selected headers and session of a policy that reads none of them stay empty
+    /// (no header lookups, no copies).
     pub fn request_input(
         &self,
         caller: &Caller,
@@ -128,10 +141,18 @@ impl Conductor {
         op: Operation,
         header: &dyn Fn(&str) -> Option<String>,
     ) -> RequestInput {
-        self.input_for(self.tenant(caller), &caller.key_name, req, op, header)
+        self.input_with(
+            self.tenant(caller),
+            &caller.key_name,
+            req,
+            op,
+            header,
+            self.reads,
+        )
     }
 
-    /// What rules see of a request from `tenant` with key `key`.
+    /// What rules see of a request from `tenant` with key `key`, every field filled in (the
+    /// explain endpoint shows them all).
     pub fn input_for(
         &self,
         tenant: Arc<TenantInput>,
@@ -140,15 +161,38 @@ impl Conductor {
         op: Operation,
         header: &dyn Fn(&str) -> Option<String>,
     ) -> RequestInput {
+        let all = Reads {
+            request: u64::MAX,
+            deployment: u64::MAX,
+        };
+        self.input_with(tenant, key, req, op, header, all)
+    }
+
+    fn input_with(
+        &self,
+        tenant: Arc<TenantInput>,
+        key: &str,
+        req: &ParsedRequest,
+        op: Operation,
+        header: &dyn Fn(&str) -> Option<String>,
+        reads: Reads,
+    ) -> RequestInput {
+        let read = |field: &str| reads.request_field(field);
         RequestInput {
             model: req.model.clone(),
             operation: op.as_str(),
             tenant,
-            key: key.to_owned(),
+            key: if read("key") {
+                key.to_owned()
+            } else {
+                String::new()
+            },
             estimated_prompt_tokens: req.estimated_prompt_tokens(),
             max_tokens: req.max_tokens,
             stream: req.stream,
-            tags: header("x-datamind-tags")
+            tags: read("tags")
+                .then(|| header("x-datamind-tags"))
+                .flatten()
                 .map(|v| {
                     v.split(',')
                         .map(|t| t.trim().to_owned())
@@ -156,12 +200,23 @@ impl Conductor {
                         .collect()
                 })
                 .unwrap_or_default(),
-            headers: self
-                .headers
-                .iter()
-                .filter_map(|h| header(h).map(|v| (h.clone(), v)))
-                .collect(),
-            session: header("x-session-id").unwrap_or_default(),
+            headers: if read("headers") {
+                self.headers
+                    .iter()
+                    .filter_map(|h| header(h).map(|v| (h.clone(), v)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            session: read("session")
+                .then(|| header("x-session-id"))
+                .flatten()
+                .unwrap_or_default(),
+            prefix: if read("prefix") {
+                PrefixKey::of(req, self.prefix_bytes)
+            } else {
+                PrefixKey::default()
+            },
         }
     }
 

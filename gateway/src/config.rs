@@ -16,7 +16,7 @@ mod validate;
 
 pub use cache::{CacheConfig, CacheMode, CacheStoreKind};
 pub use identity::*;
-pub use load::{interpolate_env, load_file, parse_str};
+pub use load::{interpolate_env, load_file, parse_str, parse_str_at};
 pub use policy::PolicyConfig;
 pub use rfc3339::parse_rfc3339;
 pub use telemetry::{OtlpProtocol, TelemetryConfig, TracesConfig};

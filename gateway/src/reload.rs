@@ -1,7 +1,7 @@
 //! Hot reload and graceful drain, as one Pingora background service.
 //!
 //! - The config file is watched (its directory, so editors that replace the file by rename
-//!   are seen too) and SIGHUP forces a reload. A reload parses, validates and builds a new
+//!   are seen too), and so are the `.cel` files of its policy; SIGHUP forces a reload. A reload parses, validates and builds a new
 //!   snapshot, then swaps it in; an invalid file keeps the running config, is logged with
 //!   every problem, and counts as `datamind_config_reloads_total{result="failure"}`.
 //! - SIGTERM marks the gateway draining (`/readyz` turns 503, new LLM requests get 503,
@@ -133,18 +133,30 @@ impl BackgroundService for Reloader {
             .map(Path::to_path_buf)
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
+        // The policy files' directories too (those referenced at start; SIGHUP reloads any).
+        let mut dirs = vec![dir.clone()];
+        for f in self.gw.snapshot.load().config.policy.files() {
+            if let Some(d) = dir.join(f).parent().map(Path::to_path_buf)
+                && !dirs.contains(&d)
+            {
+                dirs.push(d);
+            }
+        }
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             if let Ok(ev) = ev
-                && ev
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name() == file_name.as_deref())
+                && ev.paths.iter().any(|p| {
+                    p.file_name() == file_name.as_deref()
+                        || p.extension().is_some_and(|e| e == "cel")
+                })
             {
                 let _ = tx.try_send(());
             }
         });
         let _watcher = match watcher {
-            Ok(mut w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(mut w) => match dirs
+                .iter()
+                .try_for_each(|d| w.watch(d, RecursiveMode::NonRecursive))
+            {
                 Ok(()) => Some(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot watch the config directory; reload with SIGHUP");

@@ -54,6 +54,15 @@ pub struct Evaluation<'s> {
     pub ranking: Ranking,
 }
 
+/// How much of each candidate's [`datamind_llm::policy::Stats`] to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsNeed {
+    /// What the matched rule reads: the averages only when its `filter`/`order` reads one.
+    Rule,
+    /// Everything (the explain endpoint shows every input).
+    All,
+}
+
 /// Evaluates `policy` for `request` on `group`: nothing is sent anywhere.
 pub fn evaluate<'s>(
     snapshot: &'s Snapshot,
@@ -61,6 +70,7 @@ pub fn evaluate<'s>(
     group: &'s Arc<ModelGroup>,
     request: &RequestInput,
     now_ms: u64,
+    need: StatsNeed,
 ) -> Evaluation<'s> {
     let now = Now::from_unix_ms(now_ms);
     let selection = policy.select(request, &now);
@@ -72,11 +82,19 @@ pub fn evaluate<'s>(
             ranking: Ranking::default(),
         };
     }
-    let fallbacks = policy.rule(&selection).and_then(|r| r.fallbacks.as_deref());
+    let rule = policy.rule(&selection);
+    let fallbacks = rule.and_then(|r| r.fallbacks.as_deref());
     let deployments = gather(snapshot, group, fallbacks);
+    let averages = need == StatsNeed::All || rule.is_some_and(|r| r.reads_ewma());
     let stats: Vec<_> = deployments
         .iter()
-        .map(|(d, _)| d.health.stats(now_ms, d.max_in_flight))
+        .map(|(d, _)| {
+            if averages {
+                d.health.stats(now_ms, d.max_in_flight)
+            } else {
+                d.health.counters(now_ms, d.max_in_flight)
+            }
+        })
         .collect();
     let candidates: Vec<PolicyCandidate<'_>> = deployments
         .iter()
@@ -110,7 +128,7 @@ pub fn place(
     let shadow = c
         .shadow
         .as_ref()
-        .map(|p| evaluate(snapshot, p, group, request, now));
+        .map(|p| evaluate(snapshot, p, group, request, now, StatsNeed::Rule));
     let Some(policy) = &c.policy else {
         // Shadow only: the groups' strategies decide, the shadow is compared with them.
         let p = plan(snapshot, group);
@@ -120,7 +138,7 @@ pub fn place(
         });
         return Ok((p, info.map(|shadow| default_info(Some(shadow)))));
     };
-    let e = evaluate(snapshot, policy, group, request, now);
+    let e = evaluate(snapshot, policy, group, request, now, StatsNeed::Rule);
     let rule_index = e.selection.rule;
     for (rule, err) in &e.selection.errors {
         tracing::warn!(rule = %rule, error = %err, "placement rule `when` failed; rule skipped");

@@ -441,9 +441,10 @@ async fn a_shadow_policy_counts_disagreements_without_changing_traffic() -> Resu
     Ok(())
 }
 
-/// Five conversations of four turns each, interleaved, through a pool of three replicas
-/// that simulate vLLM's prefix cache; returns the pool's hit rate.
-async fn prefix_hit_rate(rules: Value) -> Result<f64> {
+/// Five conversations of four turns each (one shared system prompt), interleaved, through a
+/// pool of three replicas that simulate vLLM's prefix cache; with `sessions` each carries
+/// `x-session-id`. Returns the pool's hit rate.
+async fn prefix_hit_rate(rules: Value, sessions: bool) -> Result<f64> {
     let mut pool = Vec::new();
     let mut config = GatewayConfig::new();
     let mut group = ModelGroup::new("pool");
@@ -462,15 +463,19 @@ async fn prefix_hit_rate(rules: Value) -> Result<f64> {
         )
         .set("/policy/rules", rules);
     let gw = Gateway::start(&config).await?;
-    let mut history: Vec<Vec<Value>> = vec![Vec::new(); 5];
+    let system = json!({"role": "system", "content": "You answer questions about the fleet."});
+    let mut history: Vec<Vec<Value>> = vec![vec![system]; 5];
     for turn in 0..4 {
         for (s, h) in history.iter_mut().enumerate() {
             h.push(json!({"role": "user", "content": format!("session {s} question {turn}")}));
-            let resp = gw
+            let mut req = gw
                 .http()
                 .post(gw.url("/v1/chat/completions"))
-                .bearer_auth(KEY_ALL)
-                .header("x-session-id", format!("session-{s}"))
+                .bearer_auth(KEY_ALL);
+            if sessions {
+                req = req.header("x-session-id", format!("session-{s}"));
+            }
+            let resp = req
                 .json(&json!({"model": "pool", "messages": h}))
                 .send()
                 .await?;
@@ -491,13 +496,33 @@ async fn prefix_hit_rate(rules: Value) -> Result<f64> {
 
 #[tokio::test]
 async fn session_affinity_raises_the_prefix_cache_hit_rate() -> Result<()> {
-    let round_robin = prefix_hit_rate(json!([])).await?;
-    let affinity = prefix_hit_rate(json!([{"name": "pool-affinity",
-        "affinity": {"key": "request.session", "load_factor": 1.25}}]))
+    let round_robin = prefix_hit_rate(json!([]), true).await?;
+    let affinity = prefix_hit_rate(
+        json!([{"name": "pool-affinity",
+        "affinity": {"key": "request.session", "load_factor": 1.25}}]),
+        true,
+    )
     .await?;
     eprintln!("prefix-cache hit rate: affinity {affinity:.2}, round-robin {round_robin:.2}");
     // Every turn after the first finds its conversation on the same replica.
     assert!(affinity >= 0.75, "affinity hit rate {affinity}");
+    assert!(round_robin <= 0.5, "round-robin hit rate {round_robin}");
+    Ok(())
+}
+
+/// Without session ids, the gateway's own prompt-prefix key (`request.prefix`: the system
+/// prompt and first question) keeps each conversation on one replica.
+#[tokio::test]
+async fn prefix_affinity_without_session_ids_raises_the_hit_rate() -> Result<()> {
+    let rules = json!([{"name": "pool-affinity", "affinity": {
+        "key": "request.session != \"\" ? request.session : request.prefix",
+        "load_factor": 1.25}}]);
+    let round_robin = prefix_hit_rate(json!([]), false).await?;
+    let prefix = prefix_hit_rate(rules, false).await?;
+    eprintln!(
+        "prefix-cache hit rate without session ids: prefix affinity {prefix:.2}, round-robin {round_robin:.2}"
+    );
+    assert!(prefix >= 0.75, "prefix affinity hit rate {prefix}");
     assert!(round_robin <= 0.5, "round-robin hit rate {round_robin}");
     Ok(())
 }

@@ -17,7 +17,9 @@
 
 pub mod affinity;
 mod check;
+pub use check::Reads;
 pub mod input;
+pub mod prefix;
 pub mod spec;
 #[cfg(test)]
 mod tests;
@@ -40,6 +42,7 @@ pub struct Policy {
     env: Arc<Env>,
     rules: Vec<Rule>,
     default_name: Arc<str>,
+    reads: Reads,
 }
 
 impl std::fmt::Debug for Policy {
@@ -68,12 +71,15 @@ pub struct Rule {
     /// Tags it adds.
     pub tags: Arc<[(String, String)]>,
     placement: bool,
+    /// What its `filter` and `order` read.
+    candidate_reads: Reads,
 }
 
 #[derive(Debug)]
 struct Expr {
     source: String,
     program: Program,
+    reads: Reads,
 }
 
 impl Rule {
@@ -88,6 +94,12 @@ impl Rule {
     /// The `order` expression, if any.
     pub fn order_source(&self) -> Option<&str> {
         self.order.as_ref().map(|e| e.source.as_str())
+    }
+    /// Whether its `filter` or `order` reads a statistic the caller has to compute (see
+    /// [`input::EWMA_FIELDS`]); when not, [`Stats`] needs only its counters and cooldown.
+    pub fn reads_ewma(&self) -> bool {
+        self.candidate_reads
+            .any_deployment_field(input::EWMA_FIELDS)
     }
 }
 
@@ -198,28 +210,51 @@ impl Policy {
                     "must be printable ASCII without spaces, `;` or `\"`".into(),
                 );
             }
-            let mut compile = |field: &str, src: &Option<String>, allowed: &[&str]| {
-                let src = src.as_ref()?;
-                match compile_expr(&env, src, allowed) {
+            let mut compile = |field: &str, src: Source<'_>, allowed: &[&str]| match src {
+                Source::None => None,
+                Source::Inline(src) => match compile_expr(&env, src, allowed) {
                     Ok(e) => Some(e),
                     Err(m) => {
                         problem(field, m);
                         None
                     }
+                },
+                // Positions are inside the file: `policies/eu.cel:3:7: …`.
+                Source::File(path, Some(src)) => match compile_expr(&env, src, allowed) {
+                    Ok(e) => Some(e),
+                    Err(m) => {
+                        problem(&format!("{field}_file"), format!("{path}:{m}"));
+                        None
+                    }
+                },
+                Source::File(path, None) => {
+                    problem(&format!("{field}_file"), format!("{path}: not read"));
+                    None
+                }
+                Source::Both => {
+                    problem(field, format!("give either `{field}` or `{field}_file`"));
+                    None
                 }
             };
-            let when = compile("when", &r.when, REQ);
-            let filter = compile("filter", &r.filter, DEP);
-            let order = compile("order", &r.order, DEP);
+            let fs = &r.file_sources;
+            let when = compile("when", Source::of(&r.when, &r.when_file, &fs.when), REQ);
+            let filter = compile(
+                "filter",
+                Source::of(&r.filter, &r.filter_file, &fs.filter),
+                DEP,
+            );
+            let order = compile("order", Source::of(&r.order, &r.order_file, &fs.order), DEP);
             let affinity_key = r
                 .affinity
                 .as_ref()
-                .and_then(|a| compile("affinity.key", &Some(a.key.clone()), REQ));
+                .and_then(|a| compile("affinity.key", Source::Inline(&a.key), REQ));
             if let Some(d) = &r.deny {
                 if !(400..=599).contains(&d.status) {
                     problem("deny.status", "must be 400–599".into());
                 }
-                if r.filter.is_some() || r.order.is_some() || r.affinity.is_some() {
+                let filters = r.filter.is_some() || r.filter_file.is_some();
+                let orders = r.order.is_some() || r.order_file.is_some();
+                if filters || orders || r.affinity.is_some() {
                     problem(
                         "deny",
                         "a denying rule cannot also filter, order or set affinity".into(),
@@ -233,7 +268,9 @@ impl Policy {
             }
             let placement = r.deny.is_some()
                 || r.filter.is_some()
+                || r.filter_file.is_some()
                 || r.order.is_some()
+                || r.order_file.is_some()
                 || r.fallbacks.is_some()
                 || r.affinity.is_some();
             if !placement && r.tags.is_empty() {
@@ -243,6 +280,10 @@ impl Policy {
                         .into(),
                 );
             }
+            let candidate_reads = [&filter, &order]
+                .into_iter()
+                .flatten()
+                .fold(Reads::default(), |a, e| a.union(e.reads));
             rules.push(Rule {
                 name: Arc::from(r.name.as_str()),
                 description: r.description.clone(),
@@ -254,13 +295,24 @@ impl Policy {
                 affinity: affinity_key.zip(r.affinity.as_ref().map(|a| a.load_factor)),
                 tags: tags(&r.tags),
                 placement,
+                candidate_reads,
             });
         }
         if errors.is_empty() {
+            let reads = rules
+                .iter()
+                .flat_map(|r| {
+                    [&r.when, &r.filter, &r.order]
+                        .into_iter()
+                        .flatten()
+                        .chain(r.affinity.as_ref().map(|a| &a.0))
+                })
+                .fold(Reads::default(), |a, e| a.union(e.reads));
             Ok(Self {
                 env,
                 rules,
                 default_name: Arc::from(DEFAULT_RULE),
+                reads,
             })
         } else {
             Err(errors)
@@ -270,6 +322,12 @@ impl Policy {
     /// The compiled rules, in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Every field any rule reads: a caller may leave the others of [`RequestInput`] empty
+    /// (e.g. not look up `x-datamind-tags` when no rule reads `request.tags`).
+    pub fn reads(&self) -> Reads {
+        self.reads
     }
 
     /// Finds the placement rule for a request: rules are tried in order; tag-only rules add
@@ -451,6 +509,26 @@ impl Policy {
     }
 }
 
+/// Where a rule's expression comes from.
+enum Source<'a> {
+    None,
+    Inline(&'a str),
+    /// The path as written, and the text once read.
+    File(&'a str, Option<&'a str>),
+    Both,
+}
+
+impl<'a> Source<'a> {
+    fn of(inline: &'a Option<String>, file: &'a Option<String>, read: &'a Option<String>) -> Self {
+        match (inline, file) {
+            (None, None) => Self::None,
+            (Some(s), None) => Self::Inline(s),
+            (None, Some(p)) => Self::File(p, read.as_deref()),
+            (Some(_), Some(_)) => Self::Both,
+        }
+    }
+}
+
 fn tags(t: &BTreeMap<String, String>) -> Arc<[(String, String)]> {
     t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -463,7 +541,7 @@ fn compile_expr(env: &Env, src: &str, allowed: &[&str]) -> Result<Expr, String> 
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    let unknown = check::check(program.expression(), program.source_info(), allowed);
+    let (unknown, reads) = check::check(program.expression(), program.source_info(), allowed);
     if let Some(u) = unknown.into_iter().next() {
         let (line, col) = u.offset.map_or((1, 1), |o| check::line_col(src, o));
         return Err(format!("{line}:{col}: {}", u.message));
@@ -471,5 +549,6 @@ fn compile_expr(env: &Env, src: &str, allowed: &[&str]) -> Result<Expr, String> 
     Ok(Expr {
         source: src.to_owned(),
         program,
+        reads,
     })
 }

@@ -147,6 +147,14 @@ impl ParsedRequest {
             .map(|f| &self.body[f.value.clone()])
     }
 
+    /// Where the raw JSON text of a top-level field lies in [`Self::body`], if present.
+    pub fn raw_range(&self, key: &str) -> Option<Range<usize>> {
+        self.fields
+            .iter()
+            .find(|f| f.key == key)
+            .map(|f| f.value.clone())
+    }
+
     /// Estimated prompt tokens (about four bytes per token), for limits and usage fallbacks.
     pub fn estimated_prompt_tokens(&self) -> u64 {
         (self.body.len() as u64 / 4).max(1)

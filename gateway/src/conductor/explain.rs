@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::GatewayError;
-use crate::routing::{Evaluation, evaluate};
+use crate::routing::{Evaluation, StatsNeed, evaluate};
 use crate::snapshot::Snapshot;
 use crate::snapshot::health::now_ms;
 
@@ -98,7 +98,7 @@ pub fn explain(snapshot: &Snapshot, body: &[u8]) -> Result<Value, GatewayError> 
             "shadow": shadow(snapshot, group, &input, now),
         }));
     };
-    let ev = evaluate(snapshot, policy, group, &input, now);
+    let ev = evaluate(snapshot, policy, group, &input, now, StatsNeed::All);
     let mut out = describe(policy, &ev);
     out["model"] = json!(req.model);
     out["shadow"] = shadow(snapshot, group, &input, now);
@@ -114,7 +114,7 @@ fn shadow(
     let Some(p) = &snapshot.conductor.shadow else {
         return Value::Null;
     };
-    let ev = evaluate(snapshot, p, group, input, now);
+    let ev = evaluate(snapshot, p, group, input, now, StatsNeed::All);
     json!({
         "rule": &*ev.selection.rule_name,
         "denied": ev.selection.deny.as_ref().map(|d| json!({"status": d.status, "message": d.message})),

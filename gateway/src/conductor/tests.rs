@@ -9,19 +9,33 @@ use datamind_llm::policy::{
     TenantInput,
 };
 
-use crate::config::{Config, parse_str};
+use crate::config::{Config, parse_str_at};
 
 const EXAMPLE: &str = include_str!("../../../config/examples/conductor.yaml");
+/// The same policy with every expression in a `config/policies/*.cel` file.
+const EXAMPLE_FILES: &str = include_str!("../../../config/examples/conductor-files.yaml");
+
+fn examples_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples")
+}
 
 fn example() -> Config {
-    parse_str(EXAMPLE, &|name| {
-        Some(if name.ends_with("_SHA256") {
-            // Distinct valid digests per variable.
-            crate::auth::hash_key(name)
-        } else {
-            format!("test-{}", name.to_ascii_lowercase())
-        })
-    })
+    example_from(EXAMPLE)
+}
+
+fn example_from(text: &str) -> Config {
+    parse_str_at(
+        text,
+        &|name| {
+            Some(if name.ends_with("_SHA256") {
+                // Distinct valid digests per variable.
+                crate::auth::hash_key(name)
+            } else {
+                format!("test-{}", name.to_ascii_lowercase())
+            })
+        },
+        &examples_dir(),
+    )
     .unwrap()
 }
 
@@ -31,7 +45,10 @@ struct Topology {
 }
 
 fn topology() -> Topology {
-    let config = example();
+    topology_of(example())
+}
+
+fn topology_of(config: Config) -> Topology {
     let mut groups = HashMap::new();
     for m in &config.models {
         let ds = m
@@ -126,6 +143,7 @@ fn run(t: &Topology, policy: &Policy, c: &Case) -> (String, Result<Vec<String>, 
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         session: c.session.into(),
+        prefix: Default::default(),
     };
     let now = Now::from_unix_ms(1_764_000_000_000);
     let sel = policy.select(&req, &now);
@@ -169,9 +187,12 @@ fn run(t: &Topology, policy: &Policy, c: &Case) -> (String, Result<Vec<String>, 
 }
 
 fn check(policy: &Policy, cases: &[Case]) {
-    let t = topology();
+    check_on(&topology(), policy, cases)
+}
+
+fn check_on(t: &Topology, policy: &Policy, cases: &[Case]) {
     for c in cases {
-        let (rule, got) = run(&t, policy, c);
+        let (rule, got) = run(t, policy, c);
         assert_eq!(rule, c.rule, "{}: rule", c.name);
         match (&c.expect, &got) {
             (Expect::Denied(s), Err(g)) => assert_eq!(s, g, "{}", c.name),
@@ -209,130 +230,156 @@ fn failing(s: &mut Stats) {
 fn the_example_policy_decides_as_documented() {
     let t = topology();
     let policy = Policy::compile(&t.config.policy.spec()).unwrap();
-    check(
-        &policy,
-        &[
-            Case {
-                name: "oversized output is refused with 400",
-                max_tokens: Some(65_536),
-                rule: "oversized-output",
-                expect: Expect::Denied(400),
-                ..BASE
-            },
-            Case {
-                name: "EU tenant: Azure westeurope and on-prem only, fastest first",
-                tenant: "eu-bank",
-                stats: &[("vllm-h100-1", slow)],
-                rule: "eu-residency",
-                expect: Expect::Order(&["azure-weu", "vllm-h100-0", "vllm-h100-2", "vllm-h100-1"]),
-                ..BASE
-            },
-            Case {
-                name: "EU tenant whose EU deployments all cool down gets nothing else",
-                tenant: "eu-bank",
-                stats: &[
-                    ("azure-weu", cooling),
-                    ("vllm-h100-0", cooling),
-                    ("vllm-h100-1", cooling),
-                    ("vllm-h100-2", cooling),
-                ],
-                rule: "eu-residency",
-                expect: Expect::Nothing,
-                ..BASE
-            },
-            Case {
-                name: "EU tenant with a long prompt stays EU (first rule wins)",
-                tenant: "eu-bank",
-                tokens: 120_000,
-                rule: "eu-residency",
-                expect: Expect::First("azure-weu"),
-                ..BASE
-            },
-            Case {
-                name: "long prompt goes on-prem, pinned by session",
-                tokens: 120_000,
-                session: "sess-7",
-                rule: "long-prompt-onprem",
-                expect: Expect::First("vllm-h100-2"),
-                ..BASE
-            },
-            Case {
-                name: "the pinned replica saturated: the session spills",
-                tokens: 120_000,
-                session: "sess-7",
-                stats: &[("vllm-h100-2", busy)],
-                rule: "long-prompt-onprem",
-                expect: Expect::Order(&["vllm-h100-0", "vllm-h100-1", "vllm-h100-2"]),
-                ..BASE
-            },
-            Case {
-                name: "prompt beyond the pool's context window: nothing eligible",
-                tokens: 150_000,
-                rule: "long-prompt-onprem",
-                expect: Expect::Nothing,
-                ..BASE
-            },
-            Case {
-                name: "small model: Workers AI first",
-                model: "chat-small",
-                rule: "small-at-edge",
-                expect: Expect::First("workers-ai"),
-                ..BASE
-            },
-            Case {
-                name: "cost tag: cheapest healthy under 800 ms",
-                tags: &["cost"],
-                rule: "cheapest-fast",
-                expect: Expect::Order(&[
-                    "vllm-h100-0",
-                    "vllm-h100-1",
-                    "vllm-h100-2",
-                    "vertex-asia",
-                    "azure-weu",
-                    "bedrock-use1",
-                    "bedrock-euw1",
-                ]),
-                ..BASE
-            },
-            Case {
-                name: "low priority header: slow and failing deployments drop out",
-                headers: &[("x-priority", "low")],
-                stats: &[
-                    ("vllm-h100-0", slow),
-                    ("vllm-h100-1", failing),
-                    ("vllm-h100-2", cooling),
-                ],
-                rule: "cheapest-fast",
-                expect: Expect::Order(&[
-                    "vertex-asia",
-                    "azure-weu",
-                    "bedrock-use1",
-                    "bedrock-euw1",
-                ]),
-                ..BASE
-            },
-            Case {
-                name: "default traffic: AWS first",
-                rule: "aws-burst-to-gcp",
-                expect: Expect::First("bedrock-use1"),
-                ..BASE
-            },
-            Case {
-                name: "AWS saturated: burst to GCP",
-                stats: &[("bedrock-use1", busy), ("bedrock-euw1", busy)],
-                rule: "aws-burst-to-gcp",
-                expect: Expect::First("vertex-asia"),
-                ..BASE
-            },
-            Case {
-                name: "one AWS region saturated: the other AWS region",
-                stats: &[("bedrock-use1", busy)],
-                rule: "aws-burst-to-gcp",
-                expect: Expect::First("bedrock-euw1"),
-                ..BASE
-            },
-        ],
+    check(&policy, &example_cases());
+}
+
+/// `conductor-files.yaml` (expressions in `config/policies/*.cel`) decides exactly as the
+/// inline example, active and shadow.
+#[test]
+fn the_example_policy_from_cel_files_decides_the_same() {
+    let t = topology_of(example_from(EXAMPLE_FILES));
+    let inline = example();
+    assert_eq!(t.config.policy.rules.len(), inline.policy.rules.len());
+    assert!(
+        t.config
+            .policy
+            .rules
+            .iter()
+            .all(|r| r.when.is_none() && r.filter.is_none() && r.order.is_none())
     );
+    let policy = Policy::compile(&t.config.policy.spec()).unwrap();
+    check_on(&t, &policy, &example_cases());
+    let shadow = Policy::compile(t.config.policy.shadow.as_ref().unwrap()).unwrap();
+    check_on(&t, &shadow, &shadow_cases());
+}
+
+fn example_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "oversized output is refused with 400",
+            max_tokens: Some(65_536),
+            rule: "oversized-output",
+            expect: Expect::Denied(400),
+            ..BASE
+        },
+        Case {
+            name: "EU tenant: Azure westeurope and on-prem only, fastest first",
+            tenant: "eu-bank",
+            stats: &[("vllm-h100-1", slow)],
+            rule: "eu-residency",
+            expect: Expect::Order(&["azure-weu", "vllm-h100-0", "vllm-h100-2", "vllm-h100-1"]),
+            ..BASE
+        },
+        Case {
+            name: "EU tenant whose EU deployments all cool down gets nothing else",
+            tenant: "eu-bank",
+            stats: &[
+                ("azure-weu", cooling),
+                ("vllm-h100-0", cooling),
+                ("vllm-h100-1", cooling),
+                ("vllm-h100-2", cooling),
+            ],
+            rule: "eu-residency",
+            expect: Expect::Nothing,
+            ..BASE
+        },
+        Case {
+            name: "EU tenant with a long prompt stays EU (first rule wins)",
+            tenant: "eu-bank",
+            tokens: 120_000,
+            rule: "eu-residency",
+            expect: Expect::First("azure-weu"),
+            ..BASE
+        },
+        Case {
+            name: "long prompt goes on-prem, pinned by session",
+            tokens: 120_000,
+            session: "sess-7",
+            rule: "long-prompt-onprem",
+            expect: Expect::First("vllm-h100-2"),
+            ..BASE
+        },
+        Case {
+            name: "the pinned replica saturated: the session spills",
+            tokens: 120_000,
+            session: "sess-7",
+            stats: &[("vllm-h100-2", busy)],
+            rule: "long-prompt-onprem",
+            expect: Expect::Order(&["vllm-h100-0", "vllm-h100-1", "vllm-h100-2"]),
+            ..BASE
+        },
+        Case {
+            name: "prompt beyond the pool's context window: nothing eligible",
+            tokens: 150_000,
+            rule: "long-prompt-onprem",
+            expect: Expect::Nothing,
+            ..BASE
+        },
+        Case {
+            name: "small model: Workers AI first",
+            model: "chat-small",
+            rule: "small-at-edge",
+            expect: Expect::First("workers-ai"),
+            ..BASE
+        },
+        Case {
+            name: "cost tag: cheapest healthy under 800 ms",
+            tags: &["cost"],
+            rule: "cheapest-fast",
+            expect: Expect::Order(&[
+                "vllm-h100-0",
+                "vllm-h100-1",
+                "vllm-h100-2",
+                "vertex-asia",
+                "azure-weu",
+                "bedrock-use1",
+                "bedrock-euw1",
+            ]),
+            ..BASE
+        },
+        Case {
+            name: "low priority header: slow and failing deployments drop out",
+            headers: &[("x-priority", "low")],
+            stats: &[
+                ("vllm-h100-0", slow),
+                ("vllm-h100-1", failing),
+                ("vllm-h100-2", cooling),
+            ],
+            rule: "cheapest-fast",
+            expect: Expect::Order(&["vertex-asia", "azure-weu", "bedrock-use1", "bedrock-euw1"]),
+            ..BASE
+        },
+        Case {
+            name: "default traffic: AWS first",
+            rule: "aws-burst-to-gcp",
+            expect: Expect::First("bedrock-use1"),
+            ..BASE
+        },
+        Case {
+            name: "AWS saturated: burst to GCP",
+            stats: &[("bedrock-use1", busy), ("bedrock-euw1", busy)],
+            rule: "aws-burst-to-gcp",
+            expect: Expect::First("vertex-asia"),
+            ..BASE
+        },
+        Case {
+            name: "one AWS region saturated: the other AWS region",
+            stats: &[("bedrock-use1", busy)],
+            rule: "aws-burst-to-gcp",
+            expect: Expect::First("bedrock-euw1"),
+            ..BASE
+        },
+    ]
+}
+
+fn shadow_cases() -> Vec<Case> {
+    vec![Case {
+        name: "AWS at 40 in flight: the shadow spills, the active policy would not",
+        stats: &[("bedrock-use1", loaded), ("bedrock-euw1", loaded)],
+        rule: "aws-burst-to-gcp-32",
+        expect: Expect::First("vertex-asia"),
+        ..BASE
+    }]
 }
 
 #[test]
@@ -341,16 +388,7 @@ fn the_example_shadow_policy_bursts_earlier() {
     let shadow = t.config.policy.shadow.clone().unwrap_or_default();
     let shadow: PolicySpec = shadow;
     let policy = Policy::compile(&shadow).unwrap();
-    check(
-        &policy,
-        &[Case {
-            name: "AWS at 40 in flight: the shadow spills, the active policy would not",
-            stats: &[("bedrock-use1", loaded), ("bedrock-euw1", loaded)],
-            rule: "aws-burst-to-gcp-32",
-            expect: Expect::First("vertex-asia"),
-            ..BASE
-        }],
-    );
+    check(&policy, &shadow_cases());
     let active = Policy::compile(&t.config.policy.spec()).unwrap();
     check(
         &active,

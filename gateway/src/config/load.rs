@@ -5,19 +5,35 @@ use std::path::Path;
 use super::Config;
 use crate::GatewayError;
 
-/// Reads, interpolates, parses and validates the file at `path`.
+/// Reads, interpolates, parses and validates the file at `path`; policy `*_file`
+/// expressions are read relative to its directory.
 pub fn load_file(path: &Path) -> Result<Config, GatewayError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| GatewayError::Config(vec![format!("{}: {e}", path.display())]))?;
-    parse_str(&text, &|name| std::env::var(name).ok())
+    let dir = path.parent().unwrap_or(Path::new("."));
+    parse_str_at(&text, &|name| std::env::var(name).ok(), dir)
 }
 
-/// Interpolates with `env`, parses, and validates `text`.
+/// Interpolates with `env`, parses, and validates `text`; policy files are read relative to
+/// the current directory.
 pub fn parse_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, GatewayError> {
+    parse_str_at(text, env, Path::new("."))
+}
+
+/// [`parse_str`] for a config whose policy files are relative to `dir`.
+pub fn parse_str_at(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    dir: &Path,
+) -> Result<Config, GatewayError> {
     let text = interpolate_env(text, env).map_err(GatewayError::Config)?;
     let mut config: Config =
         serde_saphyr::from_str(&text).map_err(|e| GatewayError::Config(vec![e.to_string()]))?;
     aws_from_env(&mut config, env);
+    let unread = config.policy.read_files(dir);
+    if !unread.is_empty() {
+        return Err(GatewayError::Config(unread));
+    }
     let problems = config.validate();
     if problems.is_empty() {
         Ok(config)

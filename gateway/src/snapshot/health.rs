@@ -148,6 +148,23 @@ impl Health {
         }
     }
 
+    /// [`Self::stats`] without the averages (no lock taken): the counters and the cooldown
+    /// only; `healthy` is "not cooling down", the EWMA fields are 0. For rules that read no
+    /// [`datamind_llm::policy::input::EWMA_FIELDS`].
+    pub fn counters(&self, now_ms: u64, max_in_flight: Option<u32>) -> Stats {
+        let left = self.cooldown_left_ms(now_ms);
+        let in_flight = self.in_flight();
+        Stats {
+            healthy: left == 0,
+            cooling_down: left > 0,
+            cooldown_left_ms: left,
+            in_flight: u64::from(in_flight),
+            queue_depth: u64::from(self.waiting.load(Relaxed)),
+            at_capacity: max_in_flight.is_some_and(|m| in_flight >= m),
+            ..Stats::default()
+        }
+    }
+
     /// An attempt succeeded: first byte after `ttfb`, complete after `total`.
     pub fn record_success_timed(&self, ttfb: Duration, total: Duration) {
         self.success(ttfb, total);

@@ -26,12 +26,58 @@ pub(super) struct Unknown {
     pub offset: Option<u32>,
 }
 
-/// Checks `root` against the variables `allowed` (a subset of request, deployment, now).
-pub(super) fn check(root: &IdedExpr, info: &SourceInfo, allowed: &[&str]) -> Vec<Unknown> {
-    let mut out = Vec::new();
+/// The fields of `request` and `deployment` an expression reads, as bit sets over
+/// [`REQUEST_FIELDS`] and [`DEPLOYMENT_FIELDS`] (a bare `request` or `deployment`, e.g. passed
+/// whole to a function, reads everything).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// Bit `i`: `request.<REQUEST_FIELDS[i]>`.
+    pub request: u64,
+    /// Bit `i`: `deployment.<DEPLOYMENT_FIELDS[i]>`.
+    pub deployment: u64,
+}
+
+impl Reads {
+    /// Both sets together.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            request: self.request | other.request,
+            deployment: self.deployment | other.deployment,
+        }
+    }
+
+    /// Whether `request.<field>` is read.
+    pub fn request_field(&self, field: &str) -> bool {
+        bit(REQUEST_FIELDS, field).is_some_and(|b| self.request & b != 0)
+    }
+
+    /// Whether any of `deployment.<fields>` is read.
+    pub fn any_deployment_field(&self, fields: &[&str]) -> bool {
+        fields
+            .iter()
+            .filter_map(|f| bit(DEPLOYMENT_FIELDS, f))
+            .any(|b| self.deployment & b != 0)
+    }
+}
+
+fn bit(fields: &[&str], field: &str) -> Option<u64> {
+    fields.iter().position(|f| *f == field).map(|i| 1u64 << i)
+}
+
+/// What a walk found.
+#[derive(Default)]
+struct Found {
+    unknown: Vec<Unknown>,
+    reads: Reads,
+}
+
+/// Checks `root` against the variables `allowed` (a subset of request, deployment, now), and
+/// says which fields it reads.
+pub(super) fn check(root: &IdedExpr, info: &SourceInfo, allowed: &[&str]) -> (Vec<Unknown>, Reads) {
+    let mut out = Found::default();
     let mut bound: Vec<String> = Vec::new();
     walk(root, info, allowed, &mut bound, &mut out);
-    out
+    (out.unknown, out.reads)
 }
 
 fn walk(
@@ -39,7 +85,7 @@ fn walk(
     info: &SourceInfo,
     allowed: &[&str],
     bound: &mut Vec<String>,
-    out: &mut Vec<Unknown>,
+    out: &mut Found,
 ) {
     let at = || info.offset_for(e.id).map(|(start, _)| start);
     match &e.expr {
@@ -47,6 +93,11 @@ fn walk(
         Expr::Ident(name) => {
             if bound.iter().any(|b| b == name) || TYPE_NAMES.contains(&name.as_str()) {
                 return;
+            }
+            match name.as_str() {
+                "request" => out.reads.request = u64::MAX,
+                "deployment" => out.reads.deployment = u64::MAX,
+                _ => {}
             }
             if !allowed.contains(&name.as_str()) {
                 let message = match name.as_str() {
@@ -57,7 +108,7 @@ fn walk(
                     }
                     _ => format!("unknown variable `{name}` (known: {})", allowed.join(", ")),
                 };
-                out.push(Unknown {
+                out.unknown.push(Unknown {
                     message,
                     offset: at(),
                 });
@@ -73,8 +124,13 @@ fn walk(
                     "deployment" => DEPLOYMENT_FIELDS,
                     _ => NOW_FIELDS,
                 };
+                match (var.as_str(), bit(fields, &sel.field)) {
+                    ("request", Some(b)) => out.reads.request |= b,
+                    ("deployment", Some(b)) => out.reads.deployment |= b,
+                    _ => {}
+                }
                 if !fields.contains(&sel.field.as_str()) {
-                    out.push(Unknown {
+                    out.unknown.push(Unknown {
                         message: format!(
                             "`{var}` has no field `{}` (fields: {})",
                             sel.field,
@@ -90,7 +146,7 @@ fn walk(
                 && matches!(&inner.operand.expr, Expr::Ident(v) if v == "request" && !bound.iter().any(|b| b == v))
                 && !TENANT_FIELDS.contains(&sel.field.as_str())
             {
-                out.push(Unknown {
+                out.unknown.push(Unknown {
                     message: format!(
                         "`request.tenant` has no field `{}` (fields: {})",
                         sel.field,

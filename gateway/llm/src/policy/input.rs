@@ -31,6 +31,7 @@ pub const REQUEST_FIELDS: &[&str] = &[
     "tags",
     "headers",
     "session",
+    "prefix",
 ];
 /// Fields of `request.tenant`.
 pub const TENANT_FIELDS: &[&str] = &["name", "residency", "region", "attributes"];
@@ -56,6 +57,17 @@ pub const DEPLOYMENT_FIELDS: &[&str] = &[
     "in_flight",
     "max_in_flight",
     "queue_depth",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "samples",
+];
+/// Fields of `deployment` the caller derives from its latency and error averages (the rest
+/// of [`Stats`] are counters and the cooldown): see [`super::Rule::reads_ewma`].
+pub const EWMA_FIELDS: &[&str] = &[
+    "healthy",
     "error_rate",
     "latency_p50_ms",
     "latency_p95_ms",
@@ -128,6 +140,8 @@ pub struct RequestInput {
     pub headers: Vec<(String, String)>,
     /// A session id (`x-session-id`), or the empty string.
     pub session: String,
+    /// The prompt-prefix key ([`super::prefix`]), computed when a rule reads it.
+    pub prefix: super::prefix::PrefixKey,
 }
 
 /// What a deployment is: fixed for one config snapshot.
@@ -397,6 +411,7 @@ fn request_field<'a>(r: &'a RequestInput, name: &str) -> Result<CowVal<'a, 'a>, 
             CowVal::owned(CelMap::from(map))
         }
         "session" => CowVal::owned(CelString::from(r.session.as_str())),
+        "prefix" => CowVal::owned(CelString::from(r.prefix.get())),
         other => return Err(ExecutionError::no_such_key(other)),
     })
 }

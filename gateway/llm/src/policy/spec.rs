@@ -29,16 +29,25 @@ pub struct RuleSpec {
     /// CEL over `request` and `now`, true when the rule applies (absent: always).
     #[serde(default)]
     pub when: Option<String>,
+    /// `when` read from a `.cel` file instead (path relative to the config file).
+    #[serde(default)]
+    pub when_file: Option<String>,
     /// Refuse matching requests.
     #[serde(default)]
     pub deny: Option<DenySpec>,
     /// CEL over `request`, `deployment` and `now`: keep a candidate when true.
     #[serde(default)]
     pub filter: Option<String>,
+    /// `filter` read from a `.cel` file instead (path relative to the config file).
+    #[serde(default)]
+    pub filter_file: Option<String>,
     /// CEL over `request`, `deployment` and `now` giving a number: candidates are tried in
     /// ascending order of it (within the requested group, then within each fallback group).
     #[serde(default)]
     pub order: Option<String>,
+    /// `order` read from a `.cel` file instead (path relative to the config file).
+    #[serde(default)]
+    pub order_file: Option<String>,
     /// Model groups tried after the requested one, replacing its `fallbacks`.
     #[serde(default)]
     pub fallbacks: Option<Vec<String>>,
@@ -48,6 +57,62 @@ pub struct RuleSpec {
     /// Tags added to the request (logs, span attributes, the explain endpoint).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The text of the `*_file` expressions, filled by [`PolicySpec::read_files`].
+    #[serde(skip)]
+    pub file_sources: FileSources,
+}
+
+/// The expressions a rule reads from files, once read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileSources {
+    /// The text of `when_file`.
+    pub when: Option<String>,
+    /// The text of `filter_file`.
+    pub filter: Option<String>,
+    /// The text of `order_file`.
+    pub order: Option<String>,
+}
+
+impl PolicySpec {
+    /// Reads every rule's `*_file` expression with `read` (given the path as written; the
+    /// caller resolves it, e.g. against the config file's directory). Returns the files that
+    /// could not be read, with their path (`rules[2].filter_file`). Reading again replaces
+    /// what was read before, so a reload sees edited files.
+    pub fn read_files(
+        &mut self,
+        read: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Vec<crate::LlmError> {
+        let mut errors = Vec::new();
+        for (i, r) in self.rules.iter_mut().enumerate() {
+            let fields = [
+                ("when_file", &r.when_file, &mut r.file_sources.when),
+                ("filter_file", &r.filter_file, &mut r.file_sources.filter),
+                ("order_file", &r.order_file, &mut r.file_sources.order),
+            ];
+            for (field, path, text) in fields {
+                *text = None;
+                let Some(path) = path else { continue };
+                match read(path) {
+                    Ok(t) => *text = Some(t),
+                    Err(message) => errors.push(crate::LlmError::InvalidPolicy {
+                        path: format!("rules[{i}].{field}"),
+                        message: format!("{path}: {message}"),
+                    }),
+                }
+            }
+        }
+        errors
+    }
+
+    /// The files the rules read expressions from, as written.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().flat_map(|r| {
+            [&r.when_file, &r.filter_file, &r.order_file]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+        })
+    }
 }
 
 /// A refusal.

@@ -29,6 +29,7 @@ fn request(residency: &str, tokens: u64) -> RequestInput {
         tags: vec!["batch".into()],
         headers: vec![("x-priority".into(), "high".into())],
         session: String::new(),
+        prefix: Default::default(),
     }
 }
 
@@ -288,4 +289,73 @@ fn affinity_pins_a_session_and_spills_when_saturated() {
     let spilled = names(&p.rank(&sel, &req, &now, &cands), &cands);
     assert_ne!(spilled[0], first);
     assert_eq!(spilled[2], first);
+}
+
+#[test]
+fn expressions_from_files_compile_with_file_positions() {
+    let mut s = spec(
+        r#"{"rules":[
+            {"name":"a","when_file":"p/when.cel","filter_file":"p/bad.cel"},
+            {"name":"b","order_file":"p/missing.cel"}
+        ]}"#,
+    );
+    let errs = s.read_files(&mut |path| match path {
+        "p/when.cel" => Ok("// a comment\nrequest.model == 'gpt-4o'".into()),
+        "p/bad.cel" => {
+            Ok("// EU only\ndeployment.cloud == 'azure'\n  && deployment.regoin == 'x'".into())
+        }
+        _ => Err("No such file or directory".into()),
+    });
+    let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        msgs,
+        ["rules[1].order_file: p/missing.cel: No such file or directory"]
+    );
+    let errs = Policy::compile(&s).unwrap_err();
+    let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "rules[0].filter_file: p/bad.cel:3:16: `deployment` has no field `regoin`"
+        )),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"rules[1].order_file: p/missing.cel: not read".to_owned()),
+        "{msgs:?}"
+    );
+    // Fixed files compile, comments and all, and behave as inline expressions.
+    s.read_files(&mut |path| match path {
+        "p/when.cel" => Ok("// a comment\nrequest.model == 'gpt-4o'".into()),
+        "p/bad.cel" => Ok("// EU only\ndeployment.cloud == 'azure'".into()),
+        _ => Ok("deployment.price_input".into()),
+    });
+    let p = Policy::compile(&s).unwrap();
+    assert_eq!(
+        p.rules()[0].filter_source(),
+        Some("// EU only\ndeployment.cloud == 'azure'")
+    );
+    let sel = p.select(&request("", 10), &Now::default());
+    assert_eq!(&*sel.rule_name, "a");
+}
+
+#[test]
+fn compiled_rules_know_what_they_read() {
+    let p = Policy::compile(&spec(
+        r#"{"rules":[
+            {"name":"a","when":"'x' in request.tags","filter":"deployment.in_flight < 3"},
+            {"name":"b","when":"has(request.max_tokens)","order":"deployment.ttft_p95_ms"},
+            {"name":"c","filter":"deployment.healthy && request.tenant.residency == 'eu'"}
+        ]}"#,
+    ))
+    .unwrap();
+    let r = p.reads();
+    assert!(r.request_field("tags") && r.request_field("max_tokens") && r.request_field("tenant"));
+    assert!(!r.request_field("headers") && !r.request_field("session"));
+    let ewma: Vec<bool> = p.rules().iter().map(Rule::reads_ewma).collect();
+    assert_eq!(ewma, [false, true, true]);
+    let whole = Policy::compile(&spec(
+        r#"{"rules":[{"name":"a","filter":"size([request]) == 1"}]}"#,
+    ))
+    .unwrap();
+    assert!(whole.reads().request_field("session"));
 }

@@ -101,4 +101,70 @@ policy:
             assert!(err.contains(needle), "missing {needle} in:\n{err}");
         }
     }
+
+    /// Expressions in `.cel` files: compile errors carry the file, line and column inside
+    /// it; a missing file is a config error; both `filter` and `filter_file` is refused.
+    #[test]
+    fn policy_files_report_their_path_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        std::fs::write(
+            dir.path().join("policies/eu.cel"),
+            "// EU only\ndeployment.cloud == \"azure\"\n  && deployment.regoin == \"westeurope\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("policies/when.cel"), "request.model == 'x'").unwrap();
+        let base = r#"
+server: { listen: "127.0.0.1:1", admin_listen: "127.0.0.1:2" }
+auth: { enabled: false }
+providers: [ { name: m, kind: mock } ]
+models: [ { name: g, deployments: [ { provider: m, model: x } ] } ]
+policy:
+  rules:
+"#;
+        let parse = |rules: &str| {
+            crate::config::parse_str_at(&format!("{base}{rules}"), &|_| None, dir.path())
+        };
+        let err = parse(
+            "    - { name: eu, when_file: policies/when.cel, filter_file: policies/eu.cel }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "policy.rules[0].filter_file: policies/eu.cel:3:16: `deployment` has no field `regoin`"
+            ),
+            "{err}"
+        );
+        let err = parse("    - { name: a, filter_file: policies/nope.cel }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("policy.rules[0].filter_file: policies/nope.cel: "),
+            "{err}"
+        );
+        let err =
+            parse("    - { name: a, when: 'true', when_file: policies/when.cel, order: '1' }\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("policy.rules[0].when: give either `when` or `when_file`"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join("policies/eu.cel"),
+            "deployment.cloud == \"azure\"",
+        )
+        .unwrap();
+        let ok = parse(
+            "    - { name: eu, when_file: policies/when.cel, filter_file: policies/eu.cel }\n",
+        )
+        .unwrap();
+        let rule = &ok.policy.rules[0];
+        assert_eq!(
+            rule.file_sources.filter.as_deref(),
+            Some("deployment.cloud == \"azure\"")
+        );
+        assert_eq!(ok.policy.files(), ["policies/when.cel", "policies/eu.cel"]);
+    }
 }
