@@ -314,6 +314,54 @@ async fn policy_config_errors_are_reported_with_their_location() -> Result<()> {
     Ok(())
 }
 
+/// A rule's filter in a `.cel` file: editing the file reloads the policy; a broken file is
+/// reported with its path and position and the running policy stays.
+#[tokio::test]
+async fn a_policy_file_edit_reloads_and_a_broken_one_keeps_the_running_policy() -> Result<()> {
+    let (eu, us) = mocks().await?;
+    let policies = tempfile::tempdir()?;
+    let file = policies.path().join("eu_only.cel");
+    std::fs::write(&file, "// EU tenants: Azure only\ndeployment.cloud == \"azure\"\n")?;
+    let rule = json!([{"name": "eu-files", "when": "request.tenant.residency == \"eu\"",
+        "filter_file": file.to_string_lossy()}]);
+    let gw = Gateway::start(&config(&eu, &us, rule)).await?;
+    let resp = gw.chat(EU_KEY, &chat_body(MODEL, "hi")).await?;
+    assert_eq!(route_of(&resp), "rule=eu-files; deployment=eu/m");
+
+    // Broken: the reload fails (watcher, or SIGHUP), the running policy keeps serving.
+    std::fs::write(&file, "deployment.cloud == \"azure\"\n  && deployment.regoin == \"x\"\n")?;
+    gw.signal(Signal::Hup)?;
+    gw.metrics_when("a failed reload", |m| {
+        m.sum("datamind_config_reloads_total", &[("result", "failure")]) >= 1.0
+    })
+    .await?;
+    let log = gw.stderr_text() + &gw.stdout_text();
+    assert!(
+        log.contains("eu_only.cel:2:16: `deployment` has no field `regoin`"),
+        "{}",
+        gw.stderr_tail()
+    );
+    let resp = gw.chat(EU_KEY, &chat_body(MODEL, "hi")).await?;
+    assert_eq!(route_of(&resp), "rule=eu-files; deployment=eu/m");
+
+    // Fixed to a different filter: the edit alone (file watch) brings it in.
+    std::fs::write(&file, "deployment.cloud == \"aws\"\n")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let resp = gw.chat(EU_KEY, &chat_body(MODEL, "hi")).await?;
+        if route_of(&resp) == "rule=eu-files; deployment=us/m" {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the edited policy file was not reloaded: {}",
+            gw.stderr_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn explain_shows_the_rule_the_ranking_and_the_exclusions() -> Result<()> {
     let (eu, us) = mocks().await?;
