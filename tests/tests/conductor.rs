@@ -321,7 +321,10 @@ async fn a_policy_file_edit_reloads_and_a_broken_one_keeps_the_running_policy() 
     let (eu, us) = mocks().await?;
     let policies = tempfile::tempdir()?;
     let file = policies.path().join("eu_only.cel");
-    std::fs::write(&file, "// EU tenants: Azure only\ndeployment.cloud == \"azure\"\n")?;
+    std::fs::write(
+        &file,
+        "// EU tenants: Azure only\ndeployment.cloud == \"azure\"\n",
+    )?;
     let rule = json!([{"name": "eu-files", "when": "request.tenant.residency == \"eu\"",
         "filter_file": file.to_string_lossy()}]);
     let gw = Gateway::start(&config(&eu, &us, rule)).await?;
@@ -329,7 +332,10 @@ async fn a_policy_file_edit_reloads_and_a_broken_one_keeps_the_running_policy() 
     assert_eq!(route_of(&resp), "rule=eu-files; deployment=eu/m");
 
     // Broken: the reload fails (watcher, or SIGHUP), the running policy keeps serving.
-    std::fs::write(&file, "deployment.cloud == \"azure\"\n  && deployment.regoin == \"x\"\n")?;
+    std::fs::write(
+        &file,
+        "deployment.cloud == \"azure\"\n  && deployment.regoin == \"x\"\n",
+    )?;
     gw.signal(Signal::Hup)?;
     gw.metrics_when("a failed reload", |m| {
         m.sum("datamind_config_reloads_total", &[("result", "failure")]) >= 1.0
