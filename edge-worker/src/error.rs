@@ -40,6 +40,19 @@ pub enum EdgeError {
     /// A configured target is not set up (missing origin or key).
     #[error("route target {0} is not configured")]
     NotConfigured(&'static str),
+    /// A Conductor rule refuses the request.
+    #[error("{message} (rule {rule})")]
+    PolicyDenied {
+        /// The rule's name.
+        rule: String,
+        /// Its status, 400–599.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+    /// A Conductor rule left no destination for the request.
+    #[error("no destination for this request is allowed by rule {0}")]
+    NoPlacement(String),
     /// Anything else; details are in the log only.
     #[error("internal error")]
     Internal,
@@ -63,7 +76,8 @@ impl EdgeError {
             Self::ModelNotFound(_) | Self::NotFound(_) | Self::NoRoute(_) => 404,
             Self::TooLarge(_) => 413,
             Self::Upstream(_) => 502,
-            Self::NotConfigured(_) => 503,
+            Self::NotConfigured(_) | Self::NoPlacement(_) => 503,
+            Self::PolicyDenied { status, .. } => *status,
             Self::Internal => 500,
         }
     }
@@ -77,6 +91,8 @@ impl EdgeError {
             Self::NotFound(_) | Self::NoRoute(_) => ("invalid_request_error", Some("not_found")),
             Self::Upstream(_) => ("api_error", Some("upstream_error")),
             Self::NotConfigured(_) => ("api_error", Some("not_configured")),
+            Self::PolicyDenied { .. } => ("invalid_request_error", Some("policy_denied")),
+            Self::NoPlacement(_) => ("api_error", Some("no_eligible_deployment")),
             Self::Internal => ("server_error", None),
         };
         let param = match self {

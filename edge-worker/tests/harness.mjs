@@ -94,8 +94,33 @@ export const ROUTES = {
   },
 };
 
-/** Starts the worker; returns { mf, url, db, cacheKv, configKv }. */
-export async function startWorker(originUrl) {
+/**
+ * Conductor policy routing (the core gateway's rule schema, compiled by the same engine):
+ * the core's example rules over the edge's three destinations.
+ */
+export const POLICY_ROUTES = {
+  policy: {
+    rules: [
+      { name: "oversized-output", when: "has(request.max_tokens) && request.max_tokens > 32768",
+        deny: { status: 400, message: "max_tokens above 32768 is not served" } },
+      { name: "small-at-edge", when: 'request.model == "chat-small"',
+        order: 'deployment.cloud == "cloudflare" ? 0 : 1' },
+      { name: "cheapest-fast", when: '"cost" in request.tags', filter: "deployment.healthy",
+        order: "deployment.price_input + deployment.price_output" },
+      { name: "core-first", order: 'deployment.provider == "core" ? 0 : 1' },
+    ],
+  },
+  destinations: [
+    { name: "workers-ai", target: "workers_ai", models: ["chat-small"], cloud: "cloudflare",
+      region: "edge", upstream_model: "@cf/meta/llama-3.1-8b-instruct", price_input: 0.03, price_output: 0.2 },
+    { name: "core", target: "core", cloud: "onprem", price_input: 0.4, price_output: 0.4 },
+    { name: "cloud", target: "cloud", cloud: "azure", region: "westeurope", upstream_model: "gpt-4o-mini",
+      price_input: 0.15, price_output: 0.6 },
+  ],
+};
+
+/** Starts the worker (routing document `routes`); returns { mf, url, db, cacheKv, configKv }. */
+export async function startWorker(originUrl, routes = ROUTES) {
   const aiScript = `${readFileSync(join(root, "mock-ai/ai.js"), "utf8")}\nexport default function (env) { return new Ai(env); }\n`;
   const mf = new Miniflare({
     cf: false, d1Persist: false, kvPersist: false, cachePersist: false,
@@ -111,7 +136,7 @@ export async function startWorker(originUrl) {
           API_KEYS: JSON.stringify({ [sha256(KEYS.acme)]: "acme", [sha256(KEYS.beta)]: "beta" }),
           JWT_HS256_SECRET: JWT_SECRET,
           JWT_PUBLIC_KEY: ecKeys.publicKey.export({ type: "spki", format: "pem" }),
-          ROUTES: JSON.stringify(ROUTES), SESSION_TTL_SECONDS: "3600", CACHE_TTL_SECONDS: "600",
+          ROUTES: JSON.stringify(routes), SESSION_TTL_SECONDS: "3600", CACHE_TTL_SECONDS: "600",
         },
         wrappedBindings: { AI: { scriptName: "mock-ai" } },
       },

@@ -118,7 +118,12 @@ pub async fn handle(
         None => first,
     };
     let value = Value::Object(obj);
-    let decision = cfg.routing.decide(&parsed.model, &tenant.id)?;
+    let decision = cfg.routing.place(
+        &parsed,
+        &tenant.id,
+        &|name: &str| header(&req, name),
+        worker::Date::now().as_millis(),
+    )?;
 
     let opt = CacheOptIn::from_header(header(&req, "x-datamind-cache").as_deref());
     let key = is_cacheable(&value, opt).then(|| cache_key(&tenant.id, "chat", &value));
@@ -156,6 +161,9 @@ pub async fn handle(
                "stream": parsed.stream, "cache": key.as_ref().map(|_| "miss")})
     );
     let mut extra = vec![("x-datamind-route", route.as_str())];
+    if let Some(rule) = &decision.policy_rule {
+        extra.push(("x-datamind-rule", rule.as_str()));
+    }
     if key.is_some() {
         extra.push(("x-datamind-cache", "miss"));
     }
