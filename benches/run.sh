@@ -265,7 +265,7 @@ policy:
     - name: long-prompt-onprem
       when: request.estimated_prompt_tokens > 100000
       filter: deployment.cloud == "onprem" && deployment.context_window >= request.estimated_prompt_tokens
-      affinity: { key: 'request.session != "" ? request.session : request.tenant.name' }
+      affinity: { key: 'request.session != "" ? request.session : request.prefix' }
     - { name: small-at-edge, when: 'request.model == "chat-small"', order: 'deployment.cloud == "cloudflare" ? 0 : 1' }
     - name: cheapest-fast
       when: '"cost" in request.tags || ("x-priority" in request.headers && request.headers["x-priority"] == "low")'

@@ -17,6 +17,7 @@
 
 pub mod affinity;
 mod check;
+mod fast;
 pub use check::Reads;
 pub mod input;
 pub mod prefix;
@@ -80,6 +81,18 @@ struct Expr {
     source: String,
     program: Program,
     reads: Reads,
+    /// The allocation-free evaluator, when the expression has its shape.
+    fast: Option<fast::Fast>,
+}
+
+impl Expr {
+    /// Evaluates: the fast path when it answers, else the `cel` program on `ctx`.
+    fn run(&self, ctx: &Context<'_, '_>, inputs: &fast::Inputs<'_>) -> cel::ResolveResult {
+        if let Some(v) = self.fast.as_ref().and_then(|f| f.eval(inputs)) {
+            return Ok(v);
+        }
+        self.program.execute(ctx)
+    }
 }
 
 impl Rule {
@@ -340,6 +353,11 @@ impl Policy {
         };
         let mut ctx = Context::with_env(self.env.clone());
         ctx.set_variable_resolver(&scope);
+        let inputs = fast::Inputs {
+            request,
+            now: *now,
+            deployment: None,
+        };
         let mut sel = Selection {
             rule: None,
             rule_name: self.default_name.clone(),
@@ -351,7 +369,7 @@ impl Policy {
         for (i, rule) in self.rules.iter().enumerate() {
             let matched = match &rule.when {
                 None => true,
-                Some(w) => match w.program.execute(&ctx) {
+                Some(w) => match w.run(&ctx, &inputs) {
                     Ok(Value::Bool(b)) => b,
                     Ok(other) => {
                         sel.errors.push((
@@ -379,7 +397,7 @@ impl Policy {
             sel.rule_name = rule.name.clone();
             sel.deny = rule.deny.clone();
             if let Some((key, _)) = &rule.affinity {
-                match key.program.execute(&ctx) {
+                match key.run(&ctx, &inputs) {
                     Ok(Value::String(s)) if !s.is_empty() => {
                         sel.affinity_key = Some(s.as_str().to_owned())
                     }
@@ -452,8 +470,13 @@ impl Policy {
             };
             let mut ctx = root.new_inner_scope();
             ctx.set_variable_resolver(&view);
+            let inputs = fast::Inputs {
+                request,
+                now: *now,
+                deployment: Some((c.deployment, &c.stats, c.tier > 0)),
+            };
             if let Some(f) = filter {
-                match f.program.execute(&ctx) {
+                match f.run(&ctx, &inputs) {
                     Ok(Value::Bool(true)) => {}
                     Ok(Value::Bool(false)) => {
                         out.excluded.push((i, Exclusion::Filtered));
@@ -472,7 +495,7 @@ impl Policy {
                     }
                 }
             }
-            let key = match order.map(|o| o.program.execute(&ctx)) {
+            let key = match order.map(|o| o.run(&ctx, &inputs)) {
                 None => None,
                 Some(Ok(Value::Int(n))) => Some(n as f64),
                 Some(Ok(Value::UInt(n))) => Some(n as f64),
@@ -546,9 +569,11 @@ fn compile_expr(env: &Env, src: &str, allowed: &[&str]) -> Result<Expr, String> 
         let (line, col) = u.offset.map_or((1, 1), |o| check::line_col(src, o));
         return Err(format!("{line}:{col}: {}", u.message));
     }
+    let fast = fast::Fast::compile(program.expression());
     Ok(Expr {
         source: src.to_owned(),
         program,
         reads,
+        fast,
     })
 }

@@ -287,14 +287,14 @@ impl Now {
             unix: (ms / 1000) as i64,
         }
     }
-    fn hour(self) -> i64 {
+    pub(super) fn hour(self) -> i64 {
         self.unix.rem_euclid(86_400) / 3_600
     }
-    fn minute(self) -> i64 {
+    pub(super) fn minute(self) -> i64 {
         self.unix.rem_euclid(3_600) / 60
     }
     /// 0 = Sunday … 6 = Saturday (1970-01-01 was a Thursday).
-    fn weekday(self) -> i64 {
+    pub(super) fn weekday(self) -> i64 {
         (self.unix.div_euclid(86_400) + 4).rem_euclid(7)
     }
 }

@@ -359,3 +359,137 @@ fn compiled_rules_know_what_they_read() {
     .unwrap();
     assert!(whole.reads().request_field("session"));
 }
+
+/// The allocation-free evaluator answers exactly as the `cel` program wherever it answers,
+/// and it answers for every expression of the shipped example policy.
+#[test]
+fn the_fast_path_agrees_with_cel() {
+    const REQ_EXPRS: &[&str] = &[
+        "has(request.max_tokens) && request.max_tokens > 32768",
+        "request.tenant.residency == \"eu\"",
+        "request.estimated_prompt_tokens > 100000",
+        "request.model == \"chat-small\"",
+        "\"cost\" in request.tags || (\"x-priority\" in request.headers && request.headers[\"x-priority\"] == \"low\")",
+        "request.session != \"\" ? request.session : request.prefix",
+        "request.tenant.attributes[\"tier\"] == \"gold\" && !request.stream",
+        "now.hour >= 8 && now.weekday < 6 || now.minute == -1",
+        // Not answered fast (mixed types, missing field): CEL decides.
+        "request.max_tokens > 10",
+        "request.estimated_prompt_tokens > 1.5",
+    ];
+    const DEP_EXPRS: &[&str] = &[
+        "(deployment.cloud == \"azure\" && deployment.region == \"westeurope\") || deployment.cloud == \"onprem\"",
+        "deployment.ttft_p95_ms",
+        "deployment.cloud == \"onprem\" && deployment.context_window >= request.estimated_prompt_tokens",
+        "deployment.cloud == \"cloudflare\" ? 0 : 1",
+        "deployment.healthy && deployment.ttft_p95_ms < 800.0",
+        "deployment.price_input + deployment.price_output",
+        "deployment.cloud != \"aws\" || deployment.in_flight < 64",
+        "deployment.cloud == \"aws\" ? 0 : (deployment.cloud == \"gcp\" ? 1 : 2)",
+        "\"gpu\" in deployment.labels && deployment.labels[\"gpu\"] == \"h100\" && !deployment.fallback",
+        "deployment.error_rate * 2.0 - 0.5 < deployment.latency_p95_ms - deployment.latency_p50_ms",
+        "deployment.in_flight - deployment.queue_depth <= deployment.max_in_flight + deployment.weight",
+        "deployment.in_flight < 64.0",
+        "deployment.price_input + 1",
+    ];
+    let env = Env::stdlib();
+    let mut requests = Vec::new();
+    for (res, tokens, max, tags, prio, session) in [
+        ("eu", 500, None, vec![], "high", ""),
+        (
+            "",
+            120_000,
+            Some(65_536),
+            vec!["cost".to_owned()],
+            "low",
+            "s-1",
+        ),
+        ("", 500, Some(100), vec!["batch".to_owned()], "low", ""),
+    ] {
+        let mut r = request(res, tokens);
+        r.max_tokens = max;
+        r.tags = tags;
+        r.headers = vec![("x-priority".into(), prio.into())];
+        r.session = session.into();
+        requests.push(r);
+    }
+    let deps = [
+        dep("a", "aws", "us-east-1", 3.0),
+        dep("b", "azure", "westeurope", 2.5),
+        dep("c", "onprem", "dc1", 0.4),
+        dep("d", "cloudflare", "edge", 0.03),
+    ];
+    let stats = [
+        healthy(300.0),
+        Stats {
+            in_flight: 70,
+            error_rate: 0.2,
+            latency_p95_ms: 9.0,
+            ..healthy(900.0)
+        },
+    ];
+    let (mut fast_answers, mut total) = (0, 0);
+    let mut check =
+        |src: &str, allowed: &[&str], inputs: &fast::Inputs<'_>, ctx: &Context<'_, '_>| {
+            let e = compile_expr(&env, src, allowed).unwrap();
+            let want = e.program.execute(ctx);
+            total += 1;
+            if let Some(got) = e.fast.as_ref().and_then(|f| f.eval(inputs)) {
+                fast_answers += 1;
+                assert_eq!(
+                    format!("{:?}", Ok::<_, ()>(got)),
+                    format!("{want:?}"),
+                    "{src}"
+                );
+            }
+        };
+    for (ri, r) in requests.iter().enumerate() {
+        let now = Now {
+            unix: 1_764_000_000 + ri as i64 * 40_000,
+        };
+        let scope = RequestScope {
+            request: RequestView(r),
+            now: NowView(&now),
+        };
+        let mut root = Context::with_env(Arc::new(Env::stdlib()));
+        root.set_variable_resolver(&scope);
+        let req_inputs = fast::Inputs {
+            request: r,
+            now,
+            deployment: None,
+        };
+        for src in REQ_EXPRS {
+            check(src, &["request", "now"], &req_inputs, &root);
+        }
+        for d in &deps {
+            for s in &stats {
+                for fallback in [false, true] {
+                    let view = DeploymentView {
+                        info: d,
+                        stats: s,
+                        fallback,
+                    };
+                    let mut ctx = root.new_inner_scope();
+                    ctx.set_variable_resolver(&view);
+                    let inputs = fast::Inputs {
+                        request: r,
+                        now,
+                        deployment: Some((d, s, fallback)),
+                    };
+                    for src in DEP_EXPRS {
+                        check(src, &["request", "deployment", "now"], &inputs, &ctx);
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        fast_answers * 10 >= total * 8,
+        "{fast_answers} of {total} answered fast"
+    );
+    // Every expression of the shipped example has the fast form.
+    for src in REQ_EXPRS.iter().take(6).chain(DEP_EXPRS.iter().take(8)) {
+        let e = compile_expr(&env, src, &["request", "deployment", "now"]).unwrap();
+        assert!(e.fast.is_some(), "no fast form for {src}");
+    }
+}
