@@ -74,6 +74,8 @@ pub struct Rule {
     placement: bool,
     /// What its `filter` and `order` read.
     candidate_reads: Reads,
+    /// Whether they read an EWMA statistic (see [`Rule::reads_ewma`]).
+    ewma: bool,
 }
 
 #[derive(Debug)]
@@ -111,8 +113,12 @@ impl Rule {
     /// Whether its `filter` or `order` reads a statistic the caller has to compute (see
     /// [`input::EWMA_FIELDS`]); when not, [`Stats`] needs only its counters and cooldown.
     pub fn reads_ewma(&self) -> bool {
+        self.ewma
+    }
+
+    /// What its `filter` and `order` read.
+    pub fn candidate_reads(&self) -> Reads {
         self.candidate_reads
-            .any_deployment_field(input::EWMA_FIELDS)
     }
 }
 
@@ -309,6 +315,7 @@ impl Policy {
                 tags: tags(&r.tags),
                 placement,
                 candidate_reads,
+                ewma: candidate_reads.any_deployment_field(input::EWMA_FIELDS),
             });
         }
         if errors.is_empty() {

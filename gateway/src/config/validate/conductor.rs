@@ -16,6 +16,9 @@ pub(super) fn check(c: &Config, p: &mut Problems) {
     if let Some(shadow) = &c.policy.shadow {
         check_spec(p, "policy.shadow", shadow, &groups);
     }
+    if c.policy.prefix_bytes == 0 {
+        p.add("policy.prefix_bytes", "must be at least 1");
+    }
     for (i, h) in c.policy.headers.iter().enumerate() {
         if http::HeaderName::from_bytes(h.as_bytes()).is_err() || h.to_ascii_lowercase() != *h {
             p.add(
@@ -80,6 +83,7 @@ models:
     deployments: [ { provider: m, model: x, context_window: 0 } ]
 policy:
   headers: [X-Priority]
+  prefix_bytes: 0
   rules:
     - name: eu
       when: request.tenant.residency == "eu"
@@ -95,6 +99,7 @@ policy:
             "policy.rules[0].fallbacks[0]: unknown model \"ghost\"",
             "policy.shadow.rules[0].order: 1:",
             "policy.headers[0]: must be a lower-case header name",
+            "policy.prefix_bytes: must be at least 1",
             "providers[0].cloud: must not be empty",
             "models[0].deployments[0].context_window: must be at least 1",
         ] {
