@@ -21,7 +21,8 @@
 //! Workers AI, the core gateway, a cloud API, with the placement facts rules read), the
 //! policy decides instead of the glob rules: its `when` picks the rule, `deny` refuses,
 //! `filter` and `order` rank the destinations that serve the model; the first wins. Rules
-//! see `request.*` (model, tenant name, estimated tokens, `max_tokens`, stream, session,
+//! see `request.*` (model, tenant with the residency, region and attributes of `tenants`,
+//! estimated tokens, `max_tokens`, stream, session,
 //! prefix, tags from `x-datamind-tags`) and `deployment.*` (name, provider = the target,
 //! cloud, region, model, prices, context window, labels); the edge has no live statistics,
 //! so every destination reads as healthy and idle. A policy that does not compile is a
@@ -130,12 +131,28 @@ pub struct Destination {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A tenant's placement attributes (`request.tenant.*`), as in the core's `tenants:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    /// Data residency, e.g. `eu`.
+    #[serde(default)]
+    pub residency: String,
+    /// Home region.
+    #[serde(default)]
+    pub region: String,
+    /// Free-form attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
 /// The compiled policy and its destinations as the engine sees them, built once per
 /// routing document.
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     policy: Arc<Policy>,
     inputs: Arc<[DeploymentInput]>,
+    tenants: Arc<BTreeMap<String, Arc<TenantInput>>>,
 }
 
 /// The routing document.
@@ -160,6 +177,9 @@ pub struct RoutingConfig {
     /// What the policy chooses among.
     #[serde(default)]
     pub destinations: Vec<Destination>,
+    /// Tenants' placement attributes by tenant id (others: name only).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSpec>,
     /// `policy` compiled (by [`RoutingConfig::from_json`]).
     #[serde(skip)]
     pub compiled: Option<CompiledPolicy>,
@@ -175,6 +195,7 @@ impl Default for RoutingConfig {
             fallback_to_core: true,
             policy: None,
             destinations: Vec::new(),
+            tenants: BTreeMap::new(),
             compiled: None,
         }
     }
@@ -314,9 +335,23 @@ impl RoutingConfig {
                 )
             })
             .collect();
+        let tenants = self
+            .tenants
+            .iter()
+            .map(|(id, t)| {
+                let input = TenantInput::new(
+                    id.as_str(),
+                    t.residency.as_str(),
+                    t.region.as_str(),
+                    &t.attributes,
+                );
+                (id.clone(), Arc::new(input))
+            })
+            .collect();
         Ok(Some(CompiledPolicy {
             policy: Arc::new(policy),
             inputs,
+            tenants: Arc::new(tenants),
         }))
     }
 
@@ -334,30 +369,33 @@ impl RoutingConfig {
             return self.decide(&req.model, tenant);
         };
         let reads = c.policy.reads();
-        let request = RequestInput {
-            model: req.model.clone(),
-            operation: "chat",
-            tenant: Arc::new(TenantInput::new(tenant, "", "", &BTreeMap::new())),
-            key: String::new(),
-            estimated_prompt_tokens: req.estimated_prompt_tokens(),
-            max_tokens: req.max_tokens,
-            stream: req.stream,
-            tags: header("x-datamind-tags")
-                .map(|v| {
-                    v.split(',')
-                        .map(|t| t.trim().to_owned())
-                        .filter(|t| !t.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            headers: Vec::new(),
-            session: header("x-session-id").unwrap_or_default(),
-            prefix: if reads.request_field("prefix") {
-                PrefixKey::of(req, datamind_llm::policy::prefix::DEFAULT_PREFIX_BYTES)
-            } else {
-                PrefixKey::default()
-            },
-        };
+        let request =
+            RequestInput {
+                model: req.model.clone(),
+                operation: "chat",
+                tenant: c.tenants.get(tenant).cloned().unwrap_or_else(|| {
+                    Arc::new(TenantInput::new(tenant, "", "", &BTreeMap::new()))
+                }),
+                key: String::new(),
+                estimated_prompt_tokens: req.estimated_prompt_tokens(),
+                max_tokens: req.max_tokens,
+                stream: req.stream,
+                tags: header("x-datamind-tags")
+                    .map(|v| {
+                        v.split(',')
+                            .map(|t| t.trim().to_owned())
+                            .filter(|t| !t.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                headers: Vec::new(),
+                session: header("x-session-id").unwrap_or_default(),
+                prefix: if reads.request_field("prefix") {
+                    PrefixKey::of(req, datamind_llm::policy::prefix::DEFAULT_PREFIX_BYTES)
+                } else {
+                    PrefixKey::default()
+                },
+            };
         let now = Now::from_unix_ms(now_ms);
         let sel = c.policy.select(&request, &now);
         let rule = sel.rule_name.to_string();
@@ -558,6 +596,9 @@ mod tests {
       "policy": {"rules": [
         {"name": "oversized-output", "when": "has(request.max_tokens) && request.max_tokens > 32768",
          "deny": {"status": 400, "message": "max_tokens above 32768 is not served"}},
+        {"name": "eu-residency", "when": "request.tenant.residency == \"eu\"",
+         "filter": "(deployment.cloud == \"azure\" && deployment.region == \"westeurope\") || deployment.cloud == \"onprem\"",
+         "order": "deployment.cloud == \"azure\" ? 0 : 1"},
         {"name": "small-at-edge", "when": "request.model == \"chat-small\"",
          "order": "deployment.cloud == \"cloudflare\" ? 0 : 1"},
         {"name": "cheapest-fast", "when": "\"cost\" in request.tags",
@@ -569,17 +610,27 @@ mod tests {
          "price_input": 0.03, "price_output": 0.2},
         {"name": "core", "target": "core", "cloud": "onprem", "price_input": 0.4, "price_output": 0.4},
         {"name": "cloud", "target": "cloud", "cloud": "azure", "region": "westeurope",
-         "upstream_model": "gpt-4o-mini", "price_input": 0.15, "price_output": 0.6}]}"#;
+         "upstream_model": "gpt-4o-mini", "price_input": 0.15, "price_output": 0.6}],
+      "tenants": {"eu-bank": {"residency": "eu", "region": "westeurope"}}}"#;
 
     fn parsed(body: &str) -> ParsedRequest {
         ParsedRequest::parse(bytes::Bytes::from(body.to_owned())).unwrap()
     }
 
     fn place(c: &RoutingConfig, body: &str, tags: &str) -> Result<Decision, EdgeError> {
+        place_for(c, "acme", body, tags)
+    }
+
+    fn place_for(
+        c: &RoutingConfig,
+        tenant: &str,
+        body: &str,
+        tags: &str,
+    ) -> Result<Decision, EdgeError> {
         let tags = tags.to_owned();
         c.place(
             &parsed(body),
-            "acme",
+            tenant,
             &move |h| (h == "x-datamind-tags" && !tags.is_empty()).then(|| tags.clone()),
             1_764_000_000_000,
         )
@@ -602,6 +653,12 @@ mod tests {
         assert_eq!(
             (cost.target, cost.upstream_model.as_str()),
             (Target::Cloud, "gpt-4o-mini")
+        );
+        // An EU-resident tenant never goes to Workers AI, not even for a small model.
+        let eu = place_for(&c, "eu-bank", r#"{"model":"chat-small","messages":[]}"#, "").unwrap();
+        assert_eq!(
+            (eu.target, eu.policy_rule.as_deref()),
+            (Target::Cloud, Some("eu-residency"))
         );
         let denied = place(&c, r#"{"model":"chat-small","max_tokens":65536}"#, "").unwrap_err();
         assert_eq!(denied.status(), 400);

@@ -103,6 +103,9 @@ export const POLICY_ROUTES = {
     rules: [
       { name: "oversized-output", when: "has(request.max_tokens) && request.max_tokens > 32768",
         deny: { status: 400, message: "max_tokens above 32768 is not served" } },
+      { name: "eu-residency", when: 'request.tenant.residency == "eu"',
+        filter: '(deployment.cloud == "azure" && deployment.region == "westeurope") || deployment.cloud == "onprem"',
+        order: 'deployment.cloud == "azure" ? 0 : 1' },
       { name: "small-at-edge", when: 'request.model == "chat-small"',
         order: 'deployment.cloud == "cloudflare" ? 0 : 1' },
       { name: "cheapest-fast", when: '"cost" in request.tags', filter: "deployment.healthy",
@@ -117,6 +120,7 @@ export const POLICY_ROUTES = {
     { name: "cloud", target: "cloud", cloud: "azure", region: "westeurope", upstream_model: "gpt-4o-mini",
       price_input: 0.15, price_output: 0.6 },
   ],
+  tenants: { beta: { residency: "eu", region: "westeurope" } },
 };
 
 /** Starts the worker (routing document `routes`); returns { mf, url, db, cacheKv, configKv }. */

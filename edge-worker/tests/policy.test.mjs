@@ -15,10 +15,10 @@ after(async () => {
   origin?.server.close();
 });
 
-function chat(body, headers = {}) {
+function chat(body, headers = {}, key = KEYS.acme) {
   return w.mf.dispatchFetch(new URL("/v1/chat/completions", w.url), {
     method: "POST",
-    headers: { authorization: `Bearer ${KEYS.acme}`, "content-type": "application/json", ...headers },
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
     body: JSON.stringify(body),
   });
 }
@@ -47,6 +47,14 @@ describe("conductor policy at the edge", () => {
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("x-datamind-route"), "cloud");
     assert.equal(res.headers.get("x-datamind-rule"), "cheapest-fast");
+    await res.arrayBuffer();
+  });
+
+  test("an EU-resident tenant stays in the EU, even for a small model (rule eu-residency)", async () => {
+    const res = await chat({ model: "chat-small", messages: user("hi") }, {}, KEYS.beta);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-datamind-route"), "cloud");
+    assert.equal(res.headers.get("x-datamind-rule"), "eu-residency");
     await res.arrayBuffer();
   });
 
