@@ -38,4 +38,19 @@ pub trait StreamTranslator: Send {
     fn finish(&mut self, out: &mut Vec<u8>);
     /// What has been observed so far.
     fn summary(&self) -> &StreamSummary;
+    /// The answer's id as the client sees it (OpenAI `id` of the chunks), once the stream
+    /// named it; `None` before that or when the format has none. Borrowed: reading it
+    /// costs nothing per chunk.
+    fn response_id(&self) -> Option<&str> {
+        None
+    }
+    /// The model the answer's chunks name, once known.
+    fn response_model(&self) -> Option<&str> {
+        None
+    }
+    /// Every choice's finish reason seen so far, in the order they arrived (one entry per
+    /// choice; single-choice streams: the summary's `finish_reason`).
+    fn finish_reasons(&self) -> &[String] {
+        self.summary().finish_reason.as_slice()
+    }
 }

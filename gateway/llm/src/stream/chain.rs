@@ -5,7 +5,8 @@ use super::{StreamSummary, StreamTranslator};
 use crate::LlmError;
 
 /// Feeds the first translator's output into the second. The summary (usage, finish
-/// reason, end marker) is the first's: it is the one that read the provider.
+/// reason, end marker), response id and model are the first's: it is the one that read
+/// the provider.
 pub struct Chain {
     first: Box<dyn StreamTranslator>,
     second: Box<dyn StreamTranslator>,
@@ -50,6 +51,18 @@ impl StreamTranslator for Chain {
 
     fn summary(&self) -> &StreamSummary {
         self.first.summary()
+    }
+
+    fn response_id(&self) -> Option<&str> {
+        self.first.response_id()
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        self.first.response_model()
+    }
+
+    fn finish_reasons(&self) -> &[String] {
+        self.first.finish_reasons()
     }
 }
 
@@ -105,6 +118,15 @@ mod tests {
         assert!(whole.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
         assert!(summary.done);
         assert_eq!(summary.usage.map(|u| u.prompt_tokens), Some(15));
+        let mut c = Chain::new(
+            Box::new(AnthropicStream::new(&meta, true)),
+            Box::new(MessagesStream::new("claude-client", 3)),
+        );
+        assert_eq!(c.response_id(), Some("x"));
+        c.feed(up, &mut Vec::new()).unwrap();
+        assert_eq!(c.response_id(), Some("msg_1"));
+        assert_eq!(c.response_model(), Some("claude"));
+        assert_eq!(c.finish_reasons(), ["tool_calls"]);
         for split in 0..=up.len() {
             assert_eq!(run(split).0, whole, "split {split}");
         }

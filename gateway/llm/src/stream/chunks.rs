@@ -91,6 +91,16 @@ impl ChunkWriter {
         }
     }
 
+    /// The id every chunk carries (the provider's once it named one).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The model every chunk names.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
     /// Number of tool calls started so far.
     pub fn tool_count(&self) -> usize {
         self.tools

@@ -1,7 +1,7 @@
 //! OpenAI-format streams passed through to OpenAI-format clients.
 //!
-//! Events are forwarded byte for byte. On the way the translator records usage and the
-//! finish reason, and — when the gateway itself added `stream_options.include_usage` —
+//! Events are forwarded byte for byte. On the way the translator records the answer's id
+//! and model (from the first chunk), usage and the finish reasons, and — when the gateway itself added `stream_options.include_usage` —
 //! removes the extra usage-only chunk the client never asked for.
 
 use serde::Deserialize;
@@ -18,6 +18,22 @@ pub struct OpenAiPassthrough {
     strip_usage_chunk: bool,
     summary: StreamSummary,
     events: Vec<SseEvent>,
+    /// The first data chunk was read for id and model.
+    identified: bool,
+    id: Option<String>,
+    model: Option<String>,
+    /// One per choice that finished, in arrival order; `finish_index` holds their indexes.
+    finish_reasons: Vec<String>,
+    finish_index: Vec<u32>,
+}
+
+/// The first chunk's identity; nothing else of it is kept.
+#[derive(Deserialize)]
+struct IdentityProbe {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +49,8 @@ struct ChunkProbe {
 #[derive(Deserialize)]
 struct ChoiceProbe {
     #[serde(default)]
+    index: u32,
+    #[serde(default)]
     finish_reason: Option<String>,
 }
 
@@ -45,11 +63,24 @@ impl OpenAiPassthrough {
             strip_usage_chunk,
             summary: StreamSummary::default(),
             events: Vec::new(),
+            identified: false,
+            id: None,
+            model: None,
+            finish_reasons: Vec::new(),
+            finish_index: Vec::new(),
         }
     }
 
     /// Records what a data payload says; returns whether the client should see it.
     fn observe(&mut self, d: &[u8]) -> bool {
+        if !self.identified {
+            // Once per stream: every chunk repeats the same id and model.
+            self.identified = true;
+            if let Ok(p) = serde_json::from_slice::<IdentityProbe>(d) {
+                self.id = p.id.filter(|s| !s.is_empty());
+                self.model = p.model.filter(|s| !s.is_empty());
+            }
+        }
         // Only chunks that can carry what we look for are parsed.
         let interesting = contains(d, b"\"usage\"")
             || contains(d, b"\"finish_reason\":\"")
@@ -71,6 +102,13 @@ impl OpenAiPassthrough {
         for ch in &choices {
             if let Some(r) = &ch.finish_reason {
                 self.summary.finish_reason = Some(r.clone());
+                match self.finish_index.iter().position(|&i| i == ch.index) {
+                    Some(at) => self.finish_reasons[at].clone_from(r),
+                    None => {
+                        self.finish_index.push(ch.index);
+                        self.finish_reasons.push(r.clone());
+                    }
+                }
             }
         }
         !(self.strip_usage_chunk && c.usage.is_some() && choices.is_empty())
@@ -112,6 +150,18 @@ impl StreamTranslator for OpenAiPassthrough {
     fn summary(&self) -> &StreamSummary {
         &self.summary
     }
+
+    fn response_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    fn finish_reasons(&self) -> &[String] {
+        &self.finish_reasons
+    }
 }
 
 #[cfg(test)]
@@ -129,7 +179,30 @@ data: [DONE]\n\n";
         t.feed(&UPSTREAM[..split], &mut out).unwrap();
         t.feed(&UPSTREAM[split..], &mut out).unwrap();
         t.finish(&mut out);
+        assert_eq!(t.response_id(), Some("c"), "split {split}");
+        assert_eq!(t.response_model(), None);
+        assert_eq!(t.finish_reasons(), ["stop"], "split {split}");
         (out, t.summary().clone())
+    }
+
+    #[test]
+    fn records_identity_and_every_choice_finish_reason() {
+        let up = b"data: {\"id\":\"chatcmpl-9\",\"model\":\"gpt-4o-mini-2024\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}},{\"index\":1,\"delta\":{\"content\":\"b\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":1,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n";
+        for split in 0..=up.len() {
+            let mut t = OpenAiPassthrough::new(false);
+            let mut out = Vec::new();
+            assert_eq!(t.response_id(), None);
+            t.feed(&up[..split], &mut out).unwrap();
+            t.feed(&up[split..], &mut out).unwrap();
+            t.finish(&mut out);
+            assert_eq!(t.response_id(), Some("chatcmpl-9"), "split {split}");
+            assert_eq!(t.response_model(), Some("gpt-4o-mini-2024"));
+            assert_eq!(t.finish_reasons(), ["length", "stop"]);
+            assert_eq!(t.summary().finish_reason.as_deref(), Some("stop"));
+        }
     }
 
     #[test]

@@ -214,4 +214,12 @@ impl StreamTranslator for AnthropicStream {
     fn summary(&self) -> &StreamSummary {
         &self.summary
     }
+
+    fn response_id(&self) -> Option<&str> {
+        Some(self.w.id())
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        Some(self.w.model())
+    }
 }

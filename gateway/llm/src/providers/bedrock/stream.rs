@@ -137,4 +137,12 @@ impl StreamTranslator for BedrockStream {
     fn summary(&self) -> &StreamSummary {
         &self.summary
     }
+
+    fn response_id(&self) -> Option<&str> {
+        Some(self.w.id())
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        Some(self.w.model())
+    }
 }

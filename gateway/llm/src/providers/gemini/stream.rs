@@ -139,4 +139,12 @@ impl StreamTranslator for GeminiStream {
     fn summary(&self) -> &StreamSummary {
         &self.summary
     }
+
+    fn response_id(&self) -> Option<&str> {
+        Some(self.w.id())
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        Some(self.w.model())
+    }
 }
