@@ -2,8 +2,9 @@
 //! GenAI attributes and one attempt span each; spans end in a bounded channel drained by
 //! another thread, as in production):
 //!
-//! - `direct_spandata`: the gateway's way: `RequestTrace` collects facts, `finish` builds
-//!   `SpanData` once at the end (the real code path, `telemetry::trace`).
+//! - `direct_protobuf`: the gateway's way: `RequestTrace` collects facts, `finish` encodes
+//!   both spans as OTLP protobuf once at the end (the real code path, `telemetry::trace`;
+//!   the exporter thread only frames and sends these bytes).
 //! - `sdk_tracer`: the OpenTelemetry SDK tracer API (`span_builder` … `end`), a span
 //!   processor that forwards `SpanData` to the same channel.
 //! - `tracing_macros`: `tracing` spans through `tracing-opentelemetry` onto that SDK tracer.
@@ -17,11 +18,12 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use datamind_gateway::config::parse_str;
 use datamind_gateway::snapshot::{HealthRegistry, Snapshot};
+use datamind_gateway::telemetry::otlp::EncodedSpans;
 use datamind_gateway::telemetry::trace::RequestTrace;
 use datamind_gateway::telemetry::{AccessRecord, Metrics};
 use datamind_llm::{Operation, ParsedRequest, Usage};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt;
@@ -125,18 +127,16 @@ fn spans(c: &mut Criterion) {
     };
     let answer =
         br#"{"id":"chatcmpl-1","model":"mock-chat-a","choices":[{"finish_reason":"stop"}]}"#;
-    let scope = InstrumentationScope::builder("datamind-gateway").build();
-
     let mut g = c.benchmark_group("one_traced_request");
-    let tx = drained::<Vec<SpanData>>();
-    g.bench_function("direct_spandata", |b| {
+    let tx = drained::<EncodedSpans>();
+    g.bench_function("direct_protobuf", |b| {
         b.iter(|| {
             let mut t = RequestTrace::recording(None, None);
             t.note_request(Operation::ChatCompletions, &req, false);
             let prop = t.begin_attempt(&d);
             t.note_response(answer);
             t.end_attempt("success", Some(200), None);
-            let _ = tx.try_send(t.finish(&scope, &rec, &usage, 0.05));
+            let _ = tx.try_send(t.finish(&rec, &usage, 0.05));
             prop
         })
     });

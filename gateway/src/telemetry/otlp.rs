@@ -1,30 +1,38 @@
 //! OTLP export of request spans, off the hot path.
 //!
 //! ```text
-//! request ──try_send──▶ bounded queue ──▶ "otlp-export" thread (own tokio runtime)
-//!   (full: dropped,                         batches by size or age ─▶ opentelemetry-otlp
-//!    counted)                               SpanExporter (gRPC or HTTP/protobuf)
+//! request: finish ─▶ protobuf bytes ──try_send──▶ bounded queue ──▶ "otlp-export" thread
+//!   (spans encoded once, straight     (full: dropped,              (own tokio runtime):
+//!    from the request's facts)         counted)                      appends to a batch,
+//!                                                                    frames it with the
+//!                                                                    resource and scope,
+//!                                                                    POSTs it (HTTP) or
+//!                                                                    sends it (gRPC)
 //! ```
-//! A request never waits on the collector: it hands its finished spans to a bounded
+//! A request never waits on the collector: it hands its encoded spans to a bounded
 //! channel and moves on. The exporter thread wakes on a timer (no per-request wake-up),
 //! exports a batch at a time with a deadline, and counts what it could not deliver in
 //! `datamind_telemetry_dropped_total{signal="spans",reason}` (`queue_full`,
 //! `export_failed`, `export_timeout`); delivered spans in
 //! `datamind_telemetry_exported_total{signal="spans"}`.
 //!
+//! Spans are written as OTLP protobuf by `proto` (no `SpanData`, no conversion to the
+//! generated types, no per-attribute allocation) and sent by `transport`; the resource
+//! (`service.name`, `service.version`, `OTEL_RESOURCE_ATTRIBUTES`, SDK attributes, as
+//! `opentelemetry_sdk` resolves them) and the instrumentation scope are encoded once.
 //! Settings come from `telemetry.traces` in the config, then the standard `OTEL_*`
-//! variables (endpoint, headers, protocol, timeout, `OTEL_SERVICE_NAME`,
-//! `OTEL_RESOURCE_ATTRIBUTES`), which `opentelemetry-otlp` and the SDK read themselves.
+//! variables (endpoint, headers, protocol, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`).
+
+pub(crate) mod proto;
+mod transport;
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use datamind_llm::Usage;
-use opentelemetry::InstrumentationScope;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use prometheus_client::metrics::counter::Counter;
 
 use super::AccessRecord;
@@ -32,15 +40,25 @@ use super::metrics::Metrics;
 use super::propagation::{accept_tracestate, parse_traceparent};
 use super::trace::RequestTrace;
 use crate::config::{OtlpProtocol, TelemetryConfig, TracesConfig};
+use proto::Writer;
+use transport::Transport;
 
 /// How often the exporter thread looks at the queue, at most.
 const POLL: Duration = Duration::from_millis(50);
 
+/// Encoded spans of one request: `ScopeSpans.spans` fields, framed.
+#[derive(Debug)]
+pub struct EncodedSpans {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// How many spans they hold.
+    pub count: u32,
+}
+
 /// The running trace pipeline (exists only when tracing is on).
 #[derive(Debug)]
 pub struct Traces {
-    tx: SyncSender<Vec<SpanData>>,
-    scope: InstrumentationScope,
+    tx: SyncSender<EncodedSpans>,
     sample_ratio: f64,
     content_tenants: Vec<String>,
     dropped_queue_full: Counter,
@@ -105,9 +123,6 @@ impl Traces {
         tracing::info!(exporter = %describe, "exporting traces over OTLP");
         Ok(Some(Self {
             tx,
-            scope: InstrumentationScope::builder("datamind-gateway")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
             sample_ratio: t.sample_ratio,
             content_tenants: t.record_content_tenants.clone(),
             dropped_queue_full: metrics.telemetry_dropped("spans", "queue_full"),
@@ -125,8 +140,8 @@ impl Traces {
         if !trace.is_recording() {
             return;
         }
-        let spans = trace.finish(&self.scope, rec, usage, overhead_ms);
-        let n = spans.len() as u64;
+        let spans = trace.finish(rec, usage, overhead_ms);
+        let n = u64::from(spans.count);
         match self.tx.try_send(spans) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -203,62 +218,6 @@ pub fn settings(t: &TracesConfig, env: impl Fn(&str) -> Option<String>) -> Expor
     }
 }
 
-fn build_exporter(s: &ExportSettings) -> Result<SpanExporter, String> {
-    let built = match s.protocol {
-        OtlpProtocol::Grpc => {
-            let mut b = SpanExporter::builder().with_tonic().with_timeout(s.timeout);
-            if let Some(e) = &s.endpoint {
-                b = b.with_endpoint(e.clone());
-            }
-            if !s.headers.is_empty() {
-                let mut headers = http::HeaderMap::new();
-                for (k, v) in &s.headers {
-                    let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
-                        .map_err(|_| format!("header name `{k}` is not valid gRPC metadata"))?;
-                    let val = http::HeaderValue::from_str(v)
-                        .map_err(|_| format!("header `{k}` has an invalid value"))?;
-                    headers.insert(name, val);
-                }
-                let md =
-                    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
-                b = b.with_metadata(md);
-            }
-            b.build()
-        }
-        OtlpProtocol::HttpProtobuf => {
-            let b = SpanExporter::builder().with_http();
-            // https (e.g. Langfuse cloud) with the system's roots; plain http otherwise.
-            let b = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-                Ok(tls) => {
-                    let connector = tls.https_or_http().enable_http1().build();
-                    b.with_http_client(opentelemetry_http::hyper::HyperClient::new(
-                        connector, s.timeout, None,
-                    ))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "no system CA roots: OTLP over https will fail");
-                    b.with_http_client(
-                        opentelemetry_http::hyper::HyperClient::with_default_connector(
-                            s.timeout, None,
-                        ),
-                    )
-                }
-            };
-            let mut b = b
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_timeout(s.timeout);
-            if let Some(e) = &s.endpoint {
-                b = b.with_endpoint(e.clone());
-            }
-            if !s.headers.is_empty() {
-                b = b.with_headers(s.headers.clone());
-            }
-            b.build()
-        }
-    };
-    built.map_err(|e| format!("cannot build the OTLP exporter: {e}"))
-}
-
 struct LoopConfig {
     max_batch: usize,
     delay: Duration,
@@ -270,7 +229,7 @@ struct LoopConfig {
 
 fn export_thread(
     settings: ExportSettings,
-    rx: Receiver<Vec<SpanData>>,
+    rx: Receiver<EncodedSpans>,
     ready: SyncSender<Result<(), String>>,
     cfg: LoopConfig,
 ) {
@@ -285,13 +244,34 @@ fn export_thread(
         }
     };
     rt.block_on(async move {
-        let mut exporter = match build_exporter(&settings) {
-            Ok(x) => x,
+        let mut transport = match Transport::build(&settings, |k| std::env::var(k).ok()) {
+            Ok(t) => t,
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
             }
         };
+        let frame = BatchFrame::new(&settings);
+        let _ = ready.send(Ok(()));
+        export_loop(&mut transport, &frame, &rx, &cfg).await;
+    });
+}
+
+/// The parts of every export request that do not change: the resource and the scope,
+/// encoded once.
+struct BatchFrame {
+    /// `ResourceSpans.resource`, framed.
+    resource: Vec<u8>,
+    /// `ScopeSpans.scope`, framed.
+    scope: Vec<u8>,
+}
+
+// === impl BatchFrame ===
+
+impl BatchFrame {
+    fn new(settings: &ExportSettings) -> Self {
+        // The SDK's resource: its detectors read OTEL_RESOURCE_ATTRIBUTES and add the
+        // telemetry.sdk.* attributes; the service name and version are ours.
         let mut resource = Resource::builder();
         if let Some(name) = &settings.service_name {
             resource = resource.with_service_name(name.clone());
@@ -302,14 +282,55 @@ fn export_thread(
                 env!("CARGO_PKG_VERSION"),
             ))
             .build();
-        exporter.set_resource(&resource);
-        let _ = ready.send(Ok(()));
-        export_loop(&exporter, &rx, &cfg).await;
-    });
+        let mut r = Vec::new();
+        Writer::new(&mut r).message(proto::RESOURCE_SPANS_RESOURCE, |w| {
+            for (k, v) in resource.iter() {
+                w.attr_value(proto::RESOURCE_ATTRIBUTES, k.as_str(), v);
+            }
+        });
+        let mut scope = Vec::new();
+        Writer::new(&mut scope).message(proto::SCOPE_SPANS_SCOPE, |w| {
+            w.bytes(proto::SCOPE_NAME, b"datamind-gateway");
+            w.bytes(proto::SCOPE_VERSION, env!("CARGO_PKG_VERSION").as_bytes());
+        });
+        Self { resource: r, scope }
+    }
+
+    /// One `ExportTraceServiceRequest` around `spans` (framed `Span` fields).
+    fn request(&self, spans: &[u8]) -> Bytes {
+        let scope_spans = self.scope.len() + spans.len();
+        let resource_spans = self.resource.len()
+            + proto::len_field_len(proto::RESOURCE_SPANS_SCOPE_SPANS, scope_spans);
+        let mut out = Vec::with_capacity(proto::len_field_len(
+            proto::REQUEST_RESOURCE_SPANS,
+            resource_spans,
+        ));
+        let mut w = Writer::new(&mut out);
+        w.len_header(proto::REQUEST_RESOURCE_SPANS, resource_spans);
+        w.raw(&self.resource);
+        w.len_header(proto::RESOURCE_SPANS_SCOPE_SPANS, scope_spans);
+        w.raw(&self.scope);
+        w.raw(spans);
+        Bytes::from(out)
+    }
 }
 
-async fn export_loop(exporter: &SpanExporter, rx: &Receiver<Vec<SpanData>>, cfg: &LoopConfig) {
-    let mut batch: Vec<SpanData> = Vec::with_capacity(cfg.max_batch);
+/// Spans waiting to be exported.
+struct Batch {
+    bytes: Vec<u8>,
+    spans: u64,
+}
+
+async fn export_loop(
+    transport: &mut Transport,
+    frame: &BatchFrame,
+    rx: &Receiver<EncodedSpans>,
+    cfg: &LoopConfig,
+) {
+    let mut batch = Batch {
+        bytes: Vec::new(),
+        spans: 0,
+    };
     let mut oldest: Option<Instant> = None;
     let mut failing = false;
     loop {
@@ -319,9 +340,10 @@ async fn export_loop(exporter: &SpanExporter, rx: &Receiver<Vec<SpanData>>, cfg:
             match rx.try_recv() {
                 Ok(spans) => {
                     oldest.get_or_insert_with(Instant::now);
-                    batch.extend(spans);
-                    if batch.len() >= cfg.max_batch {
-                        export(exporter, &mut batch, cfg, &mut failing).await;
+                    batch.bytes.extend_from_slice(&spans.bytes);
+                    batch.spans += u64::from(spans.count);
+                    if batch.spans >= cfg.max_batch as u64 {
+                        export(transport, frame, &mut batch, cfg, &mut failing).await;
                         oldest = None;
                     }
                 }
@@ -332,8 +354,8 @@ async fn export_loop(exporter: &SpanExporter, rx: &Receiver<Vec<SpanData>>, cfg:
                 }
             }
         }
-        if !batch.is_empty() && (closed || oldest.is_some_and(|t| t.elapsed() >= cfg.delay)) {
-            export(exporter, &mut batch, cfg, &mut failing).await;
+        if batch.spans > 0 && (closed || oldest.is_some_and(|t| t.elapsed() >= cfg.delay)) {
+            export(transport, frame, &mut batch, cfg, &mut failing).await;
             oldest = None;
         }
         if closed {
@@ -343,14 +365,17 @@ async fn export_loop(exporter: &SpanExporter, rx: &Receiver<Vec<SpanData>>, cfg:
 }
 
 async fn export(
-    exporter: &SpanExporter,
-    batch: &mut Vec<SpanData>,
+    transport: &mut Transport,
+    frame: &BatchFrame,
+    batch: &mut Batch,
     cfg: &LoopConfig,
     failing: &mut bool,
 ) {
-    let spans = std::mem::replace(batch, Vec::with_capacity(cfg.max_batch));
-    let n = spans.len() as u64;
-    match tokio::time::timeout(cfg.timeout, exporter.export(spans)).await {
+    let body = frame.request(&batch.bytes);
+    let n = batch.spans;
+    batch.bytes.clear();
+    batch.spans = 0;
+    match tokio::time::timeout(cfg.timeout, transport.send(body)).await {
         Ok(Ok(())) => {
             cfg.exported.inc_by(n);
             if *failing {
@@ -470,6 +495,211 @@ mod tests {
             .protocol,
             OtlpProtocol::Grpc
         );
+    }
+
+    /// The hand-written encoding decodes with the generated OTLP types into exactly the
+    /// spans the README documents.
+    #[test]
+    fn encoded_batch_decodes_as_otlp_with_every_attribute() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+        use prost::Message as _;
+
+        const CONFIG: &str = r#"
+server: { listen: "127.0.0.1:1", admin_listen: "127.0.0.1:2" }
+auth: { enabled: false }
+providers: [ { name: up, kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: x } ]
+models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a } ] } ]
+"#;
+        let config = crate::config::parse_str(CONFIG, &|_| None).unwrap();
+        let snapshot = crate::snapshot::Snapshot::build(
+            config,
+            &crate::snapshot::HealthRegistry::default(),
+            &Metrics::new(),
+        );
+        let d = snapshot.groups["gpt-4o-mini"].deployments[0].clone();
+        let req = datamind_llm::ParsedRequest::parse(bytes::Bytes::from_static(
+            br#"{"model":"gpt-4o-mini","max_tokens":20,"temperature":0.5,"messages":[]}"#,
+        ))
+        .unwrap();
+        let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".as_slice();
+        let mut t = *begin(None, Some(tp), Some(b"k=v")).unwrap();
+        // Tracing off: only propagation. Make a recording trace the way `begin` would.
+        assert!(!t.is_recording());
+        t = RequestTrace::recording(parse_traceparent(tp), Some("k=v".into()));
+        t.note_request(datamind_llm::Operation::ChatCompletions, &req, false);
+        t.begin_attempt(&d);
+        t.end_attempt("retry", Some(503), Some("503"));
+        t.begin_attempt(&d);
+        t.note_response(br#"{"id":"chatcmpl-7","model":"mock-chat-a-0613","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#);
+        t.end_attempt("success", Some(200), None);
+        let rec = AccessRecord {
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            request_id: "req-1".into(),
+            model: Some("gpt-4o-mini".into()),
+            tenant: Some("team-a".into()),
+            deployment: Some(d.id.clone()),
+            rule: Some("default".into()),
+            tags: Some([("tier".to_owned(), "gold".to_owned())].into()),
+            status: 200,
+            attempts: 2,
+            ..AccessRecord::default()
+        };
+        let usage = Usage {
+            prompt_tokens: 12,
+            completion_tokens: 9,
+            cache_read_tokens: 3,
+            ..Usage::default()
+        };
+        let server_id = t.span_id();
+        let spans = t.finish(&rec, &usage, 0.25);
+        assert_eq!(spans.count, 3);
+        let settings = ExportSettings {
+            protocol: OtlpProtocol::HttpProtobuf,
+            endpoint: None,
+            headers: HashMap::new(),
+            service_name: Some("gw-test".into()),
+            timeout: Duration::from_secs(1),
+        };
+        let body = BatchFrame::new(&settings).request(&spans.bytes);
+        let decoded = ExportTraceServiceRequest::decode(body).unwrap();
+        assert_eq!(decoded.resource_spans.len(), 1);
+        let rs = &decoded.resource_spans[0];
+        let attr = |attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue], k: &str| {
+            attrs
+                .iter()
+                .find(|kv| kv.key == k)
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| v.value.clone())
+        };
+        let resource = &rs.resource.as_ref().unwrap().attributes;
+        assert_eq!(
+            attr(resource, "service.name"),
+            Some(Any::StringValue("gw-test".into()))
+        );
+        assert!(attr(resource, "service.version").is_some());
+        let ss = &rs.scope_spans[0];
+        assert_eq!(ss.scope.as_ref().unwrap().name, "datamind-gateway");
+        assert_eq!(ss.spans.len(), 3);
+
+        let server = &ss.spans[0];
+        assert_eq!(server.name, "chat gpt-4o-mini");
+        assert_eq!(server.kind, 2);
+        assert_eq!(
+            hex::encode(&server.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(hex::encode(&server.span_id), server_id);
+        assert_eq!(hex::encode(&server.parent_span_id), "00f067aa0ba902b7");
+        assert_eq!(server.trace_state, "k=v");
+        assert_eq!(server.flags, 0x301);
+        assert!(server.end_time_unix_nano >= server.start_time_unix_nano);
+        assert!(server.start_time_unix_nano > 1_700_000_000_000_000_000);
+        let a = &server.attributes;
+        let s = |v: &str| Some(Any::StringValue(v.into()));
+        assert_eq!(attr(a, "gen_ai.operation.name"), s("chat"));
+        assert_eq!(attr(a, "gen_ai.request.model"), s("gpt-4o-mini"));
+        assert_eq!(
+            attr(a, "gen_ai.request.stream"),
+            Some(Any::BoolValue(false))
+        );
+        assert_eq!(attr(a, "gen_ai.provider.name"), s("openai"));
+        assert_eq!(attr(a, "gen_ai.response.model"), s("mock-chat-a-0613"));
+        assert_eq!(attr(a, "gen_ai.response.id"), s("chatcmpl-7"));
+        assert_eq!(
+            attr(a, "gen_ai.request.max_tokens"),
+            Some(Any::IntValue(20))
+        );
+        assert_eq!(
+            attr(a, "gen_ai.request.temperature"),
+            Some(Any::DoubleValue(0.5))
+        );
+        assert_eq!(
+            attr(a, "gen_ai.usage.input_tokens"),
+            Some(Any::IntValue(12))
+        );
+        assert_eq!(
+            attr(a, "gen_ai.usage.output_tokens"),
+            Some(Any::IntValue(9))
+        );
+        assert_eq!(
+            attr(a, "gen_ai.usage.cache_read.input_tokens"),
+            Some(Any::IntValue(3))
+        );
+        assert_eq!(attr(a, "gen_ai.usage.cache_creation.input_tokens"), None);
+        assert_eq!(attr(a, "caller.tenant"), s("team-a"));
+        assert_eq!(attr(a, "datamind.deployment"), s(&d.id));
+        assert_eq!(attr(a, "datamind.attempts"), Some(Any::IntValue(2)));
+        assert_eq!(attr(a, "datamind.route.rule"), s("default"));
+        assert_eq!(attr(a, "datamind.route.tag.tier"), s("gold"));
+        assert_eq!(
+            attr(a, "datamind.overhead_ms"),
+            Some(Any::DoubleValue(0.25))
+        );
+        assert_eq!(
+            attr(a, "http.response.status_code"),
+            Some(Any::IntValue(200))
+        );
+        assert_eq!(attr(a, "error.type"), None);
+        let Some(Any::ArrayValue(reasons)) = attr(a, "gen_ai.response.finish_reasons") else {
+            panic!("no finish reasons");
+        };
+        let reasons: Vec<_> = reasons.values.iter().map(|v| v.value.clone()).collect();
+        assert_eq!(reasons, vec![s("stop"), s("length")]);
+        assert_eq!(server.status.as_ref().map_or(0, |s| s.code), 0);
+
+        let (retry, ok) = (&ss.spans[1], &ss.spans[2]);
+        for (span, outcome) in [(retry, "retry"), (ok, "success")] {
+            assert_eq!(span.kind, 3);
+            assert_eq!(span.name, "chat mock-chat-a");
+            assert_eq!(span.trace_id, server.trace_id);
+            assert_eq!(span.parent_span_id, server.span_id);
+            assert_eq!(span.flags, 0x101);
+            assert_eq!(
+                attr(&span.attributes, "datamind.attempt.outcome"),
+                s(outcome)
+            );
+            assert_eq!(attr(&span.attributes, "server.address"), s("127.0.0.1"));
+            assert_eq!(
+                attr(&span.attributes, "server.port"),
+                Some(Any::IntValue(9))
+            );
+        }
+        let status = retry.status.as_ref().unwrap();
+        assert_eq!((status.code, status.message.as_str()), (2, "503"));
+        assert_eq!(attr(&retry.attributes, "error.type"), s("503"));
+        assert_eq!(ok.status.as_ref().map_or(0, |s| s.code), 0);
+    }
+
+    #[test]
+    fn long_nested_messages_get_multi_byte_lengths() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
+        use prost::Message as _;
+        for n in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let long = "x".repeat(n);
+            let mut buf = Vec::new();
+            proto::Writer::new(&mut buf).attr_value(
+                1,
+                "k",
+                &opentelemetry::Value::from(long.clone()),
+            );
+            // A KeyValue field 1 of a message is what `repeated KeyValue` looks like: decode
+            // the payload after the field header.
+            let mut framed = Vec::new();
+            proto::Writer::new(&mut framed).attr_str(1, "k", &long);
+            assert_eq!(buf, framed, "{n}");
+            let mut rest = &buf[1..];
+            let len = prost::encoding::decode_varint(&mut rest).unwrap();
+            assert_eq!(len as usize, rest.len(), "{n}");
+            let kv = KeyValue::decode(rest).unwrap();
+            assert_eq!(
+                kv.value,
+                Some(AnyValue {
+                    value: Some(Any::StringValue(long))
+                })
+            );
+        }
     }
 
     #[test]

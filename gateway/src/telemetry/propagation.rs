@@ -57,12 +57,17 @@ pub fn accept_tracestate(v: &[u8]) -> Option<String> {
         .then(|| String::from_utf8_lossy(v).into_owned())
 }
 
-/// Formats the `traceparent` naming `span_id` as the parent.
+/// Formats the `traceparent` naming `span_id` as the parent (one allocation, no
+/// formatting machinery: it is written for every upstream attempt).
 pub fn format_traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
-    format!(
-        "00-{trace_id}-{span_id}-{}",
-        if sampled { "01" } else { "00" }
-    )
+    let mut b = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    // Both slices are exactly twice the input's length, so encoding cannot fail.
+    let _ = hex::encode_to_slice(trace_id.to_bytes(), &mut b[3..35]);
+    let _ = hex::encode_to_slice(span_id.to_bytes(), &mut b[36..52]);
+    if sampled {
+        b[54] = b'1';
+    }
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 fn trim(v: &[u8]) -> &[u8] {

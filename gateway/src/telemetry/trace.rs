@@ -4,26 +4,24 @@
 //! api: Traces::begin(traceparent) ─▶ RequestTrace (ids, start time)
 //!   engine, per attempt: begin_attempt ─▶ traceparent for the upstream; end_attempt
 //!   relay: note_response (id, model, finish reasons of a whole answer)
-//! api, at the end: finish(access record, outcome) ─▶ SpanData ─▶ otlp queue
+//! api, at the end: finish(access record, outcome) ─▶ OTLP protobuf bytes ─▶ otlp queue
 //! ```
-//! Spans are assembled once, when the request is over, from facts the request collected
-//! anyway: nothing is locked, nothing waits, and no `tracing` span machinery runs per
-//! request. Names and attributes follow the OpenTelemetry GenAI semantic conventions;
+//! Spans are encoded once, when the request is over, from facts the request collected
+//! anyway, straight into OTLP protobuf (`otlp::proto`): nothing is locked, nothing waits,
+//! no `tracing` span machinery or SDK `SpanData` runs per request, and attribute keys are
+//! static strings written as bytes. Names and attributes follow the OpenTelemetry GenAI semantic conventions;
 //! the README lists each one. Prompt and completion content is recorded only for tenants
 //! listed in `telemetry.traces.record_content_tenants`.
 
-use std::borrow::Cow;
 use std::time::SystemTime;
 
 use datamind_llm::{Operation, ParsedRequest, Usage};
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
 use super::AccessRecord;
 use super::metrics::genai::{error_type, operation_name};
+use super::otlp::EncodedSpans;
+use super::otlp::proto::{self, Writer};
 use super::propagation::{RemoteParent, format_traceparent};
 use crate::snapshot::Deployment;
 
@@ -124,12 +122,12 @@ impl RequestTrace {
 
     /// The trace id (lower-case hex), for logs.
     pub fn trace_id(&self) -> String {
-        self.trace_id.to_string()
+        hex::encode(self.trace_id.to_bytes())
     }
 
     /// The server span id (lower-case hex), for logs.
     pub fn span_id(&self) -> String {
-        self.span_id.to_string()
+        hex::encode(self.span_id.to_bytes())
     }
 
     /// Records what the request asks for. `content`: the tenant opted in to content capture.
@@ -225,100 +223,140 @@ impl RequestTrace {
         }
     }
 
-    /// The spans of the finished request (empty when not recording).
-    pub fn finish(
-        mut self,
-        scope: &InstrumentationScope,
-        rec: &AccessRecord,
-        usage: &Usage,
-        overhead_ms: f64,
-    ) -> Vec<SpanData> {
+    /// The spans of the finished request, encoded as OTLP protobuf (`ScopeSpans.spans`
+    /// fields; empty when not recording). Attributes are written straight from the record
+    /// and the facts: no `SpanData`, no per-attribute `String`.
+    pub fn finish(self, rec: &AccessRecord, usage: &Usage, overhead_ms: f64) -> EncodedSpans {
         if !self.recording {
-            return Vec::new();
+            return EncodedSpans {
+                bytes: Vec::new(),
+                count: 0,
+            };
         }
         let end = SystemTime::now();
+        // A tracestate that does not parse is not passed on in the span (as the SDK would).
         let tracestate = self
             .tracestate
             .as_deref()
             .and_then(|s| s.parse::<TraceState>().ok())
+            .map(|t| t.header())
             .unwrap_or_default();
+        let content = self.facts.input.as_ref().map_or(0, String::len)
+            + self.facts.output.as_ref().map_or(0, String::len);
+        let mut bytes = Vec::with_capacity(1024 + 320 * self.attempts.len() + content);
+        let mut w = Writer::new(&mut bytes);
+        w.message(proto::SCOPE_SPANS_SPANS, |w| {
+            self.server_span(w, rec, usage, overhead_ms, &tracestate, end);
+        });
+        let op = self.facts.op.map_or("chat", operation_name);
+        for a in &self.attempts {
+            w.message(proto::SCOPE_SPANS_SPANS, |w| {
+                self.attempt_span(w, a, op, &tracestate);
+            });
+        }
+        EncodedSpans {
+            bytes,
+            count: 1 + self.attempts.len() as u32,
+        }
+    }
+
+    fn ids(&self, w: &mut Writer<'_>, span_id: SpanId, tracestate: &str) {
+        w.bytes(proto::SPAN_TRACE_ID, &self.trace_id.to_bytes());
+        w.bytes(proto::SPAN_SPAN_ID, &span_id.to_bytes());
+        if !tracestate.is_empty() {
+            w.bytes(proto::SPAN_TRACE_STATE, tracestate.as_bytes());
+        }
+    }
+
+    fn server_span(
+        &self,
+        w: &mut Writer<'_>,
+        rec: &AccessRecord,
+        usage: &Usage,
+        overhead_ms: f64,
+        tracestate: &str,
+        end: SystemTime,
+    ) {
+        const A: u32 = proto::SPAN_ATTRIBUTES;
+        self.ids(w, self.span_id, tracestate);
+        let remote = match self.parent {
+            Some(p) => {
+                w.bytes(proto::SPAN_PARENT_SPAN_ID, &p.span_id.to_bytes());
+                proto::FLAGS_IS_REMOTE
+            }
+            None => 0,
+        };
+        w.fixed32(
+            proto::SPAN_FLAGS,
+            u32::from(TraceFlags::SAMPLED.to_u8()) | proto::FLAGS_HAS_IS_REMOTE | remote,
+        );
         let op_name = self.facts.op.map(operation_name);
         let model = rec.model.as_deref().unwrap_or("");
-        let name: Cow<'static, str> = match op_name {
-            Some(op) => format!("{op} {model}").into(),
-            None => format!("{} {}", rec.method, rec.path).into(),
-        };
-        let served_by = self.attempts.iter().rev().find(|a| a.outcome == "success");
-        let mut attrs = Vec::with_capacity(24);
-        let s = |k: &'static str, v: &str| KeyValue::new(k, v.to_owned());
-        attrs.push(s("http.request.method", &rec.method));
-        attrs.push(s("url.path", &rec.path));
-        attrs.push(KeyValue::new(
-            "http.response.status_code",
-            i64::from(rec.status),
-        ));
-        attrs.push(s("datamind.request_id", &rec.request_id));
-        if let Some(op) = op_name {
-            attrs.push(KeyValue::new("gen_ai.operation.name", op));
-            attrs.push(s("gen_ai.request.model", model));
-            attrs.push(KeyValue::new("gen_ai.request.stream", rec.stream));
+        match op_name {
+            Some(op) => w.str_parts(proto::SPAN_NAME, &[op, " ", model]),
+            None => w.str_parts(proto::SPAN_NAME, &[&rec.method, " ", &rec.path]),
         }
+        w.uint(proto::SPAN_KIND, proto::KIND_SERVER);
+        w.fixed64(proto::SPAN_START, unix_nanos(self.start));
+        w.fixed64(proto::SPAN_END, unix_nanos(end));
+
+        w.attr_str(A, "http.request.method", &rec.method);
+        w.attr_str(A, "url.path", &rec.path);
+        w.attr_i64(A, "http.response.status_code", i64::from(rec.status));
+        w.attr_str(A, "datamind.request_id", &rec.request_id);
+        if let Some(op) = op_name {
+            w.attr_str(A, "gen_ai.operation.name", op);
+            w.attr_str(A, "gen_ai.request.model", model);
+            w.attr_bool(A, "gen_ai.request.stream", rec.stream);
+        }
+        let served_by = self.attempts.iter().rev().find(|a| a.outcome == "success");
         if let Some(a) = served_by {
-            attrs.push(KeyValue::new("gen_ai.provider.name", a.provider));
+            w.attr_str(A, "gen_ai.provider.name", a.provider);
             let m = self.facts.response_model.as_deref().unwrap_or(&a.model);
-            attrs.push(s("gen_ai.response.model", m));
+            w.attr_str(A, "gen_ai.response.model", m);
         }
         if let Some(n) = self.facts.max_tokens {
-            attrs.push(KeyValue::new("gen_ai.request.max_tokens", n as i64));
+            w.attr_i64(A, "gen_ai.request.max_tokens", n as i64);
         }
         if let Some(t) = self.facts.temperature {
-            attrs.push(KeyValue::new("gen_ai.request.temperature", t));
+            w.attr_f64(A, "gen_ai.request.temperature", t);
         }
         if let Some(id) = &self.facts.response_id {
-            attrs.push(s("gen_ai.response.id", id));
+            w.attr_str(A, "gen_ai.response.id", id);
         }
         if !self.facts.finish_reasons.is_empty() {
-            let v: Vec<StringValue> = self
-                .facts
-                .finish_reasons
-                .iter()
-                .map(|r| r.clone().into())
-                .collect();
-            attrs.push(KeyValue::new(
+            w.attr_str_array(
+                A,
                 "gen_ai.response.finish_reasons",
-                Value::Array(Array::String(v)),
-            ));
+                self.facts.finish_reasons.iter().map(String::as_str),
+            );
         }
         if self.facts.op.is_some() && rec.status < 400 {
             let u = usage;
-            attrs.push(KeyValue::new(
-                "gen_ai.usage.input_tokens",
-                u.prompt_tokens as i64,
-            ));
-            attrs.push(KeyValue::new(
-                "gen_ai.usage.output_tokens",
-                u.completion_tokens as i64,
-            ));
+            w.attr_i64(A, "gen_ai.usage.input_tokens", u.prompt_tokens as i64);
+            w.attr_i64(A, "gen_ai.usage.output_tokens", u.completion_tokens as i64);
             if u.cache_read_tokens > 0 {
-                attrs.push(KeyValue::new(
+                w.attr_i64(
+                    A,
                     "gen_ai.usage.cache_read.input_tokens",
                     u.cache_read_tokens as i64,
-                ));
+                );
             }
             if u.cache_creation_tokens > 0 {
-                attrs.push(KeyValue::new(
+                w.attr_i64(
+                    A,
                     "gen_ai.usage.cache_creation.input_tokens",
                     u.cache_creation_tokens as i64,
-                ));
+                );
             }
         }
         if let Some(t) = &rec.tenant {
-            attrs.push(s("caller.tenant", t));
+            w.attr_str(A, "caller.tenant", t);
         }
         if let Some(d) = &rec.deployment {
-            attrs.push(s("datamind.deployment", d));
+            w.attr_str(A, "datamind.deployment", d);
         }
-        attrs.push(KeyValue::new("datamind.attempts", i64::from(rec.attempts)));
+        w.attr_i64(A, "datamind.attempts", i64::from(rec.attempts));
         // Conductor's decision and the response cache, as the access log has them.
         for (k, v) in [
             ("datamind.route.rule", &rec.rule),
@@ -326,110 +364,76 @@ impl RequestTrace {
             ("datamind.route.region", &rec.region),
         ] {
             if let Some(v) = v {
-                attrs.push(s(k, v));
+                w.attr_str(A, k, v);
             }
         }
         for (k, v) in rec.tags.iter().flatten() {
-            attrs.push(KeyValue::new(format!("datamind.route.tag.{k}"), v.clone()));
+            w.attr_str_parts(A, &["datamind.route.tag.", k], v);
         }
         if let Some(c) = rec.cache {
-            attrs.push(KeyValue::new("datamind.cache", c));
+            w.attr_str(A, "datamind.cache", c);
         }
-        attrs.push(KeyValue::new("datamind.overhead_ms", overhead_ms));
+        w.attr_f64(A, "datamind.overhead_ms", overhead_ms);
         if let Some(i) = &self.facts.input {
-            attrs.push(s("gen_ai.input.messages", i));
+            w.attr_str(A, "gen_ai.input.messages", i);
         }
         if let Some(o) = &self.facts.output {
-            attrs.push(s("gen_ai.output.messages", o));
+            w.attr_str(A, "gen_ai.output.messages", o);
         }
         let error_type = error_type(rec.status);
         if let Some(e) = error_type {
-            attrs.push(KeyValue::new("error.type", e));
+            w.attr_str(A, "error.type", e);
         }
-        let server_ctx = SpanContext::new(
-            self.trace_id,
-            self.span_id,
-            TraceFlags::SAMPLED,
-            false,
-            tracestate.clone(),
+        // Server spans are errors for 5xx only: 4xx is the client's doing.
+        if let Some(e) = error_type.filter(|_| rec.status >= 500) {
+            status_error(w, e);
+        }
+    }
+
+    fn attempt_span(&self, w: &mut Writer<'_>, a: &AttemptSpan, op: &str, tracestate: &str) {
+        const A: u32 = proto::SPAN_ATTRIBUTES;
+        self.ids(w, a.span_id, tracestate);
+        w.bytes(proto::SPAN_PARENT_SPAN_ID, &self.span_id.to_bytes());
+        w.fixed32(
+            proto::SPAN_FLAGS,
+            u32::from(TraceFlags::SAMPLED.to_u8()) | proto::FLAGS_HAS_IS_REMOTE,
         );
-        let mut spans = Vec::with_capacity(1 + self.attempts.len());
-        spans.push(SpanData {
-            span_context: server_ctx,
-            parent_span_id: self.parent.map_or(SpanId::INVALID, |p| p.span_id),
-            parent_span_is_remote: self.parent.is_some(),
-            span_kind: SpanKind::Server,
-            name,
-            start_time: self.start,
-            end_time: end,
-            attributes: attrs,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            // Server spans are errors for 5xx only: 4xx is the client's doing.
-            status: match error_type {
-                Some(e) if rec.status >= 500 => Status::error(e),
-                _ => Status::Unset,
-            },
-            instrumentation_scope: scope.clone(),
-        });
-        for a in std::mem::take(&mut self.attempts) {
-            spans.push(attempt_span(a, &self, scope, &tracestate, op_name));
+        w.str_parts(proto::SPAN_NAME, &[op, " ", &a.model]);
+        w.uint(proto::SPAN_KIND, proto::KIND_CLIENT);
+        w.fixed64(proto::SPAN_START, unix_nanos(a.start));
+        w.fixed64(proto::SPAN_END, unix_nanos(a.end));
+        w.attr_str(A, "gen_ai.operation.name", op);
+        w.attr_str(A, "gen_ai.provider.name", a.provider);
+        w.attr_str(A, "gen_ai.request.model", &a.model);
+        if let Some((host, port)) = &a.address {
+            w.attr_str(A, "server.address", host);
+            w.attr_i64(A, "server.port", i64::from(*port));
         }
-        spans
+        w.attr_str(A, "datamind.deployment", &a.deployment);
+        w.attr_str(A, "datamind.attempt.outcome", a.outcome);
+        if let Some(s) = a.status {
+            w.attr_i64(A, "http.response.status_code", i64::from(s));
+        }
+        if let Some(e) = &a.error_type {
+            w.attr_str(A, "error.type", e);
+        }
+        if a.outcome != "success" {
+            status_error(w, a.error_type.as_deref().unwrap_or(a.outcome));
+        }
     }
 }
 
-fn attempt_span(
-    a: AttemptSpan,
-    t: &RequestTrace,
-    scope: &InstrumentationScope,
-    tracestate: &TraceState,
-    op: Option<&'static str>,
-) -> SpanData {
-    let mut attrs = Vec::with_capacity(10);
-    let op = op.unwrap_or("chat");
-    attrs.push(KeyValue::new("gen_ai.operation.name", op));
-    attrs.push(KeyValue::new("gen_ai.provider.name", a.provider));
-    attrs.push(KeyValue::new("gen_ai.request.model", a.model.clone()));
-    if let Some((host, port)) = a.address {
-        attrs.push(KeyValue::new("server.address", host));
-        attrs.push(KeyValue::new("server.port", i64::from(port)));
-    }
-    attrs.push(KeyValue::new("datamind.deployment", a.deployment));
-    attrs.push(KeyValue::new("datamind.attempt.outcome", a.outcome));
-    if let Some(s) = a.status {
-        attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
-    }
-    let failed = a.outcome != "success";
-    if let Some(e) = &a.error_type {
-        attrs.push(KeyValue::new("error.type", e.clone()));
-    }
-    SpanData {
-        span_context: SpanContext::new(
-            t.trace_id,
-            a.span_id,
-            TraceFlags::SAMPLED,
-            false,
-            tracestate.clone(),
-        ),
-        parent_span_id: t.span_id,
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Client,
-        name: format!("{op} {}", a.model).into(),
-        start_time: a.start,
-        end_time: a.end,
-        attributes: attrs,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status: if failed {
-            Status::error(a.error_type.unwrap_or_else(|| a.outcome.to_owned()))
-        } else {
-            Status::Unset
-        },
-        instrumentation_scope: scope.clone(),
-    }
+/// `Span.status`: ERROR with `message`.
+fn status_error(w: &mut Writer<'_>, message: &str) {
+    w.message(proto::SPAN_STATUS, |w| {
+        w.bytes(proto::STATUS_MESSAGE, message.as_bytes());
+        w.uint(proto::STATUS_CODE, proto::STATUS_ERROR);
+    });
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn bounded_text(v: &[u8]) -> String {

@@ -1,0 +1,280 @@
+//! Just enough of the protobuf wire format to write OTLP trace messages
+//! (`opentelemetry/proto/trace/v1/trace.proto`, `collector/trace/v1/trace_service.proto`)
+//! straight from what a request collected: no intermediate `SpanData`, no per-attribute
+//! `String`, no second pass to size nested messages.
+//!
+//! Scalar fields and attributes are written with their exact lengths computed up front;
+//! a nested message of unknown size (a span, an array) reserves five bytes for its
+//! length, writes its body, then writes the length and moves the body left over what was
+//! not needed (a `memmove` of the span's own bytes).
+
+use opentelemetry::{Array, Value};
+
+/// Wire types.
+const VARINT: u32 = 0;
+const I64: u32 = 1;
+const LEN: u32 = 2;
+const I32: u32 = 5;
+
+// === OTLP field numbers ===
+
+/// `ExportTraceServiceRequest.resource_spans`.
+pub const REQUEST_RESOURCE_SPANS: u32 = 1;
+/// `ResourceSpans.resource`, `.scope_spans`.
+pub const RESOURCE_SPANS_RESOURCE: u32 = 1;
+pub const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+/// `Resource.attributes`.
+pub const RESOURCE_ATTRIBUTES: u32 = 1;
+/// `ScopeSpans.scope`, `.spans`.
+pub const SCOPE_SPANS_SCOPE: u32 = 1;
+pub const SCOPE_SPANS_SPANS: u32 = 2;
+/// `InstrumentationScope.name`, `.version`.
+pub const SCOPE_NAME: u32 = 1;
+pub const SCOPE_VERSION: u32 = 2;
+/// `Span` fields.
+pub const SPAN_TRACE_ID: u32 = 1;
+pub const SPAN_SPAN_ID: u32 = 2;
+pub const SPAN_TRACE_STATE: u32 = 3;
+pub const SPAN_PARENT_SPAN_ID: u32 = 4;
+pub const SPAN_NAME: u32 = 5;
+pub const SPAN_KIND: u32 = 6;
+pub const SPAN_START: u32 = 7;
+pub const SPAN_END: u32 = 8;
+pub const SPAN_ATTRIBUTES: u32 = 9;
+pub const SPAN_STATUS: u32 = 15;
+pub const SPAN_FLAGS: u32 = 16;
+/// `Status.message`, `.code`.
+pub const STATUS_MESSAGE: u32 = 2;
+pub const STATUS_CODE: u32 = 3;
+/// `Span.SpanKind`.
+pub const KIND_SERVER: u64 = 2;
+pub const KIND_CLIENT: u64 = 3;
+/// `Status.StatusCode.ERROR`.
+pub const STATUS_ERROR: u64 = 2;
+/// `SpanFlags`: the low byte is the W3C trace flags; bit 8 says bit 9 (remote parent) is known.
+pub const FLAGS_HAS_IS_REMOTE: u32 = 0x100;
+pub const FLAGS_IS_REMOTE: u32 = 0x200;
+
+// `KeyValue.key`, `.value`; `AnyValue` variants; `ArrayValue.values`.
+const KV_KEY: u32 = 1;
+const KV_VALUE: u32 = 2;
+const ANY_STRING: u32 = 1;
+const ANY_BOOL: u32 = 2;
+const ANY_INT: u32 = 3;
+const ANY_DOUBLE: u32 = 4;
+const ANY_ARRAY: u32 = 5;
+const ARRAY_VALUES: u32 = 1;
+
+/// Appends protobuf fields to a byte buffer.
+pub struct Writer<'a> {
+    buf: &'a mut Vec<u8>,
+}
+
+/// Bytes a varint takes.
+pub const fn varint_len(v: u64) -> usize {
+    // 1 byte per 7 bits, at least one.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+const fn tag_len(field: u32) -> usize {
+    varint_len(((field as u64) << 3) | LEN as u64)
+}
+
+/// Length of a length-delimited field whose payload is `n` bytes.
+pub const fn len_field_len(field: u32, n: usize) -> usize {
+    tag_len(field) + varint_len(n as u64) + n
+}
+
+/// Length of `AnyValue{string_value}` holding `n` bytes.
+const fn any_str_len(n: usize) -> usize {
+    len_field_len(ANY_STRING, n)
+}
+
+// === impl Writer ===
+
+impl<'a> Writer<'a> {
+    /// Writes at the end of `buf`.
+    pub fn new(buf: &'a mut Vec<u8>) -> Self {
+        Self { buf }
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    fn tag(&mut self, field: u32, wire: u32) {
+        self.varint((u64::from(field) << 3) | u64::from(wire));
+    }
+
+    /// Bytes already encoded (a framed field or several).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// A length-delimited field of `bytes` (string, bytes, or an encoded message).
+    pub fn bytes(&mut self, field: u32, bytes: &[u8]) {
+        self.tag(field, LEN);
+        self.varint(bytes.len() as u64);
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The header of a length-delimited field whose `n` bytes the caller writes next.
+    pub fn len_header(&mut self, field: u32, n: usize) {
+        self.tag(field, LEN);
+        self.varint(n as u64);
+    }
+
+    /// A string field made of parts written back to back (no joined `String`).
+    pub fn str_parts(&mut self, field: u32, parts: &[&str]) {
+        let n = parts.iter().map(|p| p.len()).sum::<usize>();
+        self.len_header(field, n);
+        for p in parts {
+            self.buf.extend_from_slice(p.as_bytes());
+        }
+    }
+
+    /// A varint field (enums, unsigned integers).
+    pub fn uint(&mut self, field: u32, v: u64) {
+        self.tag(field, VARINT);
+        self.varint(v);
+    }
+
+    /// A `fixed64` field.
+    pub fn fixed64(&mut self, field: u32, v: u64) {
+        self.tag(field, I64);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A `fixed32` field.
+    pub fn fixed32(&mut self, field: u32, v: u32) {
+        self.tag(field, I32);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A nested message of a size not known in advance, written by `body`.
+    pub fn message(&mut self, field: u32, body: impl FnOnce(&mut Writer<'_>)) {
+        self.tag(field, LEN);
+        let at = self.buf.len();
+        // Room for the longest length a u32 needs.
+        self.buf.extend_from_slice(&[0; 5]);
+        body(&mut Writer {
+            buf: &mut *self.buf,
+        });
+        let n = self.buf.len() - at - 5;
+        let mut len = [0u8; 5];
+        let mut v = n as u64;
+        let mut used = 0;
+        while v >= 0x80 && used < 4 {
+            len[used] = (v as u8) | 0x80;
+            v >>= 7;
+            used += 1;
+        }
+        len[used] = v as u8;
+        used += 1;
+        self.buf[at..at + used].copy_from_slice(&len[..used]);
+        if used < 5 {
+            self.buf.copy_within(at + 5.., at + used);
+            self.buf.truncate(self.buf.len() - (5 - used));
+        }
+    }
+
+    // --- attributes (`repeated KeyValue` at `field`) ---
+
+    fn kv_header(&mut self, field: u32, key: &[&str], value_len: usize) {
+        let key_len = key.iter().map(|p| p.len()).sum::<usize>();
+        let kv_len = len_field_len(KV_KEY, key_len) + len_field_len(KV_VALUE, value_len);
+        self.len_header(field, kv_len);
+        self.len_header(KV_KEY, key_len);
+        for p in key {
+            self.buf.extend_from_slice(p.as_bytes());
+        }
+        self.len_header(KV_VALUE, value_len);
+    }
+
+    /// A string attribute whose key is made of `key` parts.
+    pub fn attr_str_parts(&mut self, field: u32, key: &[&str], v: &str) {
+        self.kv_header(field, key, any_str_len(v.len()));
+        self.bytes(ANY_STRING, v.as_bytes());
+    }
+
+    /// A string attribute.
+    pub fn attr_str(&mut self, field: u32, key: &str, v: &str) {
+        self.attr_str_parts(field, &[key], v);
+    }
+
+    /// An integer attribute.
+    pub fn attr_i64(&mut self, field: u32, key: &str, v: i64) {
+        self.kv_header(field, &[key], 1 + varint_len(v as u64));
+        self.uint(ANY_INT, v as u64);
+    }
+
+    /// A floating-point attribute.
+    pub fn attr_f64(&mut self, field: u32, key: &str, v: f64) {
+        self.kv_header(field, &[key], 9);
+        self.fixed64(ANY_DOUBLE, v.to_bits());
+    }
+
+    /// A boolean attribute.
+    pub fn attr_bool(&mut self, field: u32, key: &str, v: bool) {
+        self.kv_header(field, &[key], 2);
+        self.uint(ANY_BOOL, u64::from(v));
+    }
+
+    /// A string-array attribute.
+    pub fn attr_str_array<'s>(
+        &mut self,
+        field: u32,
+        key: &str,
+        items: impl Iterator<Item = &'s str> + Clone,
+    ) {
+        let array_len = items
+            .clone()
+            .map(|s| len_field_len(ARRAY_VALUES, any_str_len(s.len())))
+            .sum::<usize>();
+        self.kv_header(field, &[key], len_field_len(ANY_ARRAY, array_len));
+        self.len_header(ANY_ARRAY, array_len);
+        for s in items {
+            self.len_header(ARRAY_VALUES, any_str_len(s.len()));
+            self.bytes(ANY_STRING, s.as_bytes());
+        }
+    }
+
+    /// An attribute of any OpenTelemetry value (resource attributes; written once).
+    pub fn attr_value(&mut self, field: u32, key: &str, v: &Value) {
+        self.message(field, |w| {
+            w.bytes(KV_KEY, key.as_bytes());
+            w.message(KV_VALUE, |w| w.any_value(v));
+        });
+    }
+
+    fn any_value(&mut self, v: &Value) {
+        match v {
+            Value::Bool(b) => self.uint(ANY_BOOL, u64::from(*b)),
+            Value::I64(i) => self.uint(ANY_INT, *i as u64),
+            Value::F64(f) => self.fixed64(ANY_DOUBLE, f.to_bits()),
+            Value::String(s) => self.bytes(ANY_STRING, s.as_str().as_bytes()),
+            Value::Array(a) => self.message(ANY_ARRAY, |w| match a {
+                Array::Bool(v) => v.iter().for_each(|x| {
+                    w.message(ARRAY_VALUES, |w| w.uint(ANY_BOOL, u64::from(*x)));
+                }),
+                Array::I64(v) => v.iter().for_each(|x| {
+                    w.message(ARRAY_VALUES, |w| w.uint(ANY_INT, *x as u64));
+                }),
+                Array::F64(v) => v.iter().for_each(|x| {
+                    w.message(ARRAY_VALUES, |w| w.fixed64(ANY_DOUBLE, x.to_bits()));
+                }),
+                Array::String(v) => v.iter().for_each(|x| {
+                    w.message(ARRAY_VALUES, |w| w.bytes(ANY_STRING, x.as_str().as_bytes()));
+                }),
+                other => w.message(ARRAY_VALUES, |w| {
+                    w.bytes(ANY_STRING, other.to_string().as_bytes());
+                }),
+            }),
+            other => self.bytes(ANY_STRING, other.to_string().as_bytes()),
+        }
+    }
+}
