@@ -203,6 +203,89 @@ async fn grpc_export_has_genai_spans_parented_on_the_client_and_propagated_upstr
     Ok(())
 }
 
+/// Streamed answers carry the same response facts as whole ones: the id the client saw in
+/// the chunks, the model, and the finish reason of the final chunk, for an OpenAI-format
+/// upstream (passed through) and an Anthropic one (translated, id from `message_start`).
+#[tokio::test]
+async fn streamed_answers_carry_response_id_and_finish_reasons() -> Result<()> {
+    let rx = OtlpReceiver::start().await?;
+    let openai = datamind_e2e::MockLlm::start(MockSpec::named("oa").chunks(4)).await?;
+    let claude = datamind_e2e::MockLlm::start(MockSpec::named("ant").chunks(4)).await?;
+    let config = datamind_e2e::GatewayConfig::new()
+        .openai_provider("oa", &openai.base_url())
+        .provider(json!({"name": "ant", "kind": "anthropic",
+                         "base_url": claude.url("/v1"), "api_key": "sk-ant-upstream"}))
+        .model(datamind_e2e::ModelGroup::new(CHAT_MODEL).deployment("oa", UPSTREAM_CHAT))
+        .model(datamind_e2e::ModelGroup::new("claude-via-gateway").deployment("ant", "claude-up"))
+        .set(
+            "/telemetry/traces",
+            traces(&rx.http_url("/v1/traces"), "http/protobuf"),
+        );
+    let gateway = Gateway::start(&config).await?;
+
+    for (i, (model, provider)) in [(CHAT_MODEL, "openai"), ("claude-via-gateway", "anthropic")]
+        .into_iter()
+        .enumerate()
+    {
+        let trace = format!("{CLIENT_TRACE:.30}{i:02x}");
+        let resp = gateway
+            .http()
+            .post(gateway.url("/v1/chat/completions"))
+            .bearer_auth(KEY_ALL)
+            .header("traceparent", format!("00-{trace}-{CLIENT_SPAN}-01"))
+            .json(&datamind_e2e::stream_body(model, "stream it"))
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 200, "{model}");
+        let events = datamind_e2e::sse::SseStream::new(resp)
+            .collect(WAIT)
+            .await?;
+        let chunks: Vec<Value> = events
+            .iter()
+            .filter(|e| !e.is_done())
+            .map(|e| e.json())
+            .collect::<Result<_>>()?;
+        let id = chunks.first().and_then(|c| c["id"].as_str()).unwrap_or("");
+        assert!(!id.is_empty(), "{model}: no id in {chunks:?}");
+        assert!(chunks.iter().all(|c| c["id"] == json!(id)));
+        let finish: Vec<Value> = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+            .map(|r| json!(r))
+            .collect();
+        assert_eq!(finish.len(), 1, "{model}: one final chunk in {chunks:?}");
+
+        let spans = rx
+            .wait_for("the streamed request's server span", WAIT, |sp| {
+                server_span(sp, &trace).is_some()
+            })
+            .await?;
+        let server = server_span(&spans, &trace).unwrap();
+        assert_eq!(
+            server.attributes.get("gen_ai.request.stream"),
+            Some(&json!(true))
+        );
+        assert_eq!(server.attr_str("gen_ai.provider.name"), Some(provider));
+        assert_eq!(server.attr_str("gen_ai.response.id"), Some(id), "{model}");
+        assert_eq!(
+            server.attributes.get("gen_ai.response.finish_reasons"),
+            Some(&Value::Array(finish)),
+            "{model}"
+        );
+        assert_eq!(
+            server.attributes.get("gen_ai.response.model"),
+            Some(&chunks[0]["model"]),
+            "{model}"
+        );
+        assert!(
+            server
+                .attr_i64("gen_ai.usage.output_tokens")
+                .is_some_and(|n| n > 0)
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn standard_otel_variables_select_http_protobuf_and_attempt_spans_show_the_failover()
 -> Result<()> {

@@ -350,6 +350,13 @@ async fn relay_stream(
         .usage
         .or(reply.usage)
         .unwrap_or_default();
+    if h.is_none()
+        && let Some(t) = out.trace.as_mut()
+    {
+        // The answer reached the client (at least in part): its id, model and finish
+        // reasons are the span's.
+        t.note_stream(translator.as_ref());
+    }
     if out.client_gone {
         out.status = 499;
         return Ok(Relayed::Complete);

@@ -3,7 +3,8 @@
 //! ```text
 //! api: Traces::begin(traceparent) ─▶ RequestTrace (ids, start time)
 //!   engine, per attempt: begin_attempt ─▶ traceparent for the upstream; end_attempt
-//!   relay: note_response (id, model, finish reasons of a whole answer)
+//!   relay: note_response (id, model, finish reasons of a whole answer) or note_stream
+//!          (the same, as the stream translator saw them)
 //! api, at the end: finish(access record, outcome) ─▶ OTLP protobuf bytes ─▶ otlp queue
 //! ```
 //! Spans are encoded once, when the request is over, from facts the request collected
@@ -15,6 +16,7 @@
 
 use std::time::SystemTime;
 
+use datamind_llm::stream::StreamTranslator;
 use datamind_llm::{Operation, ParsedRequest, Usage};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
@@ -181,6 +183,20 @@ impl RequestTrace {
         if self.record_content {
             self.facts.output = Some(bounded_text(body));
         }
+    }
+
+    /// Records what a streamed answer said about itself: its id (from the first chunk),
+    /// model, and every choice's finish reason (from the final chunks). Called once, when
+    /// the stream is over; the translator kept them, so nothing is parsed again here.
+    pub fn note_stream(&mut self, t: &dyn StreamTranslator) {
+        if !self.recording {
+            return;
+        }
+        self.facts.response_id = t.response_id().map(str::to_owned);
+        if let Some(m) = t.response_model() {
+            self.facts.response_model = Some(m.to_owned());
+        }
+        self.facts.finish_reasons = t.finish_reasons().to_vec();
     }
 
     /// Starts an attempt span on `d`; returns the headers the attempt carries.
