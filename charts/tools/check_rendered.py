@@ -457,11 +457,21 @@ def check_seed_sizes(docs) -> Check:
         c.fail("expected a ScaledObject 4→20 on the FlinkDeployment")
     triggers = {o["metadata"]["labels"]["app.kubernetes.io/component"]: sorted(t["type"] for t in o["spec"]["triggers"])
                 for o in one("ScaledObject")}
-    want = {"crewai-teams": ["kafka"], "python-sandbox": ["cpu", "prometheus"], "vllm": ["prometheus"],
+    want = {"crewai-teams": ["kafka"], "python-sandbox": ["cpu", "prometheus"], "vllm": ["prometheus", "prometheus"],
             "flink-taskmanager": ["kafka"]}
     for comp, types in want.items():
         if triggers.get(comp) != types:
             c.fail(f"{comp}: KEDA triggers {triggers.get(comp)}, expected {types}")
+    # The inference pool's "query queue depth" trigger reads the gateway's own gauge for the
+    # deployments of the provider that points at the pool, never the in-flight count.
+    queries = {o["metadata"]["labels"]["app.kubernetes.io/component"]:
+               [t["metadata"].get("query", "") for t in o["spec"]["triggers"] if t["type"] == "prometheus"]
+               for o in one("ScaledObject")}
+    if not any(q.startswith("sum(datamind_deployment_queue_depth{") and 'deployment=~"(vllm)/.+"' in q
+               for q in queries.get("vllm", [])):
+        c.fail(f"vllm: no queue-depth trigger on datamind_deployment_queue_depth for the vllm provider: {queries.get('vllm')}")
+    if any("datamind_requests_in_flight" in q for qs in queries.values() for q in qs):
+        c.fail("a KEDA trigger scales on datamind_requests_in_flight; the queue-depth trigger reads datamind_deployment_queue_depth")
     if not any(o["kind"] == "PeerAuthentication" and o["spec"]["mtls"]["mode"] == "STRICT" for o in docs):
         c.fail("no PeerAuthentication with mTLS STRICT")
     return c
