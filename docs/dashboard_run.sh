@@ -8,14 +8,35 @@
 # query against that Prometheus and draws the panels.
 #
 #   docs/dashboard_run.sh [--phase-seconds 40]
-# Needs: release binaries in $CARGO_TARGET_DIR/release (cargo build --release -p
-# datamind-gateway -p datamind-benches), `prometheus` and python3-matplotlib (Debian; the
-# renderer runs under $PYTHON, default /usr/bin/python3). Loopback only.
+# Needs `prometheus`, python3-matplotlib (the renderer runs under $PYTHON, default
+# /usr/bin/python3) and curl: installed from Debian's apt when missing (root or sudo; kept
+# out of scripts/setup.sh so the test suite does not pay for them). Release binaries in
+# $CARGO_TARGET_DIR/release are built when missing (cargo build --release -p
+# datamind-gateway -p datamind-benches). Idempotent; loopback only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-REL=${CARGO_TARGET_DIR:-/var/cache/datamind/target}/release
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/datamind/target}
+REL=$CARGO_TARGET_DIR/release
 PHASE=40
 [ "${1:-}" = --phase-seconds ] && PHASE=$2
+
+# --- what the run needs ---------------------------------------------------------------
+want_apt=()
+command -v prometheus >/dev/null || want_apt+=(prometheus)
+"${PYTHON:-/usr/bin/python3}" -c 'import matplotlib' 2>/dev/null || want_apt+=(python3-matplotlib)
+command -v curl >/dev/null || want_apt+=(curl)
+if [ ${#want_apt[@]} -gt 0 ]; then
+  echo "dashboard_run: installing ${want_apt[*]} (apt)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  # Debian's prometheus package would also start its own service where systemd runs; this
+  # script starts its own Prometheus on a free port either way.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${want_apt[@]}" >/dev/null
+fi
+if [ ! -x "$REL/datamind-gateway" ] || [ ! -x "$REL/mock-llm" ] || [ ! -x "$REL/datamind-bench" ]; then
+  echo "dashboard_run: building the release binaries" >&2
+  (cd "$ROOT" && cargo build --release -q -p datamind-gateway -p datamind-benches --bins)
+fi
 WORK=$(mktemp -d /tmp/datamind-dash.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
