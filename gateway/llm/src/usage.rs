@@ -23,6 +23,36 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// What a whole OpenAI-format answer says about itself (for the trace), read in the same
+/// pass as its usage by [`Usage::with_facts_from_openai_json`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerFacts {
+    /// The answer's `id`.
+    pub id: Option<String>,
+    /// The answer's `model`.
+    pub model: Option<String>,
+    /// Every choice's `finish_reason`, in order.
+    pub finish_reasons: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<AnswerChoice>,
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+#[derive(Deserialize)]
+struct AnswerChoice {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct WithUsage {
     #[serde(default)]
@@ -82,6 +112,27 @@ impl Usage {
             .map(Usage::from)
     }
 
+    /// Usage and the answer's id, model and finish reasons from ONE parse of an
+    /// OpenAI-format answer. Facts are `None` when the body does not have the answer's
+    /// shape; usage then comes from [`Usage::from_openai_json`], as without facts.
+    pub fn with_facts_from_openai_json(body: &[u8]) -> (Option<Self>, Option<AnswerFacts>) {
+        match serde_json::from_slice::<Answer>(body) {
+            Ok(a) => (
+                a.usage.map(Usage::from),
+                Some(AnswerFacts {
+                    id: a.id,
+                    model: a.model,
+                    finish_reasons: a
+                        .choices
+                        .into_iter()
+                        .filter_map(|c| c.finish_reason)
+                        .collect(),
+                }),
+            ),
+            Err(_) => (Self::from_openai_json(body), None),
+        }
+    }
+
     /// Usage from a provider that counts cached prompt tokens apart from the rest (Anthropic,
     /// Bedrock): `prompt_tokens` becomes the sum, as OpenAI reports it.
     pub fn from_split(input: u64, output: u64, cache_read: u64, cache_creation: u64) -> Self {
@@ -119,6 +170,31 @@ pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_parse_gives_usage_and_the_answer_facts() {
+        let body = br#"{"id":"chatcmpl-1","model":"m-0613","choices":[{"message":{"content":"hi"},"finish_reason":"stop"},{"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+        let (usage, facts) = Usage::with_facts_from_openai_json(body);
+        assert_eq!(usage, Usage::from_openai_json(body));
+        assert_eq!(
+            facts,
+            Some(AnswerFacts {
+                id: Some("chatcmpl-1".into()),
+                model: Some("m-0613".into()),
+                finish_reasons: vec!["stop".into(), "length".into()],
+            })
+        );
+        // Not the answer's shape: usage as before, no facts.
+        let odd = br#"{"id":7,"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+        assert_eq!(
+            Usage::with_facts_from_openai_json(odd),
+            (Usage::from_openai_json(odd), None)
+        );
+        assert_eq!(
+            Usage::with_facts_from_openai_json(b"not json"),
+            (None, None)
+        );
+    }
 
     #[test]
     fn reads_usage_from_response_and_chunk() {

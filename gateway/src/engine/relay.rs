@@ -187,13 +187,25 @@ async fn relay_whole(
         }
     }
     out.upstream_wait += waited.elapsed();
-    let (body, usage) = match reply.adapter {
-        Some(a) => a.translate_response_with(job.op, body, &meta(job, &reply.model)),
-        None => (body, reply.usage),
+    let (body, usage) = match (reply.adapter, out.trace.as_mut()) {
+        // Traced: the adapter may read the answer's facts in the pass that finds usage.
+        (Some(a), Some(t)) if t.is_recording() => {
+            let (body, usage, facts) =
+                a.translate_response_with_facts(job.op, body, &meta(job, &reply.model));
+            match facts {
+                Some(f) => t.note_facts(f, &body),
+                None => t.note_response(&body),
+            }
+            (body, usage)
+        }
+        (Some(a), _) => a.translate_response_with(job.op, body, &meta(job, &reply.model)),
+        (None, t) => {
+            if let Some(t) = t {
+                t.note_response(&body);
+            }
+            (body, reply.usage)
+        }
     };
-    if let Some(t) = out.trace.as_mut() {
-        t.note_response(&body);
-    }
     out.usage = usage.unwrap_or_default();
     // Usage is known: settle limits and spend before the client sees the end.
     crate::limits::gate::finish(gw, out);

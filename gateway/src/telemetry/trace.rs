@@ -14,9 +14,11 @@
 //! the README lists each one. Prompt and completion content is recorded only for tenants
 //! listed in `telemetry.traces.record_content_tenants`.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use datamind_llm::stream::StreamTranslator;
+use datamind_llm::usage::AnswerFacts;
 use datamind_llm::{Operation, ParsedRequest, Usage};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
@@ -45,10 +47,8 @@ struct AttemptSpan {
     span_id: SpanId,
     start: SystemTime,
     end: SystemTime,
-    deployment: String,
-    provider: &'static str,
-    model: String,
-    address: Option<(String, u16)>,
+    /// Who was tried (shared with the snapshot: nothing is copied per attempt).
+    deployment: Arc<Deployment>,
     outcome: &'static str,
     status: Option<u16>,
     error_type: Option<String>,
@@ -185,6 +185,20 @@ impl RequestTrace {
         }
     }
 
+    /// Records the facts of a whole answer that the adapter already read (see
+    /// `note_response`); `body` is the answer, for tenants who opted in to content.
+    pub fn note_facts(&mut self, f: AnswerFacts, body: &[u8]) {
+        if !self.recording {
+            return;
+        }
+        self.facts.response_id = f.id;
+        self.facts.response_model = f.model;
+        self.facts.finish_reasons = f.finish_reasons;
+        if self.record_content {
+            self.facts.output = Some(bounded_text(body));
+        }
+    }
+
     /// Records what a streamed answer said about itself: its id (from the first chunk),
     /// model, and every choice's finish reason (from the final chunks). Called once, when
     /// the stream is over; the translator kept them, so nothing is parsed again here.
@@ -200,7 +214,7 @@ impl RequestTrace {
     }
 
     /// Starts an attempt span on `d`; returns the headers the attempt carries.
-    pub fn begin_attempt(&mut self, d: &Deployment) -> Propagation {
+    pub fn begin_attempt(&mut self, d: &Arc<Deployment>) -> Propagation {
         if !self.recording {
             let sampled = self.parent.is_some_and(|p| p.sampled);
             return Propagation {
@@ -214,10 +228,7 @@ impl RequestTrace {
             span_id,
             start: now,
             end: now,
-            deployment: d.id.clone(),
-            provider: d.provider.kind.as_str(),
-            model: d.model.clone(),
-            address: d.provider.base.as_ref().map(|b| (b.host.clone(), b.port)),
+            deployment: Arc::clone(d),
             outcome: "failure",
             status: None,
             error_type: None,
@@ -327,8 +338,16 @@ impl RequestTrace {
         }
         let served_by = self.attempts.iter().rev().find(|a| a.outcome == "success");
         if let Some(a) = served_by {
-            w.attr_str(A, "gen_ai.provider.name", a.provider);
-            let m = self.facts.response_model.as_deref().unwrap_or(&a.model);
+            w.attr_str(
+                A,
+                "gen_ai.provider.name",
+                a.deployment.provider.kind.as_str(),
+            );
+            let m = self
+                .facts
+                .response_model
+                .as_deref()
+                .unwrap_or(&a.deployment.model);
             w.attr_str(A, "gen_ai.response.model", m);
         }
         if let Some(n) = self.facts.max_tokens {
@@ -414,18 +433,19 @@ impl RequestTrace {
             proto::SPAN_FLAGS,
             u32::from(TraceFlags::SAMPLED.to_u8()) | proto::FLAGS_HAS_IS_REMOTE,
         );
-        w.str_parts(proto::SPAN_NAME, &[op, " ", &a.model]);
+        let d = &a.deployment;
+        w.str_parts(proto::SPAN_NAME, &[op, " ", &d.model]);
         w.uint(proto::SPAN_KIND, proto::KIND_CLIENT);
         w.fixed64(proto::SPAN_START, unix_nanos(a.start));
         w.fixed64(proto::SPAN_END, unix_nanos(a.end));
         w.attr_str(A, "gen_ai.operation.name", op);
-        w.attr_str(A, "gen_ai.provider.name", a.provider);
-        w.attr_str(A, "gen_ai.request.model", &a.model);
-        if let Some((host, port)) = &a.address {
-            w.attr_str(A, "server.address", host);
-            w.attr_i64(A, "server.port", i64::from(*port));
+        w.attr_str(A, "gen_ai.provider.name", d.provider.kind.as_str());
+        w.attr_str(A, "gen_ai.request.model", &d.model);
+        if let Some(b) = &d.provider.base {
+            w.attr_str(A, "server.address", &b.host);
+            w.attr_i64(A, "server.port", i64::from(b.port));
         }
-        w.attr_str(A, "datamind.deployment", &a.deployment);
+        w.attr_str(A, "datamind.deployment", &d.id);
         w.attr_str(A, "datamind.attempt.outcome", a.outcome);
         if let Some(s) = a.status {
             w.attr_i64(A, "http.response.status_code", i64::from(s));
