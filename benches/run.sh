@@ -439,6 +439,11 @@ if soak:
                    f"{fmt(r['process']['rss_mean_mib'] if r.get('process') else None,1)} | {r['errors']} |")
     if len(rss) > 1:
         out += ["", f"RSS drift, last minute over first: {100 * (rss[-1] / rss[0] - 1):+.1f}%"]
+    if len(rss) > 2:
+        # The first minute is the ramp from whatever the scenarios before left behind.
+        out += [f"RSS drift after the first minute (steady state), last over second: "
+                f"{100 * (rss[-1] / rss[1] - 1):+.1f}%; range over minutes 2-{len(rss)}: "
+                f"{min(rss[1:]):.1f}-{max(rss[1:]):.1f} MiB"]
     out.append("")
 open(sys.argv[2], "w").write("\n".join(out))
 
