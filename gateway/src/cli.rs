@@ -14,7 +14,7 @@ use pingora_core::services::listening::Service;
 use crate::auth::runtime::KeySync;
 use crate::config::{self, Config};
 use crate::reload::Reloader;
-use crate::server::{AdminApp, ApiApp};
+use crate::server::{AdminApp, ApiApp, ApiListener};
 use crate::state::Gateway;
 use crate::telemetry::{AccessLog, Traces};
 
@@ -148,7 +148,7 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut api = Service::new("api".to_owned(), ApiApp::new(gw.clone()));
+    let mut api = Service::new("api".to_owned(), ApiListener::new(ApiApp::new(gw.clone())));
     match &server_cfg.tls {
         Some(tls) => match TlsSettings::intermediate(&tls.cert_file, &tls.key_file) {
             Ok(mut settings) => {

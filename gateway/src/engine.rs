@@ -17,7 +17,7 @@ pub(crate) use upstream::IDLE_TIMEOUT;
 mod mock;
 mod pool;
 mod relay;
-mod timer;
+pub(crate) mod timer;
 mod upstream;
 pub mod vertex_token;
 
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use datamind_llm::{Operation, ParsedRequest, Usage};
-use pingora_core::protocols::http::ServerSession;
+use crate::server::Downstream;
 
 use crate::GatewayError;
 use crate::routing::Plan;
@@ -143,7 +143,7 @@ pub(crate) struct Job<'a> {
 pub(crate) async fn serve(
     gw: &Gateway,
     snapshot: &Snapshot,
-    session: &mut ServerSession,
+    session: &mut Downstream<'_>,
     job: &Job<'_>,
     plan: Plan,
     out: &mut Outcome,

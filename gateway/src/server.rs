@@ -3,7 +3,13 @@
 mod admin;
 mod api;
 mod body;
+pub(crate) mod downstream;
+mod h1;
 mod respond;
+pub(crate) mod response_head;
 
 pub use admin::AdminApp;
 pub use api::ApiApp;
+pub use h1::ApiListener;
+pub(crate) use downstream::Downstream;
+pub(crate) use response_head::ResponseHead;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use datamind_llm::mock;
-use pingora_core::protocols::http::ServerSession;
+use crate::server::Downstream;
 
 use super::relay::{BodySource, Reply};
 use super::{AttemptError, Job, client_gone};
@@ -15,7 +15,7 @@ use crate::snapshot::Deployment;
 pub(super) async fn open(
     d: &Deployment,
     job: &Job<'_>,
-    downstream: &mut ServerSession,
+    downstream: &mut Downstream<'_>,
     upstream_wait: &mut Duration,
 ) -> Result<Reply, AttemptError> {
     let p = &d.provider;

@@ -13,15 +13,14 @@ use datamind_llm::providers::ResponseMeta;
 use datamind_llm::stream::StreamTranslator;
 use datamind_llm::stream::chain::Chain;
 use datamind_llm::stream::openai::OpenAiPassthrough;
-use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_http::ResponseHeader;
 
 use super::timer::within;
 use super::{AttemptError, ClientFormat, Job, Outcome, UpstreamError};
 use crate::GatewayError;
 use crate::cache::capture::Capture;
+use crate::server::{Downstream, ResponseHead};
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
 
@@ -91,11 +90,8 @@ impl BodySource {
 
 /// Resolves when the client has gone away (connection closed or h2 stream reset).
 /// Only call once the request body has been read.
-pub(crate) async fn client_gone(session: &mut ServerSession) {
-    if session.read_body_or_idle(true).await.is_ok() {
-        // Not a disconnect signal; nothing more to watch on this session.
-        std::future::pending::<()>().await;
-    }
+pub(crate) async fn client_gone(session: &mut Downstream<'_>) {
+    session.gone().await;
 }
 
 /// How a relay ended.
@@ -125,7 +121,7 @@ impl From<GatewayError> for RelayError {
 /// that fails before that can still be replaced by the next candidate.
 pub(super) async fn relay(
     gw: &Gateway,
-    session: &mut ServerSession,
+    session: &mut Downstream<'_>,
     job: &Job<'_>,
     d: &Deployment,
     reply: Reply,
@@ -146,7 +142,7 @@ pub(super) async fn relay(
 
 async fn relay_whole(
     gw: &Gateway,
-    session: &mut ServerSession,
+    session: &mut Downstream<'_>,
     job: &Job<'_>,
     d: &Deployment,
     mut reply: Reply,
@@ -215,11 +211,6 @@ async fn relay_whole(
         }
         _ => body,
     };
-    let mut h = response_header(reply.status, job, d, out)?;
-    if let Some(ct) = &reply.content_type {
-        h.insert_header("content-type", ct.clone())
-            .map_err(internal)?;
-    }
     let body = Bytes::from(body);
     // Response cache: only a whole 200 within the entry limit is kept.
     let mut capture = job
@@ -229,15 +220,17 @@ async fn relay_whole(
     if let Some(c) = capture.as_mut() {
         c.push(&body);
     }
-    h.insert_header("content-length", body.len().to_string())
-        .map_err(internal)?;
     out.status = reply.status;
     out.ttfb = Some(job.started.elapsed());
-    let written = async {
-        session.write_response_header(Box::new(h)).await?;
-        session.write_response_body(body, true).await
+    let mut h = response_header(reply.status, job, d, out);
+    if let Some(ct) = &reply.content_type {
+        h.insert("content-type", ct.as_str());
     }
-    .await;
+    h.insert("content-length", body.len().to_string());
+    let written = match session.write_head(&h).await {
+        Ok(()) => session.write_body(body, true).await,
+        Err(e) => Err(e),
+    };
     if written.is_err() {
         out.client_gone = true;
     } else if let Some(c) = capture {
@@ -250,7 +243,7 @@ async fn relay_whole(
 
 async fn relay_stream(
     gw: &Gateway,
-    session: &mut ServerSession,
+    session: &mut Downstream<'_>,
     job: &Job<'_>,
     d: &Deployment,
     mut reply: Reply,
@@ -265,17 +258,8 @@ async fn relay_stream(
         let to_client = MessagesStream::new(&job.req.model, job.estimated_input_tokens);
         translator = Box::new(Chain::new(translator, Box::new(to_client)));
     }
-    let mut h = Some(response_header(reply.status, job, d, out)?);
-    if let Some(h) = h.as_mut() {
-        h.insert_header("content-type", "text/event-stream")
-            .map_err(internal)?;
-        h.insert_header("cache-control", "no-cache")
-            .map_err(internal)?;
-        if !session.is_http2() {
-            h.insert_header("transfer-encoding", "chunked")
-                .map_err(internal)?;
-        }
-    }
+    // The head is written with the first bytes of the answer.
+    let mut h = Some(());
     let mut buf = Vec::with_capacity(4096);
     let mut failure: Option<AttemptError> = None;
     // Response cache: a copy of what the client is sent, kept only if the stream completes.
@@ -335,14 +319,11 @@ async fn relay_stream(
             break;
         }
         if !buf.is_empty() {
-            if let Some(header) = h.take() {
+            if h.take().is_some() {
                 out.status = reply.status;
                 out.ttfb = Some(job.started.elapsed());
-                if session
-                    .write_response_header(Box::new(header))
-                    .await
-                    .is_err()
-                {
+                let header = stream_head(reply.status, job, d, out, session.is_http2());
+                if session.write_head(&header).await.is_err() {
                     out.client_gone = true;
                     break;
                 }
@@ -351,7 +332,7 @@ async fn relay_stream(
             if let Some(c) = capture.as_mut() {
                 c.push(&data);
             }
-            if session.write_response_body(data, false).await.is_err() {
+            if session.write_body(data, false).await.is_err() {
                 out.client_gone = true;
                 break;
             }
@@ -381,15 +362,12 @@ async fn relay_stream(
     }
     // Usage is known: settle limits and spend before the client sees the end.
     crate::limits::gate::finish(gw, out);
-    if let Some(header) = h.take() {
+    if h.take().is_some() {
         // A clean but empty stream: still a complete answer.
         out.status = reply.status;
         out.ttfb = Some(job.started.elapsed());
-        if session
-            .write_response_header(Box::new(header))
-            .await
-            .is_err()
-        {
+        let header = stream_head(reply.status, job, d, out, session.is_http2());
+        if session.write_head(&header).await.is_err() {
             out.client_gone = true;
             return Ok(Relayed::Complete);
         }
@@ -418,7 +396,7 @@ async fn relay_stream(
     if let Some(c) = capture.as_mut() {
         c.push(&buf);
     }
-    let written = session.write_response_body(Bytes::from(buf), true).await;
+    let written = session.write_body(Bytes::from(buf), true).await;
     if whole
         && written.is_ok()
         && let Some(c) = capture
@@ -433,7 +411,7 @@ async fn relay_stream(
 
 /// Relays an upstream error answer (already in the OpenAI error shape).
 pub(super) async fn upstream_error(
-    session: &mut ServerSession,
+    session: &mut Downstream<'_>,
     job: &Job<'_>,
     e: UpstreamError,
     out: &mut Outcome,
@@ -442,28 +420,22 @@ pub(super) async fn upstream_error(
         ClientFormat::OpenAi => e.body,
         ClientFormat::Anthropic => Bytes::from(anthropic::error_to_anthropic(e.status, &e.body)),
     };
-    let mut h = ResponseHeader::build(e.status, Some(7 + out.headers.len())).map_err(internal)?;
-    h.insert_header("x-request-id", job.request_id.to_owned())
-        .map_err(internal)?;
-    for (k, v) in &out.headers {
-        h.insert_header(*k, v.as_str()).map_err(internal)?;
-    }
-    h.insert_header("x-datamind-attempts", out.attempts.to_string())
-        .map_err(internal)?;
-    h.insert_header(crate::conductor::ROUTE_HEADER, format!("rule={}", job.rule))
-        .map_err(internal)?;
-    h.insert_header("content-type", "application/json")
-        .map_err(internal)?;
-    h.insert_header("content-length", body.len().to_string())
-        .map_err(internal)?;
-    if let Some(ra) = e.retry_after {
-        h.insert_header("retry-after", ra.as_secs().max(1).to_string())
-            .map_err(internal)?;
-    }
     out.status = e.status;
     out.ttfb = Some(job.started.elapsed());
-    if session.write_response_header(Box::new(h)).await.is_ok() {
-        let _ = session.write_response_body(body, true).await;
+    let mut h = ResponseHead::new(e.status);
+    h.insert("x-request-id", job.request_id);
+    for (k, v) in &out.headers {
+        h.insert(k, v.as_str());
+    }
+    h.insert("x-datamind-attempts", out.attempts.to_string());
+    h.insert(crate::conductor::ROUTE_HEADER, format!("rule={}", job.rule));
+    h.insert("content-type", "application/json");
+    h.insert("content-length", body.len().to_string());
+    if let Some(ra) = e.retry_after {
+        h.insert("retry-after", ra.as_secs().max(1).to_string());
+    }
+    if session.write_head(&h).await.is_ok() {
+        let _ = session.write_body(body, true).await;
     }
     Ok(())
 }
@@ -480,16 +452,15 @@ fn meta<'a>(job: &'a Job<'_>, model: &'a str) -> ResponseMeta<'a> {
     }
 }
 
-fn response_header(
+fn response_header<'a>(
     status: u16,
-    job: &Job<'_>,
-    d: &Deployment,
-    out: &Outcome,
-) -> Result<ResponseHeader, GatewayError> {
-    let attempts = out.attempts;
-    let mut h = ResponseHeader::build(status, Some(10 + out.headers.len())).map_err(internal)?;
+    job: &'a Job<'_>,
+    d: &'a Deployment,
+    out: &'a Outcome,
+) -> ResponseHead<'a> {
+    let mut h = ResponseHead::new(status);
     for (k, v) in &out.headers {
-        h.insert_header(*k, v.as_str()).map_err(internal)?;
+        h.insert(k, v.as_str());
     }
     if job.overhead_header {
         // Time in the gateway so far: everything but waiting on upstreams.
@@ -499,27 +470,31 @@ fn response_header(
             .saturating_sub(out.upstream_wait)
             .as_secs_f64()
             * 1000.0;
-        h.insert_header("x-datamind-overhead-ms", format!("{ms:.3}"))
-            .map_err(internal)?;
+        h.insert("x-datamind-overhead-ms", format!("{ms:.3}"));
     }
-    h.insert_header("x-request-id", job.request_id.to_owned())
-        .map_err(internal)?;
-    h.insert_header("x-datamind-deployment", d.id.clone())
-        .map_err(internal)?;
-    h.insert_header("x-datamind-attempts", attempts.to_string())
-        .map_err(internal)?;
-    h.insert_header(
+    h.insert("x-request-id", job.request_id);
+    h.insert("x-datamind-deployment", d.id.as_str());
+    h.insert("x-datamind-attempts", out.attempts.to_string());
+    h.insert(
         crate::conductor::ROUTE_HEADER,
         format!("rule={}; deployment={}", job.rule, d.id),
-    )
-    .map_err(internal)?;
-    Ok(h)
+    );
+    h
 }
 
-fn internal(e: Box<pingora_error::Error>) -> GatewayError {
-    GatewayError::UpstreamFailed {
-        attempts: 0,
-        reason: format!("building response: {e}"),
-        timeout: false,
+/// The head of a streamed answer.
+fn stream_head<'a>(
+    status: u16,
+    job: &'a Job<'_>,
+    d: &'a Deployment,
+    out: &'a Outcome,
+    http2: bool,
+) -> ResponseHead<'a> {
+    let mut h = response_header(status, job, d, out);
+    h.insert("content-type", "text/event-stream");
+    h.insert("cache-control", "no-cache");
+    if !http2 {
+        h.insert("transfer-encoding", "chunked");
     }
+    h
 }

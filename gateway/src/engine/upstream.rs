@@ -9,7 +9,7 @@ use datamind_llm::error_body::ErrorBody;
 use datamind_llm::providers::UpstreamRequest;
 use datamind_llm::providers::{AwsCredentials, Target};
 use pingora_core::protocols::Stream;
-use pingora_core::protocols::http::ServerSession;
+use crate::server::Downstream;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -32,7 +32,7 @@ pub(super) async fn open(
     d: &Deployment,
     adapter: &'static dyn Adapter,
     job: &Job<'_>,
-    downstream: &mut ServerSession,
+    downstream: &mut Downstream<'_>,
     upstream_wait: &mut Duration,
     propagation: Option<&Propagation>,
 ) -> Result<Reply, AttemptError> {
@@ -201,7 +201,7 @@ async fn exchange(
     request: &Outgoing<'_>,
     first_byte: Duration,
     deadline: Instant,
-    downstream: &mut ServerSession,
+    downstream: &mut Downstream<'_>,
 ) -> Result<HttpSession, (AttemptError, bool)> {
     let (up, reused) = match gw.h1_pool.take(pool_key) {
         Some(stream) => (Connection::H1(stream), true),

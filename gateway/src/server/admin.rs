@@ -141,7 +141,7 @@ async fn explain(gw: &Gateway, session: &mut ServerSession) -> (StatusCode, Vec<
                 allowed: "POST",
             });
         }
-        let body = super::body::read(session, 1 << 20).await?;
+        let body = super::body::read(&mut super::Downstream::Pingora(session), 1 << 20).await?;
         crate::conductor::explain::explain(&snapshot, &body)
     }
     .await;

@@ -20,7 +20,7 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use serde_json::json;
 
-use super::{body, respond};
+use super::{Downstream, body, respond};
 use crate::cache::{self, CacheStatus};
 use crate::engine::{self, ClientFormat, Job, Outcome};
 use crate::snapshot::Snapshot;
@@ -62,15 +62,21 @@ impl ApiApp {
         Self { gw, options }
     }
 
-    async fn handle(&self, session: &mut ServerSession) -> bool {
+    /// Whether the gateway is draining for shutdown (connections close after their request).
+    pub(super) fn draining(&self) -> bool {
+        self.gw.draining.load(Ordering::Acquire)
+    }
+
+    /// Serves one request; false when the client went away (the connection is not reused).
+    pub(super) async fn handle(&self, session: &mut Downstream<'_>) -> bool {
         let started = Instant::now();
         let ts = now_ms();
         self.gw.in_flight.fetch_add(1, Ordering::AcqRel);
         self.gw.metrics.requests_in_flight().inc();
         let snapshot = self.gw.snapshot.load_full();
         let request_id = request_id(session);
-        let method = session.req_header().method.as_str().to_owned();
-        let path = session.req_header().uri.path().to_owned();
+        let method = session.method().to_owned();
+        let path = session.path().to_owned();
         let mut rec = AccessRecord {
             ts: rfc3339_ms(ts),
             method,
@@ -87,8 +93,8 @@ impl ApiApp {
         };
         out.trace = crate::telemetry::otlp::begin(
             self.gw.traces.get(),
-            session.get_header("traceparent").map(|v| v.as_bytes()),
-            session.get_header("tracestate").map(|v| v.as_bytes()),
+            session.header("traceparent"),
+            session.header("tracestate"),
         );
 
         let result = self
@@ -166,7 +172,7 @@ impl ApiApp {
 
     async fn route(
         &self,
-        session: &mut ServerSession,
+        session: &mut Downstream<'_>,
         snapshot: &Snapshot,
         request_id: &str,
         rec: &mut AccessRecord,
@@ -211,8 +217,8 @@ impl ApiApp {
         let caller = crate::auth::authenticate(
             &self.gw,
             snapshot,
-            session.get_header("authorization").map(|v| v.as_bytes()),
-            session.get_header("x-api-key").map(|v| v.as_bytes()),
+            session.header("authorization"),
+            session.header("x-api-key"),
         )
         .await?;
         rec.tenant = Some(caller.tenant.clone());
@@ -234,7 +240,7 @@ impl ApiApp {
                     .collect();
                 let body = serde_json::to_vec(&json!({"object": "list", "data": data}))
                     .unwrap_or_default();
-                let _ = session.drain_request_body().await;
+                session.drain_body().await;
                 out.status = 200;
                 if !respond::json(session, 200, request_id, body, &[]).await {
                     out.client_gone = true;
@@ -308,10 +314,7 @@ impl ApiApp {
         let conductor = &snapshot.conductor;
         let input = conductor.is_active().then(|| {
             conductor.request_input(&caller, &req, op, &|name: &str| {
-                session
-                    .get_header(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
+                session.header_str(name).map(str::to_owned)
             })
         });
         let placed = routing::place(snapshot, group, input.as_ref());
@@ -355,7 +358,7 @@ impl ApiApp {
     /// The response cache's part of a request: a hit to replay, or how to go on.
     async fn cache_plan(
         &self,
-        session: &ServerSession,
+        session: &Downstream<'_>,
         snapshot: &Snapshot,
         tenant: &str,
         op: Operation,
@@ -367,8 +370,8 @@ impl ApiApp {
             return CacheStep::Go(None, None);
         }
         let directives = CacheDirectives::from_headers(
-            session.get_header("x-datamind-cache").map(|v| v.as_bytes()),
-            session.get_header("cache-control").map(|v| v.as_bytes()),
+            session.header("x-datamind-cache"),
+            session.header("cache-control"),
         );
         let cache = &self.gw.cache;
         match cache.plan(&snapshot.config.cache, directives, tenant, op, client, req) {
@@ -411,7 +414,7 @@ impl HttpServerApp for ApiApp {
         session.set_read_timeout(Some(Duration::from_secs(60)));
         // Pingora moves this future by value once per request on a kept-alive connection:
         // the request's own state lives in a box so what is copied stays small.
-        if !Box::pin(self.handle(&mut session)).await {
+        if !Box::pin(self.handle(&mut Downstream::Pingora(&mut session))).await {
             return None;
         }
         let settings = HttpPersistentSettings::for_session(&session);
@@ -427,8 +430,8 @@ impl HttpServerApp for ApiApp {
 }
 
 /// The client's `x-request-id` when it is sane (≤ 128 visible ASCII), else a new one.
-fn request_id(session: &ServerSession) -> String {
-    if let Some(v) = session.get_header("x-request-id").map(|v| v.as_bytes())
+fn request_id(session: &Downstream<'_>) -> String {
+    if let Some(v) = session.header("x-request-id")
         && !v.is_empty()
         && v.len() <= 128
         && v.iter().all(|b| b.is_ascii_graphic())

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pingora_core::protocols::http::ServerSession;
 
+use super::Downstream;
 use crate::GatewayError;
 
 /// How long leftover body is drained after an early error, so the client reads our answer
@@ -12,39 +12,45 @@ use crate::GatewayError;
 const DRAIN_AFTER_ERROR: Duration = Duration::from_secs(2);
 
 /// Reads the whole body, or fails with 413 as soon as it is known to exceed `limit`.
-pub(super) async fn read(session: &mut ServerSession, limit: usize) -> Result<Bytes, GatewayError> {
+pub(super) async fn read(session: &mut Downstream<'_>, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = session
-        .get_header("content-length")
-        .and_then(|v| v.to_str().ok())
+        .header_str("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
     // Only now, with the size known to fit, invite a client that waits for it to send.
-    if !session.is_http2()
-        && session
-            .get_header("expect")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-        && session.write_continue_response().await.is_err()
+    if session
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
+        && session.write_continue().await.is_err()
     {
         return Err(GatewayError::BadRequest {
             message: "could not answer Expect: 100-continue".into(),
             param: None,
         });
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(16 * 1024).min(limit));
+    let mut buf: Option<BytesMut> = None;
     loop {
-        match session.read_request_body().await {
+        match session.read_body().await {
             Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > limit {
+                let have = buf.as_ref().map_or(0, BytesMut::len);
+                if have + chunk.len() > limit {
                     return Err(GatewayError::BodyTooLarge { limit });
                 }
-                buf.extend_from_slice(&chunk);
+                // The usual body arrives whole in one piece: keep it without a copy.
+                if buf.is_none() && declared == Some(chunk.len()) {
+                    return Ok(chunk);
+                }
+                buf.get_or_insert_with(|| {
+                    BytesMut::with_capacity(declared.unwrap_or(16 * 1024).min(limit))
+                })
+                .extend_from_slice(&chunk);
             }
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => return Ok(buf.map_or_else(Bytes::new, BytesMut::freeze)),
             Err(e) => {
                 return Err(GatewayError::BadRequest {
-                    message: format!("could not read the request body: {}", e.etype().as_str()),
+                    message: format!("could not read the request body: {e}"),
                     param: None,
                 });
             }
@@ -54,13 +60,13 @@ pub(super) async fn read(session: &mut ServerSession, limit: usize) -> Result<By
 
 /// After answering early (401, 404, 413, …): discard what is left of the body for a short
 /// while so the connection can be reused, or mark it for closing.
-pub(super) async fn discard_rest(session: &mut ServerSession, limit: usize) {
+pub(super) async fn discard_rest(session: &mut Downstream<'_>, limit: usize) {
     if session.is_body_done() {
         return;
     }
     let mut seen = 0usize;
     let drained = tokio::time::timeout(DRAIN_AFTER_ERROR, async {
-        while let Ok(Some(chunk)) = session.read_request_body().await {
+        while let Ok(Some(chunk)) = session.read_body().await {
             seen += chunk.len();
             if seen > limit.saturating_mul(2) {
                 return false;
@@ -70,6 +76,6 @@ pub(super) async fn discard_rest(session: &mut ServerSession, limit: usize) {
     })
     .await;
     if drained != Ok(true) {
-        session.set_keepalive(None);
+        session.close_after();
     }
 }

@@ -1,53 +1,42 @@
 //! Writing gateway-made responses (errors, model lists) to the client.
 
 use bytes::Bytes;
-use pingora_core::protocols::http::ServerSession;
-use pingora_http::ResponseHeader;
 
 use datamind_llm::client::anthropic;
 
+use super::{Downstream, ResponseHead};
 use crate::GatewayError;
 use crate::engine::ClientFormat;
 
 /// Writes a complete JSON response. Returns false if the client could not be written to.
 pub(super) async fn json(
-    session: &mut ServerSession,
+    session: &mut Downstream<'_>,
     status: u16,
     request_id: &str,
     body: Vec<u8>,
     extra: &[(&'static str, String)],
 ) -> bool {
-    let Ok(mut h) = ResponseHeader::build(status, Some(4 + extra.len())) else {
-        return false;
-    };
-    let mut ok = h.insert_header("content-type", "application/json").is_ok()
-        && h.insert_header("content-length", body.len().to_string())
-            .is_ok()
-        && h.insert_header("x-request-id", request_id.to_owned())
-            .is_ok();
+    let mut h = ResponseHead::new(status);
+    h.insert("content-type", "application/json");
+    h.insert("content-length", body.len().to_string());
+    h.insert("x-request-id", request_id);
     for (k, v) in extra {
-        ok &= h.insert_header(*k, v.clone()).is_ok();
+        h.insert(k, v.as_str());
     }
-    if !ok {
-        return false;
-    }
-    session.write_response_header(Box::new(h)).await.is_ok()
-        && session
-            .write_response_body(Bytes::from(body), true)
-            .await
-            .is_ok()
+    session.write_head(&h).await.is_ok()
+        && session.write_body(Bytes::from(body), true).await.is_ok()
 }
 
 /// Writes an error in the client's shape (OpenAI's, or Anthropic's on `/v1/messages`),
 /// unless a response already started.
 pub(super) async fn error(
-    session: &mut ServerSession,
+    session: &mut Downstream<'_>,
     e: &GatewayError,
     request_id: &str,
     client: ClientFormat,
     extra: &[(&'static str, String)],
 ) -> bool {
-    if session.response_written().is_some() {
+    if session.response_started() {
         return false;
     }
     let body = match client {

@@ -1,0 +1,88 @@
+//! The API listener's HTTP/1.x server: the gateway's own codec on the hot path.
+//!
+//! Pingora accepts the connection and terminates TLS; HTTP/2 (ALPN `h2`, or the h2c
+//! preface on plain text) goes to Pingora's HTTP/2 server and [`ApiApp`] as before. Every
+//! other connection is served here: [`head`] parses request heads into offsets,
+//! [`chunked`] decodes chunked bodies, [`write`] frames responses, and [`conn::Conn`] does
+//! the I/O, so a request builds no header map and a whole answer leaves in one write.
+
+mod chunked;
+mod conn;
+mod head;
+mod write;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::{ALPN, Stream};
+use pingora_core::server::ShutdownWatch;
+
+pub(crate) use conn::Conn;
+
+use super::api::ApiApp;
+use super::downstream::Downstream;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The API listener: HTTP/1.x served by [`Conn`], HTTP/2 handed to Pingora.
+#[derive(Debug)]
+pub struct ApiListener {
+    api: Arc<ApiApp>,
+}
+
+impl ApiListener {
+    /// The listener over the API application.
+    pub fn new(api: ApiApp) -> Self {
+        Self { api: Arc::new(api) }
+    }
+}
+
+#[async_trait]
+impl ServerApp for ApiListener {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let h2 = if stream.get_ssl_digest().is_some() {
+            matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
+        } else {
+            // h2c with prior knowledge starts with the preface; peeking leaves it unread.
+            let mut first = [0u8; H2_PREFACE.len()];
+            match stream.try_peek(&mut first).await {
+                Ok(true) => first == H2_PREFACE,
+                Ok(false) => false,
+                Err(_) => return None,
+            }
+        };
+        if h2 {
+            return ServerApp::process_new(&self.api, stream, shutdown).await;
+        }
+        serve(&self.api, Conn::new(stream), shutdown).await;
+        None
+    }
+}
+
+/// Serves requests on one HTTP/1.x connection until it closes or may not be reused.
+async fn serve(api: &ApiApp, mut conn: Conn, shutdown: &ShutdownWatch) {
+    loop {
+        match conn.next_request().await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                conn.reject(&e).await;
+                break;
+            }
+        }
+        if *shutdown.borrow() || api.draining() {
+            conn.close_after();
+        }
+        // The request's state lives in a box: the connection's future stays small.
+        let kept = Box::pin(api.handle(&mut Downstream::H1(&mut conn))).await;
+        if !kept || !conn.finish().await {
+            break;
+        }
+    }
+    conn.close().await;
+}
