@@ -24,9 +24,9 @@ pub mod vertex_token;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::server::Downstream;
 use bytes::Bytes;
 use datamind_llm::{Operation, ParsedRequest, Usage};
-use crate::server::Downstream;
 
 use crate::GatewayError;
 use crate::routing::Plan;

@@ -10,6 +10,6 @@ pub(crate) mod response_head;
 
 pub use admin::AdminApp;
 pub use api::ApiApp;
-pub use h1::ApiListener;
 pub(crate) use downstream::Downstream;
+pub use h1::ApiListener;
 pub(crate) use response_head::ResponseHead;

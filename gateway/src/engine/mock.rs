@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use datamind_llm::mock;
 use crate::server::Downstream;
+use datamind_llm::mock;
 
 use super::relay::{BodySource, Reply};
 use super::{AttemptError, Job, client_gone};

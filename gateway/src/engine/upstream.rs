@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::server::Downstream;
 use bytes::Bytes;
 use datamind_llm::Adapter;
 use datamind_llm::error_body::ErrorBody;
 use datamind_llm::providers::UpstreamRequest;
 use datamind_llm::providers::{AwsCredentials, Target};
 use pingora_core::protocols::Stream;
-use crate::server::Downstream;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
 use pingora_core::upstreams::peer::HttpPeer;

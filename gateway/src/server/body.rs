@@ -12,7 +12,10 @@ use crate::GatewayError;
 const DRAIN_AFTER_ERROR: Duration = Duration::from_secs(2);
 
 /// Reads the whole body, or fails with 413 as soon as it is known to exceed `limit`.
-pub(super) async fn read(session: &mut Downstream<'_>, limit: usize) -> Result<Bytes, GatewayError> {
+pub(super) async fn read(
+    session: &mut Downstream<'_>,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
     let declared = session
         .header_str("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok());

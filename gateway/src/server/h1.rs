@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::{ALPN, Stream};
 use pingora_core::server::ShutdownWatch;
 
@@ -42,24 +43,32 @@ impl ApiListener {
 impl ServerApp for ApiListener {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let h2 = if stream.get_ssl_digest().is_some() {
-            matches!(stream.selected_alpn_proto(), Some(ALPN::H2))
-        } else {
-            // h2c with prior knowledge starts with the preface; peeking leaves it unread.
-            let mut first = [0u8; H2_PREFACE.len()];
-            match stream.try_peek(&mut first).await {
-                Ok(true) => first == H2_PREFACE,
-                Ok(false) => false,
-                Err(_) => return None,
+        if stream.get_ssl_digest().is_some() {
+            if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+                return ServerApp::process_new(&self.api, stream, shutdown).await;
             }
-        };
-        if h2 {
-            return ServerApp::process_new(&self.api, stream, shutdown).await;
+            serve(&self.api, Conn::new(stream), shutdown).await;
+            return None;
         }
-        serve(&self.api, Conn::new(stream), shutdown).await;
+        // Plain text: h2c with prior knowledge starts with the preface. The first bytes are
+        // read (not peeked for a fixed length, which would stall a request shorter than
+        // the preface) and put back for Pingora's HTTP/2 server when they are the preface.
+        let mut conn = Conn::new(stream);
+        match conn.sniff(H2_PREFACE).await {
+            Some(false) => serve(&self.api, conn, shutdown).await,
+            Some(true) => {
+                let (stream, read) = conn.into_parts();
+                let Ok(mut l4) = stream.into_any().downcast::<L4Stream>() else {
+                    return None;
+                };
+                l4.rewind(&read);
+                return ServerApp::process_new(&self.api, l4, shutdown).await;
+            }
+            None => {}
+        }
         None
     }
 }

@@ -76,7 +76,10 @@ mod tests {
         let fields: Vec<_> = h.fields().collect();
         assert_eq!(
             fields,
-            [("x-request-id", "r-1"), ("content-type", "application/json")]
+            [
+                ("x-request-id", "r-1"),
+                ("content-type", "application/json")
+            ]
         );
         let p = h.to_pingora().unwrap();
         assert_eq!(p.status.as_u16(), 200);

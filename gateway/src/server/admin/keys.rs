@@ -134,7 +134,9 @@ async fn route(
             Ok((StatusCode::OK, json!({"object": "list", "data": data})))
         }
         ("POST", []) => {
-            let body = super::super::body::read(&mut super::super::Downstream::Pingora(session), MAX_BODY).await?;
+            let body =
+                super::super::body::read(&mut super::super::Downstream::Pingora(session), MAX_BODY)
+                    .await?;
             let req: CreateKey = serde_json::from_slice(&body)
                 .map_err(|e| bad(format!("invalid key request: {e}")))?;
             let record = new_record(req, snapshot, now)?;

@@ -161,7 +161,11 @@ mod tests {
     fn decodes_at_any_split() {
         let wire = b"7;ext=1\r\n{\"a\":1}\r\nA\r\n0123456789\r\n0\r\nx-trailer: t\r\n\r\n";
         for step in [1, 2, 3, 5, 7, 64] {
-            assert_eq!(decode(wire, step).unwrap(), b"{\"a\":1}0123456789", "step {step}");
+            assert_eq!(
+                decode(wire, step).unwrap(),
+                b"{\"a\":1}0123456789",
+                "step {step}"
+            );
         }
         assert_eq!(decode(b"0\r\n\r\n", 1).unwrap(), b"");
     }
@@ -180,8 +184,14 @@ mod tests {
     fn refuses_malformed_framing() {
         assert_eq!(decode(b"z\r\n", 4), Err("invalid chunk size"));
         assert_eq!(decode(b"\r\n", 4), Err("invalid chunk size"));
-        assert_eq!(decode(b"1\r\nab\r\n", 8), Err("chunk data not followed by CRLF"));
-        assert_eq!(decode(b"1000000000000000\r\n", 32), Err("invalid chunk size"));
+        assert_eq!(
+            decode(b"1\r\nab\r\n", 8),
+            Err("chunk data not followed by CRLF")
+        );
+        assert_eq!(
+            decode(b"1000000000000000\r\n", 32),
+            Err("invalid chunk size")
+        );
         let long = [b'1'; MAX_LINE + 8];
         assert_eq!(decode(&long, 1024), Err("chunk line too long"));
         assert_eq!(decode(b"3\r\nab", 2), Err("truncated"));

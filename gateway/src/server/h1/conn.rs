@@ -134,9 +134,7 @@ impl Conn {
             let read = std::pin::pin!(stream.read_buf(buf));
             match read.poll(cx) {
                 std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
-                std::task::Poll::Pending if first.take().is_some() => {
-                    std::task::Poll::Ready(None)
-                }
+                std::task::Poll::Pending if first.take().is_some() => std::task::Poll::Ready(None),
                 std::task::Poll::Pending => std::task::Poll::Pending,
             }
         })
@@ -153,6 +151,29 @@ impl Conn {
             Ok(_) => {}
         }
         r
+    }
+
+    /// Reads until the first bytes show whether the connection starts with `prefix`.
+    /// `None`: the client closed or stayed silent first.
+    pub async fn sniff(&mut self, prefix: &[u8]) -> Option<bool> {
+        loop {
+            let n = self.buf.len().min(prefix.len());
+            if self.buf[..n] != prefix[..n] {
+                return Some(false);
+            }
+            if n == prefix.len() {
+                return Some(true);
+            }
+            let wait = if self.buf.is_empty() { IDLE } else { IO_WAIT };
+            if self.eof || !matches!(self.fill(wait).await, Ok(n) if n > 0) {
+                return None;
+            }
+        }
+    }
+
+    /// The stream and the bytes read from it so far.
+    pub fn into_parts(self) -> (Stream, BytesMut) {
+        (self.stream, self.buf)
     }
 
     /// The request method.
@@ -182,7 +203,8 @@ impl Conn {
                 BodyLeft::Done => return Ok(None),
                 BodyLeft::Length(left) => {
                     if !self.buf.is_empty() {
-                        let n = usize::try_from(*left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
+                        let n = usize::try_from(*left)
+                            .map_or(self.buf.len(), |l| l.min(self.buf.len()));
                         *left -= n as u64;
                         if *left == 0 {
                             self.body = BodyLeft::Done;
@@ -276,7 +298,11 @@ impl Conn {
             return Err(WriteFailed);
         };
         if self.response_done {
-            return if data.is_empty() { Ok(()) } else { Err(WriteFailed) };
+            return if data.is_empty() {
+                Ok(())
+            } else {
+                Err(WriteFailed)
+            };
         }
         if end {
             self.response_done = true;
@@ -354,8 +380,9 @@ impl Conn {
 
     /// Answers a request whose head could not be served, then the connection closes.
     pub async fn reject(&mut self, e: &HeadError) {
-        let body = datamind_llm::error_body::ErrorBody::new("invalid_request_error", None, e.message)
-            .to_json();
+        let body =
+            datamind_llm::error_body::ErrorBody::new("invalid_request_error", None, e.message)
+                .to_json();
         let mut h = ResponseHead::new(e.status);
         h.insert("content-type", "application/json");
         h.insert("content-length", body.len().to_string());

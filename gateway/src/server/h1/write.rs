@@ -143,7 +143,10 @@ mod tests {
         h.insert("content-type", "application/json");
         h.insert("content-length", "2");
         let mut w = Vec::new();
-        assert_eq!(head(&mut w, &h, true, 1, false), Ok((BodyMode::Length, true)));
+        assert_eq!(
+            head(&mut w, &h, true, 1, false),
+            Ok((BodyMode::Length, true))
+        );
         body(&mut w, BodyMode::Length, b"{}", true);
         assert!(w.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(w.ends_with(b"\r\n\r\n{}"));
@@ -159,7 +162,10 @@ mod tests {
         let mut h = ResponseHead::new(200);
         h.insert("transfer-encoding", "chunked");
         let mut w = Vec::new();
-        assert_eq!(head(&mut w, &h, true, 1, false), Ok((BodyMode::Chunked, true)));
+        assert_eq!(
+            head(&mut w, &h, true, 1, false),
+            Ok((BodyMode::Chunked, true))
+        );
         let start = w.len();
         body(&mut w, BodyMode::Chunked, &[b'x'; 26], false);
         body(&mut w, BodyMode::Chunked, b"", true);
@@ -167,7 +173,10 @@ mod tests {
         assert!(w.ends_with(b"\r\n0\r\n\r\n"));
 
         let mut w = Vec::new();
-        assert_eq!(head(&mut w, &h, true, 0, false), Ok((BodyMode::Close, false)));
+        assert_eq!(
+            head(&mut w, &h, true, 0, false),
+            Ok((BodyMode::Close, false))
+        );
         let (_, f) = parse(&w);
         assert_eq!(get(&f, "transfer-encoding"), None);
         assert_eq!(get(&f, "connection"), Some("close"));
@@ -177,7 +186,10 @@ mod tests {
     fn bodiless_statuses_and_bad_values() {
         let mut w = Vec::new();
         let h = ResponseHead::new(204);
-        assert_eq!(head(&mut w, &h, true, 1, false), Ok((BodyMode::Empty, true)));
+        assert_eq!(
+            head(&mut w, &h, true, 1, false),
+            Ok((BodyMode::Empty, true))
+        );
         let mut h = ResponseHead::new(429);
         h.insert("retry-after", "1\r\nx: y");
         assert!(head(&mut Vec::new(), &h, true, 1, false).is_err());
@@ -189,7 +201,13 @@ mod tests {
 
     #[test]
     fn chunk_sizes_are_lowercase_hex() {
-        for (n, s) in [(0usize, "0"), (1, "1"), (15, "f"), (16, "10"), (65535, "ffff")] {
+        for (n, s) in [
+            (0usize, "0"),
+            (1, "1"),
+            (15, "f"),
+            (16, "10"),
+            (65535, "ffff"),
+        ] {
             let mut w = Vec::new();
             hex(&mut w, n);
             assert_eq!(w, s.as_bytes());
