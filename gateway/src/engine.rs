@@ -14,6 +14,7 @@
 pub use pool::{H1Pool, PoolSweeper};
 pub(crate) use upstream::IDLE_TIMEOUT;
 
+mod answer;
 mod mock;
 mod pool;
 mod relay;

@@ -13,7 +13,6 @@ use datamind_llm::providers::ResponseMeta;
 use datamind_llm::stream::StreamTranslator;
 use datamind_llm::stream::chain::Chain;
 use datamind_llm::stream::openai::OpenAiPassthrough;
-use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 
 use super::timer::within;
@@ -44,7 +43,7 @@ pub(crate) struct Reply {
 pub(crate) enum BodySource {
     /// A provider connection.
     Http {
-        up: Box<HttpSession>,
+        up: super::upstream::Answer,
         peer: Arc<HttpPeer>,
         pool_key: u64,
     },
@@ -60,7 +59,7 @@ impl BodySource {
     /// The next piece of body; `None` at the end.
     async fn next(&mut self) -> Result<Option<Bytes>, String> {
         match self {
-            Self::Http { up, .. } => up.read_response_body().await.map_err(|e| e.to_string()),
+            Self::Http { up, .. } => up.next().await,
             Self::Mock { chunks, gap, first } => {
                 if chunks.is_empty() {
                     return Ok(None);
@@ -81,9 +80,9 @@ impl BodySource {
             peer,
             pool_key,
         } = self
-            && up.response_done()
+            && up.is_done()
         {
-            super::upstream::release(gw, *up, &peer, pool_key).await;
+            super::upstream::release(gw, up, &peer, pool_key).await;
         }
     }
 }

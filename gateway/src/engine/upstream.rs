@@ -11,11 +11,11 @@ use datamind_llm::providers::UpstreamRequest;
 use datamind_llm::providers::{AwsCredentials, Target};
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::client::HttpSession;
-use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
 use tokio::io::AsyncWriteExt;
 
+use super::answer::H1Answer;
 use super::relay::{BodySource, Reply};
 use super::timer::within;
 use super::{AttemptError, Job, UpstreamError, client_gone, parse_retry_after, retryable_status};
@@ -134,20 +134,27 @@ pub(super) async fn open(
     *upstream_wait += waited.elapsed();
     let mut up = result.map_err(|(e, _)| e)?;
 
-    let (status, content_type, retry_after) = match up.response_header() {
-        Some(h) => (
-            h.status.as_u16(),
-            h.headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            parse_retry_after(h.headers.get("retry-after").map(|v| v.as_bytes())),
+    let (status, content_type, retry_after) = match &mut up {
+        Answer::H1(a) => (
+            a.status,
+            a.content_type.take(),
+            parse_retry_after(a.retry_after.as_deref()),
         ),
-        None => return Err(AttemptError::Network("no response header".into())),
+        Answer::Other(s) => match s.response_header() {
+            Some(h) => (
+                h.status.as_u16(),
+                h.headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                parse_retry_after(h.headers.get("retry-after").map(|v| v.as_bytes())),
+            ),
+            None => return Err(AttemptError::Network("no response header".into())),
+        },
     };
     if status >= 400 {
         let body = Box::pin(read_error_body(&mut up, attempt_deadline)).await;
-        if up.response_done() {
+        if up.is_done() {
             Box::pin(release(gw, up, peer, key)).await;
         }
         let mapped = adapter.translate_error(status, &body);
@@ -182,7 +189,7 @@ pub(super) async fn open(
         status,
         content_type,
         body: BodySource::Http {
-            up: Box::new(up),
+            up,
             peer: Arc::clone(peer),
             pool_key: key,
         },
@@ -202,7 +209,7 @@ async fn exchange(
     first_byte: Duration,
     deadline: Instant,
     downstream: &mut Downstream<'_>,
-) -> Result<HttpSession, (AttemptError, bool)> {
+) -> Result<Answer, (AttemptError, bool)> {
     let (up, reused) = match gw.h1_pool.take(pool_key) {
         Some(stream) => (Connection::H1(stream), true),
         None => {
@@ -231,9 +238,8 @@ async fn exchange(
                     .await
                     .map_err(|e| format!("write: {e}"))?;
                 stream.flush().await.map_err(|e| format!("write: {e}"))?;
-                let mut h1 = Http1Session::new_with_options(stream, peer);
-                h1.read_response().await.map_err(|e| e.to_string())?;
-                Ok(HttpSession::H1(h1))
+                let answer = H1Answer::read(stream).await?;
+                Ok(Answer::H1(Box::new(answer)))
             }
             Connection::Other(mut up) => {
                 let (header, body) = request.pingora().map_err(|e| e.to_string())?;
@@ -244,7 +250,7 @@ async fn exchange(
                     up.read_response_header().await
                 };
                 r.await.map_err(|e| e.to_string())?;
-                Ok(*up)
+                Ok(Answer::Other(up))
             }
         }
     };
@@ -269,20 +275,43 @@ enum Connection {
     Other(Box<HttpSession>),
 }
 
+/// An upstream's answer in progress: read by the gateway (HTTP/1.1) or by Pingora (HTTP/2).
+pub(crate) enum Answer {
+    H1(Box<H1Answer>),
+    Other(Box<HttpSession>),
+}
+
+impl Answer {
+    /// The next piece of the body; `None` at its end.
+    pub(super) async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        match self {
+            Self::H1(a) => a.next().await,
+            Self::Other(s) => s.read_response_body().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whether the whole body was read.
+    pub(super) fn is_done(&mut self) -> bool {
+        match self {
+            Self::H1(a) => a.is_done(),
+            Self::Other(s) => s.response_done(),
+        }
+    }
+}
+
 /// Returns a finished exchange's connection for reuse: HTTP/1.1 streams to our idle pool
 /// (see `pool.rs`), other sessions to Pingora's.
-pub(super) async fn release(gw: &Gateway, up: HttpSession, peer: &HttpPeer, pool_key: u64) {
+pub(super) async fn release(gw: &Gateway, up: Answer, peer: &HttpPeer, pool_key: u64) {
     match up {
-        HttpSession::H1(mut h1) => {
-            h1.respect_keepalive();
-            if let Some(stream) = h1.reuse().await {
+        Answer::H1(a) => {
+            if let Some(stream) = a.into_reusable() {
                 gw.h1_pool.put(pool_key, stream);
             }
         }
-        other => {
+        Answer::Other(s) => {
             Box::pin(
                 gw.connector
-                    .release_http_session(other, peer, Some(IDLE_TIMEOUT)),
+                    .release_http_session(*s, peer, Some(IDLE_TIMEOUT)),
             )
             .await
         }
@@ -292,13 +321,13 @@ pub(super) async fn release(gw: &Gateway, up: HttpSession, peer: &HttpPeer, pool
 /// How long an idle upstream connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn read_error_body(up: &mut HttpSession, deadline: Instant) -> Bytes {
+async fn read_error_body(up: &mut Answer, deadline: Instant) -> Bytes {
     let mut buf = Vec::new();
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .min(Duration::from_secs(5));
     let _ = within(wait, async {
-        while let Ok(Some(chunk)) = up.read_response_body().await {
+        while let Ok(Some(chunk)) = up.next().await {
             if buf.len() + chunk.len() > MAX_ERROR_BODY {
                 break;
             }

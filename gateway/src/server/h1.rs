@@ -3,10 +3,9 @@
 //! Pingora accepts the connection and terminates TLS; HTTP/2 (ALPN `h2`, or the h2c
 //! preface on plain text) goes to Pingora's HTTP/2 server and [`ApiApp`] as before. Every
 //! other connection is served here: [`head`] parses request heads into offsets,
-//! [`chunked`] decodes chunked bodies, [`write`] frames responses, and [`conn::Conn`] does
+//! [`crate::http1::chunked`] decodes chunked bodies, [`write`] frames responses, and [`conn::Conn`] does
 //! the I/O, so a request builds no header map and a whole answer leaves in one write.
 
-mod chunked;
 mod conn;
 mod head;
 mod write;

@@ -8,10 +8,10 @@ use bytes::{Bytes, BytesMut};
 use pingora_core::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::chunked::{Decoder, Step};
 use super::head::{self, Framing, Head, HeadError, MAX_HEAD, Semantics};
 use super::write::{self, BodyMode};
 use crate::engine::timer::within;
+use crate::http1::chunked::{Decoder, Step};
 use crate::server::response_head::ResponseHead;
 
 /// Longest wait for the next request on an idle connection.
@@ -21,6 +21,11 @@ const IO_WAIT: Duration = Duration::from_secs(60);
 /// Body pieces up to this size are copied behind the head or chunk framing, so they leave
 /// in one write; larger ones are written on their own.
 const COPY_MAX: usize = 16 << 10;
+/// How long, and how many bytes, a closing connection keeps reading what the client sends.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_MAX: usize = 64 << 20;
+/// Most unread request body an early answer drains to keep the connection.
+const DRAIN_MAX: u64 = 256 << 10;
 /// Initial read buffer.
 const READ_CHUNK: usize = 8 << 10;
 
@@ -278,6 +283,13 @@ impl Conn {
         if self.mode.is_some() {
             return Err(WriteFailed);
         }
+        // Answering before the body was read (an early error): a small rest is drained and
+        // the connection kept; a large or unknown one means the connection closes.
+        match self.body {
+            BodyLeft::Done => {}
+            BodyLeft::Length(left) if left <= DRAIN_MAX => {}
+            _ => self.keepalive = false,
+        }
         let head_request = self.method() == "HEAD";
         let (mode, keepalive) = write::head(
             &mut self.wbuf,
@@ -395,8 +407,25 @@ impl Conn {
         }
     }
 
-    /// Flushes and closes the connection (FIN).
+    /// Closes the connection: FIN, then (when the client may still be sending) a lingering
+    /// read that discards its bytes for a moment. Closing with unread bytes would send a
+    /// reset, and a reset makes the client drop the answer it has not read yet.
     pub async fn close(mut self) {
         let _ = within(Duration::from_secs(1), self.stream.shutdown()).await;
+        if self.eof {
+            return;
+        }
+        let mut seen = 0usize;
+        let _ = within(LINGER, async {
+            while seen < LINGER_MAX {
+                self.buf.clear();
+                self.buf.reserve(READ_CHUNK);
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen += n,
+                }
+            }
+        })
+        .await;
     }
 }

@@ -1,5 +1,5 @@
-//! Decoding a `Transfer-Encoding: chunked` request body (RFC 9112 §7.1), a push parser over
-//! the connection's read buffer: it consumes what it can and says when it needs more bytes.
+//! Decoding a `Transfer-Encoding: chunked` body (RFC 9112 §7.1), a push parser over a
+//! connection's read buffer: it consumes what it can and says when it needs more bytes.
 
 use bytes::{Buf, Bytes, BytesMut};
 
