@@ -1,6 +1,7 @@
 //! What the gateway tells operators: Prometheus metrics, the JSON access log, and
 //! OpenTelemetry traces over OTLP (GenAI semantic conventions).
 
+pub mod access_json;
 pub mod access_log;
 pub mod limits;
 pub mod logging;

@@ -474,10 +474,11 @@ fn response_header<'a>(
     h.insert("x-request-id", job.request_id);
     h.insert("x-datamind-deployment", d.id.as_str());
     h.insert("x-datamind-attempts", out.attempts.to_string());
-    h.insert(
-        crate::conductor::ROUTE_HEADER,
-        format!("rule={}; deployment={}", job.rule, d.id),
-    );
+    let mut route = String::with_capacity(18 + job.rule.len() + d.id.len());
+    for part in ["rule=", job.rule, "; deployment=", &d.id] {
+        route.push_str(part);
+    }
+    h.insert(crate::conductor::ROUTE_HEADER, route);
     h
 }
 

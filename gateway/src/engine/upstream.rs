@@ -410,7 +410,7 @@ fn valid_name(k: &[u8]) -> bool {
 
 /// Visible ASCII, spaces, tabs and obs-text; never CR, LF or NUL.
 fn valid_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    crate::server::response_head::valid_value(v)
 }
 
 fn valid_target(p: &[u8]) -> bool {

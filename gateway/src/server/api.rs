@@ -331,7 +331,9 @@ impl ApiApp {
             .to_owned();
         out.route = route;
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
-        let response_id = format!("chatcmpl-{request_id}");
+        let mut response_id = String::with_capacity(9 + request_id.len());
+        response_id.push_str("chatcmpl-");
+        response_id.push_str(request_id);
         let job = Job {
             client: out.client,
             estimated_input_tokens,
@@ -438,7 +440,15 @@ fn request_id(session: &Downstream<'_>) -> String {
     {
         return String::from_utf8_lossy(v).into_owned();
     }
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    let mut id = String::with_capacity(32);
+    for n in [fastrand::u64(..), fastrand::u64(..)] {
+        for i in (0..16).rev() {
+            id.push(char::from(
+                b"0123456789abcdef"[(n >> (i * 4)) as usize & 0xf],
+            ));
+        }
+    }
+    id
 }
 
 fn ms(d: Duration) -> f64 {

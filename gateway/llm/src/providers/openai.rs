@@ -1,6 +1,6 @@
 //! OpenAI-compatible providers: OpenAI itself, vLLM, Ollama, Workers AI's `/v1` endpoint.
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
+use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest, concat};
 use crate::stream::StreamTranslator;
 use crate::stream::openai::OpenAiPassthrough;
 use crate::usage::AnswerFacts;
@@ -24,12 +24,12 @@ impl Adapter for OpenAiAdapter {
             headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
         }
         if let Some(key) = target.api_key {
-            headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+            headers.push(("authorization".to_owned(), concat(&["Bearer ", key])));
         }
         headers.extend(target.extra_headers.iter().cloned());
         Ok(UpstreamRequest {
             method: "POST",
-            path: format!("{}{}", target.base_path, op.openai_path()),
+            path: concat(&[target.base_path, op.openai_path()]),
             headers,
             body: req.render(target.model, op.can_stream()),
         })
