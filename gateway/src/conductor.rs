@@ -12,9 +12,12 @@
 
 pub mod explain;
 #[cfg(test)]
+mod inputs;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use datamind_llm::policy::prefix::PrefixKey;
@@ -22,6 +25,7 @@ use datamind_llm::policy::{
     DeploymentInput, Placement, Policy, PolicySpec, Reads, RequestInput, TenantInput,
 };
 use datamind_llm::{Operation, ParsedRequest};
+use http::HeaderMap;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::auth::Caller;
@@ -41,7 +45,10 @@ pub struct Conductor {
     pub shadow: Option<Policy>,
     /// Request headers exposed to rules.
     pub headers: Vec<String>,
-    tenants: HashMap<String, Arc<TenantInput>>,
+    /// By tenant name: the configured tenants (`true`), and the bare tenants of the
+    /// configured keys (`false`: what a caller of an unconfigured tenant carries), built once
+    /// instead of per request.
+    tenants: HashMap<String, (Arc<TenantInput>, bool), BuildHasherDefault<Fnv>>,
     /// Decision counters by rule index; the last is the default rule.
     counters: Vec<RuleCounters>,
     shadow_counters: Option<(Counter, Counter)>,
@@ -52,6 +59,23 @@ pub struct Conductor {
     reads: Reads,
     /// `policy.prefix_bytes`.
     prefix_bytes: usize,
+}
+
+/// The active and shadow policies bound to one deployment ([`Policy::bind`]), kept with it.
+#[derive(Debug, Default)]
+pub struct Bound {
+    active: Option<datamind_llm::policy::Bound>,
+    shadow: Option<datamind_llm::policy::Bound>,
+}
+
+impl Bound {
+    /// The binding of `policy` (the snapshot's active or shadow one).
+    pub fn of(&self, policy: &Policy) -> Option<&datamind_llm::policy::Bound> {
+        [&self.active, &self.shadow]
+            .into_iter()
+            .flatten()
+            .find(|b| b.is_for(policy))
+    }
 }
 
 impl Conductor {
@@ -101,6 +125,14 @@ impl Conductor {
         }
     }
 
+    /// The snapshot's policies bound to deployment `d`.
+    pub fn bind(&self, d: &DeploymentInput) -> Bound {
+        Bound {
+            active: self.policy.as_ref().map(|p| p.bind(d)),
+            shadow: self.shadow.as_ref().map(|p| p.bind(d)),
+        }
+    }
+
     /// Whether any rule (active or shadow) is configured: only then are inputs built.
     pub fn is_active(&self) -> bool {
         self.policy.is_some() || self.shadow.is_some()
@@ -109,45 +141,80 @@ impl Conductor {
     /// The caller's tenant as rules see it: the configured tenant, else what the caller
     /// carries (a bare tenant has no attributes).
     pub fn tenant(&self, caller: &Caller) -> Arc<TenantInput> {
-        self.tenants
-            .get(&caller.tenant)
-            .cloned()
-            .unwrap_or_else(|| {
-                let t = &caller.tenant_info;
-                Arc::new(TenantInput::new(
-                    caller.tenant.as_str(),
-                    t.residency.clone().unwrap_or_default(),
-                    t.region.clone().unwrap_or_default(),
-                    &t.attributes,
-                ))
-            })
+        let t = &caller.tenant_info;
+        let bare = t.residency.is_none() && t.region.is_none() && t.attributes.is_empty();
+        match self.tenants.get(&caller.tenant) {
+            Some((input, configured)) if *configured || bare => input.clone(),
+            _ => Arc::new(TenantInput::new(
+                caller.tenant.as_str(),
+                t.residency.clone().unwrap_or_default(),
+                t.region.clone().unwrap_or_default(),
+                &t.attributes,
+            )),
+        }
     }
 
     /// A configured tenant by name (bare when unknown).
     pub fn tenant_named(&self, name: &str) -> Arc<TenantInput> {
         self.tenants
             .get(name)
-            .cloned()
+            .map(|(t, _)| t.clone())
             .unwrap_or_else(|| Arc::new(TenantInput::new(name, "", "", &BTreeMap::new())))
     }
 
-    /// What rules see of a request. Only what some rule reads is filled in: the key name,
-    /// tags, selected headers and session of a policy that reads none of them stay empty
-    /// (no header lookups, no copies).
+    /// What rules see of a request with `headers`. Only what some rule reads is filled in:
+    /// the key name, tags, selected headers and session of a policy that reads none of them
+    /// stay empty (no header lookups, no copies); the ones read are found in one pass over
+    /// the headers (a lookup by name costs more than the pass).
     pub fn request_input(
         &self,
         caller: &Caller,
         req: &ParsedRequest,
         op: Operation,
-        header: &dyn Fn(&str) -> Option<String>,
+        headers: &HeaderMap,
     ) -> RequestInput {
+        let reads = self.reads;
+        let (tags, session) = (reads.request_field("tags"), reads.request_field("session"));
+        let selected = reads.request_field("headers");
+        let mut found = Found::default();
+        if tags || session || selected {
+            for (name, value) in headers {
+                // Like a lookup by name: the first value counts, even when not text.
+                let n = name.as_str();
+                let text = || value.to_str().ok();
+                if tags && n == TAGS_HEADER && found.tags.is_none() {
+                    found.tags = Some(text());
+                }
+                if session && n == SESSION_HEADER && found.session.is_none() {
+                    found.session = Some(text());
+                }
+                if selected
+                    && let Some(i) = self.headers.iter().position(|h| h == n)
+                    && !found.headers.iter().any(|(j, _)| *j == i)
+                {
+                    found.headers.push((i, text()));
+                }
+            }
+        }
+        let lookup = |name: &str| {
+            let value = match name {
+                TAGS_HEADER if tags => found.tags.flatten(),
+                SESSION_HEADER if session => found.session.flatten(),
+                n => found
+                    .headers
+                    .iter()
+                    .find(|(i, _)| self.headers[*i] == n)
+                    .and_then(|(_, v)| *v),
+            };
+            value.map(str::to_owned)
+        };
         self.input_with(
             self.tenant(caller),
             &caller.key_name,
             req,
             op,
-            header,
-            self.reads,
+            &lookup,
+            reads,
         )
     }
 
@@ -191,7 +258,7 @@ impl Conductor {
             max_tokens: req.max_tokens,
             stream: req.stream,
             tags: read("tags")
-                .then(|| header("x-datamind-tags"))
+                .then(|| header(TAGS_HEADER))
                 .flatten()
                 .map(|v| {
                     v.split(',')
@@ -209,7 +276,7 @@ impl Conductor {
                 Vec::new()
             },
             session: read("session")
-                .then(|| header("x-session-id"))
+                .then(|| header(SESSION_HEADER))
                 .flatten()
                 .unwrap_or_default(),
             prefix: if read("prefix") {
@@ -239,6 +306,40 @@ impl Conductor {
             }
         }
     }
+}
+
+/// FNV-1a, for the tenant table: a per-request lookup of a short name, where SipHash costs
+/// more than the rest of the input. The table is fixed once built (no inserts from
+/// requests), so keys chosen to collide cannot grow it.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+const TAGS_HEADER: &str = "x-datamind-tags";
+const SESSION_HEADER: &str = "x-session-id";
+
+/// The request headers rules read, found in one pass (first value of each).
+#[derive(Default)]
+struct Found<'h> {
+    tags: Option<Option<&'h str>>,
+    session: Option<Option<&'h str>>,
+    /// `(index in policy.headers, value)`.
+    headers: Vec<(usize, Option<&'h str>)>,
 }
 
 /// Fills the access-log fields that answer "where did this request go": rule, cloud,
@@ -291,7 +392,7 @@ fn places(config: &Config) -> HashMap<String, (String, String)> {
     out
 }
 
-fn tenants(config: &Config) -> HashMap<String, Arc<TenantInput>> {
+fn tenants(config: &Config) -> HashMap<String, (Arc<TenantInput>, bool), BuildHasherDefault<Fnv>> {
     config
         .tenants
         .iter()
@@ -302,9 +403,24 @@ fn tenants(config: &Config) -> HashMap<String, Arc<TenantInput>> {
                 t.region.clone().unwrap_or_default(),
                 &t.attributes,
             );
-            (t.name.clone(), Arc::new(input))
+            (t.name.clone(), (Arc::new(input), true))
         })
-        .collect()
+        .chain(config.auth.keys.iter().map(|k| {
+            let bare = TenantInput::new(k.tenant.as_str(), "", "", &BTreeMap::new());
+            (k.tenant.clone(), (Arc::new(bare), false))
+        }))
+        .chain(std::iter::once((
+            "anonymous".to_owned(),
+            (
+                Arc::new(TenantInput::new("anonymous", "", "", &BTreeMap::new())),
+                false,
+            ),
+        )))
+        .fold(HashMap::default(), |mut m, (name, t)| {
+            // A configured tenant wins over a key's bare one.
+            m.entry(name).or_insert(t);
+            m
+        })
 }
 
 /// The placement input of one deployment of group `group`.

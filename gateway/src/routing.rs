@@ -48,8 +48,8 @@ pub struct Evaluation<'s> {
     pub selection: Selection,
     /// Every deployment considered with its tier (0 = requested group).
     pub deployments: Vec<(&'s Arc<Deployment>, u32)>,
-    /// Their live statistics, same order.
-    pub stats: Vec<datamind_llm::policy::Stats>,
+    /// What the policy saw of them (live statistics included), same order.
+    pub candidates: Vec<PolicyCandidate<'s>>,
     /// Try order and exclusions (indexes into `deployments`).
     pub ranking: Ranking,
 }
@@ -78,7 +78,7 @@ pub fn evaluate<'s>(
         return Evaluation {
             selection,
             deployments: Vec::new(),
-            stats: Vec::new(),
+            candidates: Vec::new(),
             ranking: Ranking::default(),
         };
     }
@@ -86,30 +86,25 @@ pub fn evaluate<'s>(
     let fallbacks = rule.and_then(|r| r.fallbacks.as_deref());
     let deployments = gather(snapshot, group, fallbacks);
     let averages = need == StatsNeed::All || rule.is_some_and(|r| r.reads_ewma());
-    let stats: Vec<_> = deployments
+    let candidates: Vec<PolicyCandidate<'s>> = deployments
         .iter()
-        .map(|(d, _)| {
-            if averages {
+        .map(|(d, tier)| PolicyCandidate {
+            deployment: &d.input,
+            stats: if averages {
                 d.health.stats(now_ms, d.max_in_flight)
             } else {
                 d.health.counters(now_ms, d.max_in_flight)
-            }
-        })
-        .collect();
-    let candidates: Vec<PolicyCandidate<'_>> = deployments
-        .iter()
-        .zip(&stats)
-        .map(|((d, tier), s)| PolicyCandidate {
-            deployment: &d.input,
-            stats: *s,
+            },
             tier: *tier,
         })
         .collect();
-    let ranking = policy.rank(&selection, request, &now, &candidates);
+    let ranking = policy.rank_bound(&selection, request, &now, &candidates, |i| {
+        deployments[i].0.bound.of(policy)
+    });
     Evaluation {
         selection,
         deployments,
-        stats,
+        candidates,
         ranking,
     }
 }
@@ -272,7 +267,18 @@ fn gather<'s>(
     group: &'s Arc<ModelGroup>,
     fallbacks: Option<&[String]>,
 ) -> Vec<(&'s Arc<Deployment>, u32)> {
-    let mut out: Vec<(&'s Arc<Deployment>, u32)> = Vec::new();
+    let mut out: Vec<(&'s Arc<Deployment>, u32)> = Vec::with_capacity(group.deployments.len());
+    if fallbacks.is_none() && group.fallbacks.is_empty() {
+        // The common case, one group: no queue to walk.
+        let mut ordered = Vec::with_capacity(group.deployments.len());
+        order_into(group, &mut ordered);
+        for d in ordered {
+            if !out.iter().any(|(o, _)| o.id == d.id) {
+                out.push((d, 0));
+            }
+        }
+        return out;
+    }
     let mut queue: Vec<&'s Arc<ModelGroup>> = vec![group];
     if let Some(f) = fallbacks {
         queue.extend(f.iter().filter_map(|n| snapshot.groups.get(n)));
@@ -365,9 +371,17 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>) -> Plan {
 
 /// The group's deployments in the order its strategy prefers.
 fn order(g: &ModelGroup) -> Vec<&Arc<Deployment>> {
+    let mut v = Vec::with_capacity(g.deployments.len());
+    order_into(g, &mut v);
+    v
+}
+
+/// [`order`] into `v` (empty).
+fn order_into<'g>(g: &'g ModelGroup, v: &mut Vec<&'g Arc<Deployment>>) {
     let ds = &g.deployments;
     if ds.len() <= 1 {
-        return ds.iter().collect();
+        v.extend(ds.iter());
+        return;
     }
     let tick = g.cursor.fetch_add(1, Relaxed);
     let start = match g.strategy {
@@ -389,7 +403,7 @@ fn order(g: &ModelGroup) -> Vec<&Arc<Deployment>> {
         _ => (tick % ds.len() as u64) as usize,
     };
     // Rotate so ties fall to a different deployment each time.
-    let mut v: Vec<&Arc<Deployment>> = ds[start..].iter().chain(ds[..start].iter()).collect();
+    v.extend(ds[start..].iter().chain(ds[..start].iter()));
     match g.strategy {
         Strategy::WeightedRoundRobin => {}
         Strategy::LeastInFlight => {
@@ -397,7 +411,6 @@ fn order(g: &ModelGroup) -> Vec<&Arc<Deployment>> {
         }
         Strategy::LowestLatency => v.sort_by_key(|d| d.health.ewma_ttfb_us()),
     }
-    v
 }
 
 #[cfg(test)]

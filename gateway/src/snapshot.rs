@@ -76,6 +76,8 @@ pub struct Deployment {
     pub health: Arc<Health>,
     /// What placement rules see of it (`deployment.*`).
     pub input: datamind_llm::policy::DeploymentInput,
+    /// The snapshot's rules bound to it (what its fixed fields decide, decided once).
+    pub bound: crate::conductor::Bound,
     /// Its attempt counters.
     pub metrics: DeploymentMetrics,
 }
@@ -183,6 +185,7 @@ impl Snapshot {
                 (p.name.as_str(), Arc::new(provider))
             })
             .collect();
+        let conductor = crate::conductor::Conductor::build(&config, metrics);
         let mut groups = HashMap::new();
         for m in &config.models {
             let deployments = m
@@ -192,15 +195,17 @@ impl Snapshot {
                     let provider = providers.get(d.provider.as_str())?.clone();
                     let id = format!("{}/{}", d.provider, d.model);
                     let provider_config = config.providers.iter().find(|p| p.name == d.provider)?;
+                    let input = crate::conductor::deployment_input(
+                        &id,
+                        &m.name,
+                        provider_config,
+                        d,
+                        crate::pricing::resolve(&config, d)
+                            .map_or((0.0, 0.0, 0.0), |p| (p.input, p.output, p.cached_input)),
+                    );
                     Some(Arc::new(Deployment {
-                        input: crate::conductor::deployment_input(
-                            &id,
-                            &m.name,
-                            provider_config,
-                            d,
-                            crate::pricing::resolve(&config, d)
-                                .map_or((0.0, 0.0, 0.0), |p| (p.input, p.output, p.cached_input)),
-                        ),
+                        bound: conductor.bind(&input),
+                        input,
                         health: registry.get(&id, metrics),
                         metrics: metrics.for_deployment(&id, provider.kind.as_str(), &d.model),
                         id,
@@ -223,7 +228,7 @@ impl Snapshot {
             groups.insert(m.name.clone(), Arc::new(group));
         }
         Self {
-            conductor: crate::conductor::Conductor::build(&config, metrics),
+            conductor,
             keys: KeyTable::from_config(&config.auth, &config.tenants),
             jwt: JwtAuth::from_config(&config.auth.jwt, &metrics.auth),
             group_order: config.models.iter().map(|m| m.name.clone()).collect(),

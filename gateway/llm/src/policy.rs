@@ -88,12 +88,45 @@ struct Expr {
 }
 
 impl Expr {
-    /// Evaluates: the fast path when it answers, else the `cel` program on `ctx`.
-    fn run(&self, ctx: &Context<'_, '_>, inputs: &fast::Inputs<'_>) -> cel::ResolveResult {
-        if let Some(v) = self.fast.as_ref().and_then(|f| f.eval(inputs)) {
+    /// Evaluates: `fast` (its own fast form, or one bound to the deployment) when it
+    /// answers, else the `cel` program in the context `slow` builds. The context is built
+    /// only then: most evaluations never need one.
+    fn run(
+        &self,
+        fast: Option<&fast::Fast>,
+        inputs: &fast::Inputs<'_>,
+        slow: &dyn Fn(&Program) -> cel::ResolveResult,
+    ) -> cel::ResolveResult {
+        if let Some(v) = fast.and_then(|f| f.eval(inputs)) {
             return Ok(v);
         }
-        self.program.execute(ctx)
+        slow(&self.program)
+    }
+}
+
+/// A policy's `filter` and `order` with one deployment's fixed fields (cloud, region,
+/// prices, labels, …) filled in and what they decide decided: built once per deployment and
+/// config snapshot by [`Policy::bind`], it spares every request the part of the rules that
+/// only the deployment decides. The answers are the unbound rules' own.
+pub struct Bound {
+    /// The policy it was bound from (its environment is not shared with any other).
+    env: Arc<Env>,
+    /// `(filter, order)` by rule index; `None` where the rule has none or no fast form.
+    rules: Box<[(Option<fast::Fast>, Option<fast::Fast>)]>,
+}
+
+impl Bound {
+    /// Whether it was bound from `policy`.
+    pub fn is_for(&self, policy: &Policy) -> bool {
+        Arc::ptr_eq(&self.env, &policy.env)
+    }
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
     }
 }
 
@@ -339,6 +372,19 @@ impl Policy {
         }
     }
 
+    /// The rules' `filter` and `order` bound to deployment `d` (see [`Bound`]).
+    pub fn bind(&self, d: &DeploymentInput) -> Bound {
+        let bind = |e: &Option<Expr>| e.as_ref()?.fast.as_ref().map(|f| f.bind(d));
+        Bound {
+            env: self.env.clone(),
+            rules: self
+                .rules
+                .iter()
+                .map(|r| (bind(&r.filter), bind(&r.order)))
+                .collect(),
+        }
+    }
+
     /// The compiled rules, in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -358,8 +404,11 @@ impl Policy {
             request: RequestView(request),
             now: NowView(now),
         };
-        let mut ctx = Context::with_env(self.env.clone());
-        ctx.set_variable_resolver(&scope);
+        let slow = |p: &Program| {
+            let mut ctx = Context::with_env(self.env.clone());
+            ctx.set_variable_resolver(&scope);
+            p.execute(&ctx)
+        };
         let inputs = fast::Inputs {
             request,
             now: *now,
@@ -374,9 +423,14 @@ impl Policy {
             errors: Vec::new(),
         };
         for (i, rule) in self.rules.iter().enumerate() {
-            let matched = match &rule.when {
-                None => true,
-                Some(w) => match w.run(&ctx, &inputs) {
+            let fast = rule
+                .when
+                .as_ref()
+                .and_then(|w| w.fast.as_ref()?.eval_bool(&inputs));
+            let matched = match (&rule.when, fast) {
+                (None, _) => true,
+                (Some(_), Some(b)) => b,
+                (Some(w), None) => match w.run(None, &inputs, &slow) {
                     Ok(Value::Bool(b)) => b,
                     Ok(other) => {
                         sel.errors.push((
@@ -404,7 +458,7 @@ impl Policy {
             sel.rule_name = rule.name.clone();
             sel.deny = rule.deny.clone();
             if let Some((key, _)) = &rule.affinity {
-                match key.run(&ctx, &inputs) {
+                match key.run(key.fast.as_ref(), &inputs, &slow) {
                     Ok(Value::String(s)) if !s.is_empty() => {
                         sel.affinity_key = Some(s.as_str().to_owned())
                     }
@@ -437,13 +491,24 @@ impl Policy {
         now: &Now,
         candidates: &[Candidate<'_>],
     ) -> Ranking {
+        self.rank_bound(sel, request, now, candidates, |_| None)
+    }
+
+    /// [`Self::rank`] with candidate `i`'s rules bound to its deployment by `bound(i)` (see
+    /// [`Bound`]; one bound from another policy is not used). Same answers, less work.
+    pub fn rank_bound<'b>(
+        &self,
+        sel: &Selection,
+        request: &RequestInput,
+        now: &Now,
+        candidates: &[Candidate<'_>],
+        bound: impl Fn(usize) -> Option<&'b Bound>,
+    ) -> Ranking {
         let rule = self.rule(sel);
         let scope = RequestScope {
             request: RequestView(request),
             now: NowView(now),
         };
-        let mut root = Context::with_env(self.env.clone());
-        root.set_variable_resolver(&scope);
         let mut out = Ranking {
             order: Vec::with_capacity(candidates.len()),
             excluded: Vec::new(),
@@ -475,35 +540,62 @@ impl Policy {
                 stats: &c.stats,
                 fallback: c.tier > 0,
             };
-            let mut ctx = root.new_inner_scope();
-            ctx.set_variable_resolver(&view);
+            let slow = |p: &Program| {
+                let mut root = Context::with_env(self.env.clone());
+                root.set_variable_resolver(&scope);
+                let mut ctx = root.new_inner_scope();
+                ctx.set_variable_resolver(&view);
+                p.execute(&ctx)
+            };
+            let bound = sel
+                .rule
+                .zip(bound(i).filter(|b| b.is_for(self)))
+                .and_then(|(r, b)| b.rules.get(r));
+            let (filter_fast, order_fast) = match bound {
+                Some((f, o)) => (f.as_ref(), o.as_ref()),
+                None => (
+                    filter.and_then(|f| f.fast.as_ref()),
+                    order.and_then(|o| o.fast.as_ref()),
+                ),
+            };
             let inputs = fast::Inputs {
                 request,
                 now: *now,
                 deployment: Some((c.deployment, &c.stats, c.tier > 0)),
             };
             if let Some(f) = filter {
-                match f.run(&ctx, &inputs) {
-                    Ok(Value::Bool(true)) => {}
-                    Ok(Value::Bool(false)) => {
+                match filter_fast.and_then(|ff| ff.eval_bool(&inputs)) {
+                    Some(true) => {}
+                    Some(false) => {
                         out.excluded.push((i, Exclusion::Filtered));
                         continue;
                     }
-                    Ok(other) => {
-                        out.excluded.push((
-                            i,
-                            Exclusion::Error(format!("filter gave {other:?}, not a bool")),
-                        ));
-                        continue;
-                    }
-                    Err(e) => {
-                        out.excluded.push((i, Exclusion::Error(e.to_string())));
-                        continue;
-                    }
+                    None => match f.run(None, &inputs, &slow) {
+                        Ok(Value::Bool(true)) => {}
+                        Ok(Value::Bool(false)) => {
+                            out.excluded.push((i, Exclusion::Filtered));
+                            continue;
+                        }
+                        Ok(other) => {
+                            out.excluded.push((
+                                i,
+                                Exclusion::Error(format!("filter gave {other:?}, not a bool")),
+                            ));
+                            continue;
+                        }
+                        Err(e) => {
+                            out.excluded.push((i, Exclusion::Error(e.to_string())));
+                            continue;
+                        }
+                    },
                 }
             }
-            let key = match order.map(|o| o.run(&ctx, &inputs)) {
-                None => None,
+            let fast_key = order_fast.and_then(|o| o.eval_key(&inputs));
+            let key = match order
+                .filter(|_| fast_key.is_none())
+                .map(|o| o.run(None, &inputs, &slow))
+            {
+                None => fast_key,
                 Some(Ok(Value::Int(n))) => Some(n as f64),
                 Some(Ok(Value::UInt(n))) => Some(n as f64),
                 Some(Ok(Value::Float(n))) if !n.is_nan() => Some(n),
@@ -522,14 +614,20 @@ impl Policy {
             };
             out.order.push((i, key));
         }
-        // Stable: equal keys keep the strategy order.
-        out.order.sort_by(|a, b| {
-            let (ta, tb) = (candidates[a.0].tier, candidates[b.0].tier);
-            ta.cmp(&tb).then_with(|| match (a.1, b.1) {
-                (Some(x), Some(y)) => x.total_cmp(&y),
-                _ => std::cmp::Ordering::Equal,
-            })
-        });
+        // Stable: equal keys keep the strategy order. Most often the candidates are one
+        // tier (then only keys order them), and without `order` there are no keys.
+        let by_key = |a: &(usize, Option<f64>), b: &(usize, Option<f64>)| match (a.1, b.1) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            _ => std::cmp::Ordering::Equal,
+        };
+        let tier = |e: &(usize, Option<f64>)| candidates[e.0].tier;
+        let first = out.order.first().map(tier);
+        if out.order.iter().any(|e| Some(tier(e)) != first) {
+            out.order
+                .sort_by(|a, b| tier(a).cmp(&tier(b)).then_with(|| by_key(a, b)));
+        } else if out.order.iter().any(|e| e.1.is_some()) {
+            out.order.sort_by(by_key);
+        }
         if let (Some(key), Some((_, factor))) =
             (&sel.affinity_key, rule.and_then(|r| r.affinity.as_ref()))
         {

@@ -140,7 +140,7 @@ fn describe(policy: &Policy, ev: &Evaluation<'_>) -> Value {
         .map(|(rank, (i, key))| {
             let (d, tier) = ev.deployments[*i];
             json!({"rank": rank + 1, "deployment": d.id, "group": d.input.group, "tier": tier,
-                   "sort_key": key, "inputs": inputs(&d.input, &ev.stats[*i])})
+                   "sort_key": key, "inputs": inputs(&d.input, &ev.candidates[*i].stats)})
         })
         .collect();
     let excluded: Vec<Value> = ev
@@ -150,7 +150,7 @@ fn describe(policy: &Policy, ev: &Evaluation<'_>) -> Value {
         .map(|(i, why)| {
             let (d, tier) = ev.deployments[*i];
             json!({"deployment": d.id, "group": d.input.group, "tier": tier,
-                   "reason": why.to_string(), "inputs": inputs(&d.input, &ev.stats[*i])})
+                   "reason": why.to_string(), "inputs": inputs(&d.input, &ev.candidates[*i].stats)})
         })
         .collect();
     json!({

@@ -175,6 +175,10 @@ fn run(t: &Topology, policy: &Policy, c: &Case) -> (String, Result<Vec<String>, 
         })
         .collect();
     let r = policy.rank(&sel, &req, &now, &cands);
+    // Bound to the deployments, the rules answer the same.
+    let bound: Vec<_> = deps.iter().map(|d| policy.bind(d)).collect();
+    let rb = policy.rank_bound(&sel, &req, &now, &cands, |i| bound.get(i));
+    assert_eq!(r, rb, "{}: bound ranking", c.name);
     for (_, why) in &r.excluded {
         assert!(!matches!(why, Exclusion::Error(_)), "{}: {why}", c.name);
     }

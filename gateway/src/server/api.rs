@@ -312,11 +312,9 @@ impl ApiApp {
                 .push(("x-datamind-cache", status.as_str().to_owned()));
         }
         let conductor = &snapshot.conductor;
-        let input = conductor.is_active().then(|| {
-            conductor.request_input(&caller, &req, op, &|name: &str| {
-                session.header_str(name).map(str::to_owned)
-            })
-        });
+        let input = conductor
+            .is_active()
+            .then(|| conductor.request_input(&caller, &req, op, session.fields()));
         let placed = routing::place(snapshot, group, input.as_ref());
         if let Err(
             GatewayError::PolicyDenied { rule, .. } | GatewayError::NoPlacement { rule, .. },

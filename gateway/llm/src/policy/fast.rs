@@ -16,6 +16,8 @@ use cel::objects::Value;
 
 use super::input::{DeploymentInput, Now, RequestInput, Stats};
 
+mod fold;
+
 /// A compiled fast form of one expression.
 #[derive(Debug)]
 pub(super) struct Fast(Node);
@@ -137,6 +139,24 @@ impl Fast {
             V::Bool(b) => Value::Bool(b),
             V::Str(s) => Value::String(std::sync::Arc::new(s.to_owned())),
         })
+    }
+
+    /// The value when it is a bool (`when`, `filter`), without building a [`Value`]; `None`:
+    /// run the `cel` program (which answers the same non-bool, or fails the same way).
+    pub(super) fn eval_bool(&self, i: &Inputs<'_>) -> Option<bool> {
+        boolean(&self.0, i)
+    }
+
+    /// The value as a sort key (`order`): a number or a bool as `rank` reads them (NaN is
+    /// not a key). `None`: run the `cel` program.
+    pub(super) fn eval_key(&self, i: &Inputs<'_>) -> Option<f64> {
+        match eval(&self.0, i)? {
+            V::Int(n) => Some(n as f64),
+            V::UInt(n) => Some(n as f64),
+            V::Double(n) if !n.is_nan() => Some(n),
+            V::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
+            _ => None,
+        }
     }
 }
 

@@ -442,6 +442,15 @@ fn the_fast_path_agrees_with_cel() {
                     "{src}"
                 );
             }
+            // Bound to the deployment, the fast form answers (or gives up) the same.
+            if let (Some(f), Some((d, _, _))) = (&e.fast, inputs.deployment) {
+                assert_eq!(
+                    format!("{:?}", f.bind(d).eval(inputs)),
+                    format!("{:?}", f.eval(inputs)),
+                    "{src} bound to {}",
+                    d.name
+                );
+            }
         };
     for (ri, r) in requests.iter().enumerate() {
         let now = Now {
