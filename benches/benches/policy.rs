@@ -1,7 +1,8 @@
 //! Criterion micro-benchmark of Conductor: one placement decision (rule selection, filter
 //! and order over the group's candidates, affinity) with the shipped example policy
 //! (`config/examples/conductor.yaml`), for the request shapes its rules distinguish.
-//! Rules are compiled once, as the gateway does per config snapshot.
+//! Rules are compiled and bound to the deployments once, as the gateway does per config
+//! snapshot (`Policy::bind`).
 //!
 //! Two measurements of the same decisions: wall time (criterion's default) and the CPU
 //! time of the benchmarking thread (`policy_decision_cpu`). On a shared, loaded machine the
@@ -18,7 +19,7 @@ use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datamind_llm::policy::{
-    Candidate, DeploymentInput, Now, Placement, Policy, PolicySpec, RequestInput, Stats,
+    Bound, Candidate, DeploymentInput, Now, Placement, Policy, PolicySpec, RequestInput, Stats,
     TenantInput,
 };
 use serde::Deserialize;
@@ -217,8 +218,14 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let attrs = BTreeMap::new();
     let acme = Arc::new(TenantInput::new("acme", "", "us-east-1", &attrs));
     let eu = Arc::new(TenantInput::new("eu-bank", "eu", "westeurope", &attrs));
-    let large_c = cands(&large);
-    let small_c = cands(&small);
+    let large_c = (
+        cands(&large),
+        large.iter().map(|d| policy.bind(d)).collect(),
+    );
+    let small_c = (
+        cands(&small),
+        small.iter().map(|d| policy.bind(d)).collect(),
+    );
     let now = Now::from_unix_ms(1_764_000_000_000);
     let cases = [
         (
@@ -248,11 +255,12 @@ fn decisions<M: Measurement>(c: &mut Criterion<M>, group: &str) {
         ),
     ];
     let mut g = c.benchmark_group(group);
-    for (name, req, cs) in &cases {
+    for (name, req, (cs, bound)) in &cases {
+        let bound: &Vec<Bound> = bound;
         g.bench_function(*name, |b| {
             b.iter(|| {
                 let sel = policy.select(black_box(req), &now);
-                black_box(policy.rank(&sel, req, &now, cs))
+                black_box(policy.rank_bound(&sel, req, &now, cs, |i| bound.get(i)))
             })
         });
     }

@@ -1,4 +1,4 @@
-//! Tests of what [`super::Conductor::request_input`] fills in: the headers rules read, found
+//! Tests of what [`Conductor::request_input`] fills in: the headers rules read, found
 //! in one pass as a lookup by name would find them, and the tenant, built once per snapshot
 //! for the configured keys.
 
@@ -9,8 +9,8 @@ use bytes::Bytes;
 use datamind_llm::{Operation, ParsedRequest};
 use http::{HeaderMap, HeaderValue};
 
-use super::Conductor;
 use crate::auth::{Caller, TenantInfo};
+use crate::conductor::Conductor;
 use crate::config::parse_str;
 use crate::telemetry::Metrics;
 
