@@ -15,7 +15,7 @@ mod input;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use datamind_llm::policy::{DeploymentInput, Placement, Policy, PolicySpec, Reads};
 use prometheus_client::metrics::counter::Counter;
@@ -45,7 +45,7 @@ pub struct Conductor {
     shadow_counters: Option<(Counter, Counter)>,
     route_metrics: RouteMetrics,
     /// Cloud and region by deployment id, for the access log.
-    places: HashMap<String, (String, String)>,
+    places: input::ById<(String, String)>,
     /// What the active and shadow rules read of a request: the rest is not looked up.
     reads: Reads,
     /// `policy.prefix_bytes`.
@@ -177,8 +177,8 @@ pub fn log_fields(
     }
 }
 
-fn places(config: &Config) -> HashMap<String, (String, String)> {
-    let mut out = HashMap::new();
+fn places(config: &Config) -> input::ById<(String, String)> {
+    let mut out = input::ById::default();
     for m in &config.models {
         for d in &m.deployments {
             let Some(p) = config.providers.iter().find(|p| p.name == d.provider) else {

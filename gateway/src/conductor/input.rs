@@ -20,7 +20,11 @@ use crate::config::Config;
 
 /// The tenants rules see, by name: the configured ones (`true`), and the bare tenants of the
 /// configured keys (`false`: what a caller of an unconfigured tenant carries).
-pub(super) type Tenants = HashMap<String, (Arc<TenantInput>, bool), BuildHasherDefault<Fnv>>;
+pub(super) type Tenants = ById<(Arc<TenantInput>, bool)>;
+
+/// A table looked up per request by a short name (tenant, deployment id), built once per
+/// snapshot: FNV-hashed ([`Fnv`]).
+pub(super) type ById<T> = HashMap<String, T, BuildHasherDefault<Fnv>>;
 
 impl Conductor {
     /// The caller's tenant as rules see it: the configured tenant, else what the caller
@@ -173,9 +177,9 @@ impl Conductor {
     }
 }
 
-/// FNV-1a, for the tenant table: a per-request lookup of a short name, where SipHash costs
-/// more than the rest of the input. The table is fixed once built (no inserts from
-/// requests), so keys chosen to collide cannot grow it.
+/// FNV-1a, for [`ById`] tables: a per-request lookup of a short name, where SipHash costs
+/// more than the rest of the work. The tables are fixed once built (no inserts from
+/// requests), so keys chosen to collide cannot grow them.
 pub(super) struct Fnv(u64);
 
 impl Default for Fnv {

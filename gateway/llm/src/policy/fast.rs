@@ -437,6 +437,10 @@ fn eval<'a>(n: &'a Node, i: &Inputs<'a>) -> Option<V<'a>> {
 
 fn bin<'a>(op: Op, a: V<'a>, b: V<'a>) -> Option<V<'a>> {
     use std::cmp::Ordering;
+    // Strings are mostly compared for equality: a length check settles most.
+    if let (V::Str(x), V::Str(y), Op::Eq | Op::Ne) = (a, b, op) {
+        return Some(V::Bool((x == y) == matches!(op, Op::Eq)));
+    }
     let ord: Option<Ordering> = match (a, b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(&y)),
         (V::UInt(x), V::UInt(y)) => Some(x.cmp(&y)),
