@@ -12,7 +12,6 @@ use std::sync::Arc;
 use datamind_llm::policy::prefix::PrefixKey;
 use datamind_llm::policy::{Reads, RequestInput, TenantInput};
 use datamind_llm::{Operation, ParsedRequest};
-use http::HeaderMap;
 
 use super::Conductor;
 use crate::auth::Caller;
@@ -55,12 +54,12 @@ impl Conductor {
     /// the key name, tags, selected headers and session of a policy that reads none of them
     /// stay empty (no header lookups, no copies); the ones read are found in one pass over
     /// the headers (a lookup by name costs more than the pass).
-    pub fn request_input(
+    pub fn request_input<'h>(
         &self,
         caller: &Caller,
         req: &ParsedRequest,
         op: Operation,
-        headers: &HeaderMap,
+        headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
     ) -> RequestInput {
         let reads = self.reads;
         let (tags, session) = (reads.request_field("tags"), reads.request_field("session"));
@@ -69,16 +68,18 @@ impl Conductor {
         if tags || session || selected {
             for (name, value) in headers {
                 // Like a lookup by name: the first value counts, even when not text.
-                let n = name.as_str();
-                let text = || value.to_str().ok();
-                if tags && n == TAGS_HEADER && found.tags.is_none() {
+                // Names as sent (HTTP/1.1 keeps the client's case); configured ones are
+                // lowercase.
+                let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+                let text = || header_text(value);
+                if tags && is(TAGS_HEADER) && found.tags.is_none() {
                     found.tags = Some(text());
                 }
-                if session && n == SESSION_HEADER && found.session.is_none() {
+                if session && is(SESSION_HEADER) && found.session.is_none() {
                     found.session = Some(text());
                 }
                 if selected
-                    && let Some(i) = self.headers.iter().position(|h| h == n)
+                    && let Some(i) = self.headers.iter().position(|h| is(h))
                     && !found.headers.iter().any(|(j, _)| *j == i)
                 {
                     found.headers.push((i, text()));
@@ -240,4 +241,12 @@ pub(super) fn tenants(config: &Config) -> Tenants {
             m.entry(name).or_insert(t);
             m
         })
+}
+
+/// A header value as text, as `http::HeaderValue::to_str` has it: visible ASCII and tabs.
+fn header_text(v: &[u8]) -> Option<&str> {
+    v.iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(v).ok())
+        .flatten()
 }

@@ -45,6 +45,19 @@ impl Downstream<'_> {
         }
     }
 
+    /// Every request header field (name as sent, value), in order.
+    pub fn fields(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
+        match self {
+            Self::H1(c) => Box::new(c.fields()),
+            Self::Pingora(s) => Box::new(
+                s.req_header()
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+            ),
+        }
+    }
+
     /// Request header `name` as text, when it is visible ASCII.
     pub fn header_str(&self, name: &str) -> Option<&str> {
         self.header(name)

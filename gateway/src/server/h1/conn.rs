@@ -196,6 +196,14 @@ impl Conn {
         self.head.field(&self.bytes, name)
     }
 
+    /// Every request field (name as sent, value), in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.head
+            .fields
+            .iter()
+            .map(|(n, v)| (&self.bytes[n.clone()], &self.bytes[v.clone()]))
+    }
+
     /// Whether the whole request body was read.
     pub fn is_body_done(&self) -> bool {
         matches!(self.body, BodyLeft::Done)
