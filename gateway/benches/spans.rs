@@ -2,9 +2,10 @@
 //! GenAI attributes and one attempt span each; spans end in a bounded channel drained by
 //! another thread, as in production):
 //!
-//! - `direct_protobuf`: the gateway's way: `RequestTrace` collects facts, `finish` encodes
-//!   both spans as OTLP protobuf once at the end (the real code path, `telemetry::trace`;
-//!   the exporter thread only frames and sends these bytes).
+//! - `direct_protobuf`: the gateway's way: `RequestTrace` collects facts, `encode` writes
+//!   both spans as OTLP protobuf once at the end, into a buffer the thread reuses (the real
+//!   code path, `telemetry::trace`; the spool hands whole buffers to the exporter thread,
+//!   which only frames and sends them).
 //! - `sdk_tracer`: the OpenTelemetry SDK tracer API (`span_builder` … `end`), a span
 //!   processor that forwards `SpanData` to the same channel.
 //! - `tracing_macros`: `tracing` spans through `tracing-opentelemetry` onto that SDK tracer.
@@ -18,7 +19,6 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use datamind_gateway::config::parse_str;
 use datamind_gateway::snapshot::{HealthRegistry, Snapshot};
-use datamind_gateway::telemetry::otlp::EncodedSpans;
 use datamind_gateway::telemetry::trace::RequestTrace;
 use datamind_gateway::telemetry::{AccessRecord, Metrics};
 use datamind_llm::{Operation, ParsedRequest, Usage};
@@ -128,7 +128,8 @@ fn spans(c: &mut Criterion) {
     let answer =
         br#"{"id":"chatcmpl-1","model":"mock-chat-a","choices":[{"finish_reason":"stop"}]}"#;
     let mut g = c.benchmark_group("one_traced_request");
-    let tx = drained::<EncodedSpans>();
+    let tx = drained::<Vec<u8>>();
+    let mut buf = Vec::new();
     g.bench_function("direct_protobuf", |b| {
         b.iter(|| {
             let mut t = RequestTrace::recording(None, None);
@@ -136,7 +137,11 @@ fn spans(c: &mut Criterion) {
             let prop = t.begin_attempt(&d);
             t.note_response(answer);
             t.end_attempt("success", Some(200), None);
-            let _ = tx.try_send(t.finish(&rec, &usage, 0.05));
+            t.encode(&mut buf, &rec, &usage, 0.05);
+            // A batch's worth: the buffer goes to the exporter thread.
+            if buf.len() >= 256 * 1024 {
+                let _ = tx.try_send(std::mem::take(&mut buf));
+            }
             prop
         })
     });

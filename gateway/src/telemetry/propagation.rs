@@ -60,14 +60,22 @@ pub fn accept_tracestate(v: &[u8]) -> Option<String> {
 /// Formats the `traceparent` naming `span_id` as the parent (one allocation, no
 /// formatting machinery: it is written for every upstream attempt).
 pub fn format_traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
-    let mut b = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    // Both slices are exactly twice the input's length, so encoding cannot fail.
-    let _ = hex::encode_to_slice(trace_id.to_bytes(), &mut b[3..35]);
-    let _ = hex::encode_to_slice(span_id.to_bytes(), &mut b[36..52]);
-    if sampled {
-        b[54] = b'1';
+    let mut s = String::with_capacity(55);
+    s.push_str("00-");
+    push_hex(&mut s, &trace_id.to_bytes());
+    s.push('-');
+    push_hex(&mut s, &span_id.to_bytes());
+    s.push_str(if sampled { "-01" } else { "-00" });
+    s
+}
+
+/// Appends the lower-case hex of `bytes` (ids for headers and logs).
+pub fn push_hex(s: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
-    String::from_utf8_lossy(&b).into_owned()
 }
 
 fn trim(v: &[u8]) -> &[u8] {

@@ -5,7 +5,8 @@
 //!   engine, per attempt: begin_attempt ─▶ traceparent for the upstream; end_attempt
 //!   relay: note_response (id, model, finish reasons of a whole answer) or note_stream
 //!          (the same, as the stream translator saw them)
-//! api, at the end: finish(access record, outcome) ─▶ OTLP protobuf bytes ─▶ otlp queue
+//! api, at the end: Traces::submit ─▶ encode(access record, outcome) ─▶ OTLP protobuf
+//!                   bytes at the end of the exporter's batch buffer (`otlp::spool`)
 //! ```
 //! Spans are encoded once, when the request is over, from facts the request collected
 //! anyway, straight into OTLP protobuf (`otlp::proto`): nothing is locked, nothing waits,
@@ -24,9 +25,8 @@ use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
 use super::AccessRecord;
 use super::metrics::genai::{error_type, operation_name};
-use super::otlp::EncodedSpans;
 use super::otlp::proto::{self, Writer};
-use super::propagation::{RemoteParent, format_traceparent};
+use super::propagation::{RemoteParent, format_traceparent, push_hex};
 use crate::snapshot::Deployment;
 
 /// Longest content attribute recorded for opted-in tenants.
@@ -124,12 +124,12 @@ impl RequestTrace {
 
     /// The trace id (lower-case hex), for logs.
     pub fn trace_id(&self) -> String {
-        hex::encode(self.trace_id.to_bytes())
+        hex_string(&self.trace_id.to_bytes())
     }
 
     /// The server span id (lower-case hex), for logs.
     pub fn span_id(&self) -> String {
-        hex::encode(self.span_id.to_bytes())
+        hex_string(&self.span_id.to_bytes())
     }
 
     /// Records what the request asks for. `content`: the tenant opted in to content capture.
@@ -250,15 +250,28 @@ impl RequestTrace {
         }
     }
 
-    /// The spans of the finished request, encoded as OTLP protobuf (`ScopeSpans.spans`
-    /// fields; empty when not recording). Attributes are written straight from the record
-    /// and the facts: no `SpanData`, no per-attribute `String`.
-    pub fn finish(self, rec: &AccessRecord, usage: &Usage, overhead_ms: f64) -> EncodedSpans {
+    /// How many spans `encode` writes.
+    pub fn span_count(&self) -> u32 {
+        if self.recording {
+            1 + self.attempts.len() as u32
+        } else {
+            0
+        }
+    }
+
+    /// Appends the spans of the finished request to `buf` as OTLP protobuf
+    /// (`ScopeSpans.spans` fields; nothing when not recording) and returns how many it
+    /// wrote. Attributes are written straight from the record and the facts: no
+    /// `SpanData`, no per-attribute `String`.
+    pub fn encode(
+        self,
+        buf: &mut Vec<u8>,
+        rec: &AccessRecord,
+        usage: &Usage,
+        overhead_ms: f64,
+    ) -> u32 {
         if !self.recording {
-            return EncodedSpans {
-                bytes: Vec::new(),
-                count: 0,
-            };
+            return 0;
         }
         let end = SystemTime::now();
         // A tracestate that does not parse is not passed on in the span (as the SDK would).
@@ -270,8 +283,8 @@ impl RequestTrace {
             .unwrap_or_default();
         let content = self.facts.input.as_ref().map_or(0, String::len)
             + self.facts.output.as_ref().map_or(0, String::len);
-        let mut bytes = Vec::with_capacity(1024 + 320 * self.attempts.len() + content);
-        let mut w = Writer::new(&mut bytes);
+        buf.reserve(1024 + 320 * self.attempts.len() + content);
+        let mut w = Writer::new(buf);
         w.message(proto::SCOPE_SPANS_SPANS, |w| {
             self.server_span(w, rec, usage, overhead_ms, &tracestate, end);
         });
@@ -281,10 +294,7 @@ impl RequestTrace {
                 self.attempt_span(w, a, op, &tracestate);
             });
         }
-        EncodedSpans {
-            bytes,
-            count: 1 + self.attempts.len() as u32,
-        }
+        self.span_count()
     }
 
     fn ids(&self, w: &mut Writer<'_>, span_id: SpanId, tracestate: &str) {
@@ -475,6 +485,13 @@ fn unix_nanos(t: SystemTime) -> u64 {
 fn bounded_text(v: &[u8]) -> String {
     let v = &v[..v.len().min(MAX_CONTENT)];
     String::from_utf8_lossy(v).into_owned()
+}
+
+/// Lower-case hex of `bytes` (one allocation, no formatting machinery).
+fn hex_string(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 * bytes.len());
+    push_hex(&mut s, bytes);
+    s
 }
 
 fn nonzero_u128() -> u128 {

@@ -98,7 +98,17 @@ impl<'a> Writer<'a> {
         Self { buf }
     }
 
-    fn varint(&mut self, mut v: u64) {
+    #[inline]
+    fn varint(&mut self, v: u64) {
+        // Tags and most lengths and values take one byte.
+        if v < 0x80 {
+            self.buf.push(v as u8);
+        } else {
+            self.varint_long(v);
+        }
+    }
+
+    fn varint_long(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.buf.push((v as u8) | 0x80);
             v >>= 7;
@@ -106,16 +116,19 @@ impl<'a> Writer<'a> {
         self.buf.push(v as u8);
     }
 
+    #[inline]
     fn tag(&mut self, field: u32, wire: u32) {
         self.varint((u64::from(field) << 3) | u64::from(wire));
     }
 
     /// Bytes already encoded (a framed field or several).
+    #[inline]
     pub fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
     /// A length-delimited field of `bytes` (string, bytes, or an encoded message).
+    #[inline]
     pub fn bytes(&mut self, field: u32, bytes: &[u8]) {
         self.tag(field, LEN);
         self.varint(bytes.len() as u64);
@@ -123,6 +136,7 @@ impl<'a> Writer<'a> {
     }
 
     /// The header of a length-delimited field whose `n` bytes the caller writes next.
+    #[inline]
     pub fn len_header(&mut self, field: u32, n: usize) {
         self.tag(field, LEN);
         self.varint(n as u64);
@@ -138,24 +152,28 @@ impl<'a> Writer<'a> {
     }
 
     /// A varint field (enums, unsigned integers).
+    #[inline]
     pub fn uint(&mut self, field: u32, v: u64) {
         self.tag(field, VARINT);
         self.varint(v);
     }
 
     /// A `fixed64` field.
+    #[inline]
     pub fn fixed64(&mut self, field: u32, v: u64) {
         self.tag(field, I64);
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
     /// A `fixed32` field.
+    #[inline]
     pub fn fixed32(&mut self, field: u32, v: u32) {
         self.tag(field, I32);
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
     /// A nested message of a size not known in advance, written by `body`.
+    #[inline]
     pub fn message(&mut self, field: u32, body: impl FnOnce(&mut Writer<'_>)) {
         self.tag(field, LEN);
         let at = self.buf.len();
@@ -184,43 +202,54 @@ impl<'a> Writer<'a> {
 
     // --- attributes (`repeated KeyValue` at `field`) ---
 
-    fn kv_header(&mut self, field: u32, key: &[&str], value_len: usize) {
-        let key_len = key.iter().map(|p| p.len()).sum::<usize>();
-        let kv_len = len_field_len(KV_KEY, key_len) + len_field_len(KV_VALUE, value_len);
+    /// `KeyValue` header, key, and the header of its value (`value_len` bytes to follow).
+    /// Inlined: with a literal key, every length but the value's is a constant.
+    #[inline]
+    fn kv_header(&mut self, field: u32, key: &str, value_len: usize) {
+        let kv_len = len_field_len(KV_KEY, key.len()) + len_field_len(KV_VALUE, value_len);
         self.len_header(field, kv_len);
-        self.len_header(KV_KEY, key_len);
-        for p in key {
-            self.buf.extend_from_slice(p.as_bytes());
-        }
+        self.bytes(KV_KEY, key.as_bytes());
         self.len_header(KV_VALUE, value_len);
     }
 
     /// A string attribute whose key is made of `key` parts.
     pub fn attr_str_parts(&mut self, field: u32, key: &[&str], v: &str) {
-        self.kv_header(field, key, any_str_len(v.len()));
+        let key_len = key.iter().map(|p| p.len()).sum::<usize>();
+        let value_len = any_str_len(v.len());
+        self.len_header(
+            field,
+            len_field_len(KV_KEY, key_len) + len_field_len(KV_VALUE, value_len),
+        );
+        self.str_parts(KV_KEY, key);
+        self.len_header(KV_VALUE, value_len);
         self.bytes(ANY_STRING, v.as_bytes());
     }
 
     /// A string attribute.
+    #[inline]
     pub fn attr_str(&mut self, field: u32, key: &str, v: &str) {
-        self.attr_str_parts(field, &[key], v);
+        self.kv_header(field, key, any_str_len(v.len()));
+        self.bytes(ANY_STRING, v.as_bytes());
     }
 
     /// An integer attribute.
+    #[inline]
     pub fn attr_i64(&mut self, field: u32, key: &str, v: i64) {
-        self.kv_header(field, &[key], 1 + varint_len(v as u64));
+        self.kv_header(field, key, 1 + varint_len(v as u64));
         self.uint(ANY_INT, v as u64);
     }
 
     /// A floating-point attribute.
+    #[inline]
     pub fn attr_f64(&mut self, field: u32, key: &str, v: f64) {
-        self.kv_header(field, &[key], 9);
+        self.kv_header(field, key, 9);
         self.fixed64(ANY_DOUBLE, v.to_bits());
     }
 
     /// A boolean attribute.
+    #[inline]
     pub fn attr_bool(&mut self, field: u32, key: &str, v: bool) {
-        self.kv_header(field, &[key], 2);
+        self.kv_header(field, key, 2);
         self.uint(ANY_BOOL, u64::from(v));
     }
 
@@ -235,7 +264,7 @@ impl<'a> Writer<'a> {
             .clone()
             .map(|s| len_field_len(ARRAY_VALUES, any_str_len(s.len())))
             .sum::<usize>();
-        self.kv_header(field, &[key], len_field_len(ANY_ARRAY, array_len));
+        self.kv_header(field, key, len_field_len(ANY_ARRAY, array_len));
         self.len_header(ANY_ARRAY, array_len);
         for s in items {
             self.len_header(ARRAY_VALUES, any_str_len(s.len()));

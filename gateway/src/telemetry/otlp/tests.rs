@@ -148,8 +148,6 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
         ..Usage::default()
     };
     let server_id = t.span_id();
-    let spans = t.finish(&rec, &usage, 0.25);
-    assert_eq!(spans.count, 3);
     let settings = ExportSettings {
         protocol: OtlpProtocol::HttpProtobuf,
         endpoint: None,
@@ -157,7 +155,12 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
         service_name: Some("gw-test".into()),
         timeout: Duration::from_secs(1),
     };
-    let body = BatchFrame::new(&settings).request(&spans.bytes);
+    // As the spool does: spans after the headroom the framing is written into.
+    let frame = BatchFrame::new(&settings);
+    let mut buf = vec![0xee; frame.headroom()];
+    assert_eq!(t.span_count(), 3);
+    assert_eq!(t.encode(&mut buf, &rec, &usage, 0.25), 3);
+    let body = frame.request(buf, frame.headroom());
     let decoded = ExportTraceServiceRequest::decode(body).unwrap();
     assert_eq!(decoded.resource_spans.len(), 1);
     let rs = &decoded.resource_spans[0];
