@@ -299,7 +299,7 @@ pub(crate) async fn serve(
         end_attempt(out, d, job, attempt_start, outcome, status, Some(&kind));
         tracing::warn!(
             request_id = job.request_id,
-            trace_id = out.trace.as_ref().map(|t| t.trace_id()),
+            trace_id = out.trace.as_ref().map(|t| t.trace_id().to_string()),
             deployment = %d.id,
             attempt = i + 1,
             of = n,

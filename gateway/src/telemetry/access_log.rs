@@ -14,6 +14,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
 use serde::Serialize;
 
+use super::propagation::{SpanHex, TraceHex};
+
 /// What one request did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AccessRecord {
@@ -66,7 +68,7 @@ pub struct AccessRecord {
     pub cache: Option<&'static str>,
     /// W3C trace id of the request's trace (when traced or the client sent `traceparent`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub trace_id: Option<TraceHex>,
     /// The tenant may be a metric label (configured, not just claimed by a JWT).
     #[serde(skip)]
     pub tenant_is_label: bool,
@@ -75,7 +77,7 @@ pub struct AccessRecord {
     pub operation: Option<&'static str>,
     /// The gateway's server span id (when traced).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub span_id: Option<String>,
+    pub span_id: Option<SpanHex>,
 }
 
 /// The access-log writer's handle.

@@ -60,21 +60,85 @@ pub fn accept_tracestate(v: &[u8]) -> Option<String> {
 /// Formats the `traceparent` naming `span_id` as the parent (one allocation, no
 /// formatting machinery: it is written for every upstream attempt).
 pub fn format_traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
-    let mut s = String::with_capacity(55);
-    s.push_str("00-");
-    push_hex(&mut s, &trace_id.to_bytes());
-    s.push('-');
-    push_hex(&mut s, &span_id.to_bytes());
-    s.push_str(if sampled { "-01" } else { "-00" });
-    s
+    let mut b = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&mut b[3..35], &trace_id.to_bytes());
+    hex_into(&mut b[36..52], &span_id.to_bytes());
+    if sampled {
+        b[54] = b'1';
+    }
+    String::from_utf8(b.to_vec()).unwrap_or_default()
 }
 
-/// Appends the lower-case hex of `bytes` (ids for headers and logs).
-pub fn push_hex(s: &mut String, bytes: &[u8]) {
+/// A trace id (`N` = 32) or span id (`N` = 16) as the lower-case hex text logs carry, held
+/// inline: naming a request's ids in its access-log line allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexId<const N: usize>([u8; N]);
+
+/// A trace id as text.
+pub type TraceHex = HexId<32>;
+/// A span id as text.
+pub type SpanHex = HexId<16>;
+
+// === impl HexId ===
+
+impl HexId<32> {
+    /// The text of a trace id.
+    pub fn trace(id: TraceId) -> Self {
+        let mut b = [0; 32];
+        hex_into(&mut b, &id.to_bytes());
+        Self(b)
+    }
+}
+
+impl HexId<16> {
+    /// The text of a span id.
+    pub fn span(id: SpanId) -> Self {
+        let mut b = [0; 16];
+        hex_into(&mut b, &id.to_bytes());
+        Self(b)
+    }
+}
+
+impl<const N: usize> HexId<N> {
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        // Only hex digits are ever written, so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Display for HexId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for HexId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> serde::Serialize for HexId<N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<const N: usize> PartialEq<&str> for HexId<N> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Writes the lower-case hex of `bytes` into `out` (twice as long).
+#[inline]
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 15)]));
+    let out = &mut out[..2 * bytes.len()];
+    for (i, &b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 15)];
     }
 }
 
@@ -117,6 +181,12 @@ mod tests {
         assert_eq!(p.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(p.span_id.to_string(), "00f067aa0ba902b7");
         assert_eq!(format_traceparent(p.trace_id, p.span_id, true), TP);
+        assert_eq!(HexId::trace(p.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(HexId::span(p.span_id).to_string(), "00f067aa0ba902b7");
+        assert_eq!(
+            serde_json::to_string(&HexId::span(p.span_id)).unwrap(),
+            r#""00f067aa0ba902b7""#
+        );
         let unsampled = TP.replace("-01", "-00");
         assert!(!parse_traceparent(unsampled.as_bytes()).unwrap().sampled);
     }

@@ -26,7 +26,7 @@ use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 use super::AccessRecord;
 use super::metrics::genai::{error_type, operation_name};
 use super::otlp::proto::{self, Writer};
-use super::propagation::{RemoteParent, format_traceparent, push_hex};
+use super::propagation::{HexId, RemoteParent, SpanHex, TraceHex, format_traceparent};
 use crate::snapshot::Deployment;
 
 /// Longest content attribute recorded for opted-in tenants.
@@ -123,13 +123,13 @@ impl RequestTrace {
     }
 
     /// The trace id (lower-case hex), for logs.
-    pub fn trace_id(&self) -> String {
-        hex_string(&self.trace_id.to_bytes())
+    pub fn trace_id(&self) -> TraceHex {
+        HexId::trace(self.trace_id)
     }
 
     /// The server span id (lower-case hex), for logs.
-    pub fn span_id(&self) -> String {
-        hex_string(&self.span_id.to_bytes())
+    pub fn span_id(&self) -> SpanHex {
+        HexId::span(self.span_id)
     }
 
     /// Records what the request asks for. `content`: the tenant opted in to content capture.
@@ -485,13 +485,6 @@ fn unix_nanos(t: SystemTime) -> u64 {
 fn bounded_text(v: &[u8]) -> String {
     let v = &v[..v.len().min(MAX_CONTENT)];
     String::from_utf8_lossy(v).into_owned()
-}
-
-/// Lower-case hex of `bytes` (one allocation, no formatting machinery).
-fn hex_string(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 * bytes.len());
-    push_hex(&mut s, bytes);
-    s
 }
 
 fn nonzero_u128() -> u128 {

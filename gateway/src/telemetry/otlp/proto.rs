@@ -76,6 +76,11 @@ pub const fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+/// The one-byte tag of length-delimited field `field` (< 16).
+const fn len_tag(field: u32) -> u8 {
+    ((field << 3) | LEN) as u8
+}
+
 const fn tag_len(field: u32) -> usize {
     varint_len(((field as u64) << 3) | LEN as u64)
 }
@@ -98,7 +103,7 @@ impl<'a> Writer<'a> {
         Self { buf }
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self, v: u64) {
         // Tags and most lengths and values take one byte.
         if v < 0x80 {
@@ -116,7 +121,7 @@ impl<'a> Writer<'a> {
         self.buf.push(v as u8);
     }
 
-    #[inline]
+    #[inline(always)]
     fn tag(&mut self, field: u32, wire: u32) {
         self.varint((u64::from(field) << 3) | u64::from(wire));
     }
@@ -128,7 +133,7 @@ impl<'a> Writer<'a> {
     }
 
     /// A length-delimited field of `bytes` (string, bytes, or an encoded message).
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self, field: u32, bytes: &[u8]) {
         self.tag(field, LEN);
         self.varint(bytes.len() as u64);
@@ -136,7 +141,7 @@ impl<'a> Writer<'a> {
     }
 
     /// The header of a length-delimited field whose `n` bytes the caller writes next.
-    #[inline]
+    #[inline(always)]
     pub fn len_header(&mut self, field: u32, n: usize) {
         self.tag(field, LEN);
         self.varint(n as u64);
@@ -152,21 +157,21 @@ impl<'a> Writer<'a> {
     }
 
     /// A varint field (enums, unsigned integers).
-    #[inline]
+    #[inline(always)]
     pub fn uint(&mut self, field: u32, v: u64) {
         self.tag(field, VARINT);
         self.varint(v);
     }
 
     /// A `fixed64` field.
-    #[inline]
+    #[inline(always)]
     pub fn fixed64(&mut self, field: u32, v: u64) {
         self.tag(field, I64);
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
     /// A `fixed32` field.
-    #[inline]
+    #[inline(always)]
     pub fn fixed32(&mut self, field: u32, v: u32) {
         self.tag(field, I32);
         self.buf.extend_from_slice(&v.to_le_bytes());
@@ -204,7 +209,7 @@ impl<'a> Writer<'a> {
 
     /// `KeyValue` header, key, and the header of its value (`value_len` bytes to follow).
     /// Inlined: with a literal key, every length but the value's is a constant.
-    #[inline]
+    #[inline(always)]
     fn kv_header(&mut self, field: u32, key: &str, value_len: usize) {
         let kv_len = len_field_len(KV_KEY, key.len()) + len_field_len(KV_VALUE, value_len);
         self.len_header(field, kv_len);
@@ -225,32 +230,98 @@ impl<'a> Writer<'a> {
         self.bytes(ANY_STRING, v.as_bytes());
     }
 
+    // The attributes below take a short path when the attribute field is below 16 and the
+    // whole `KeyValue` is under 128 bytes (nearly always): every tag and length is then one
+    // byte, and the attribute is written in a few appends, the key's a constant-size copy.
+
     /// A string attribute.
-    #[inline]
+    #[inline(always)]
     pub fn attr_str(&mut self, field: u32, key: &str, v: &str) {
-        self.kv_header(field, key, any_str_len(v.len()));
-        self.bytes(ANY_STRING, v.as_bytes());
+        let (k, v) = (key.as_bytes(), v.as_bytes());
+        let kv_len = 2 + k.len() + 4 + v.len();
+        if field < 16 && kv_len < 128 {
+            self.short_kv(field, k, kv_len);
+            let any = (2 + v.len()) as u8;
+            self.buf.extend_from_slice(&[
+                len_tag(KV_VALUE),
+                any,
+                len_tag(ANY_STRING),
+                v.len() as u8,
+            ]);
+            self.buf.extend_from_slice(v);
+        } else {
+            self.kv_header(field, key, any_str_len(v.len()));
+            self.bytes(ANY_STRING, v);
+        }
     }
 
     /// An integer attribute.
-    #[inline]
+    #[inline(always)]
     pub fn attr_i64(&mut self, field: u32, key: &str, v: i64) {
-        self.kv_header(field, key, 1 + varint_len(v as u64));
-        self.uint(ANY_INT, v as u64);
+        let any = 1 + varint_len(v as u64);
+        let kv_len = 2 + key.len() + 2 + any;
+        if field < 16 && kv_len < 128 {
+            self.short_kv(field, key.as_bytes(), kv_len);
+            self.buf
+                .extend_from_slice(&[len_tag(KV_VALUE), any as u8, (ANY_INT << 3) as u8]);
+        } else {
+            self.kv_header(field, key, any);
+            self.tag(ANY_INT, VARINT);
+        }
+        self.varint(v as u64);
     }
 
     /// A floating-point attribute.
-    #[inline]
+    #[inline(always)]
     pub fn attr_f64(&mut self, field: u32, key: &str, v: f64) {
-        self.kv_header(field, key, 9);
-        self.fixed64(ANY_DOUBLE, v.to_bits());
+        let kv_len = 2 + key.len() + 2 + 9;
+        if field < 16 && kv_len < 128 {
+            self.short_kv(field, key.as_bytes(), kv_len);
+            let b = v.to_bits().to_le_bytes();
+            let tag = ((ANY_DOUBLE << 3) | I64) as u8;
+            self.buf.extend_from_slice(&[
+                len_tag(KV_VALUE),
+                9,
+                tag,
+                b[0],
+                b[1],
+                b[2],
+                b[3],
+                b[4],
+                b[5],
+                b[6],
+                b[7],
+            ]);
+        } else {
+            self.kv_header(field, key, 9);
+            self.fixed64(ANY_DOUBLE, v.to_bits());
+        }
     }
 
     /// A boolean attribute.
-    #[inline]
+    #[inline(always)]
     pub fn attr_bool(&mut self, field: u32, key: &str, v: bool) {
-        self.kv_header(field, key, 2);
-        self.uint(ANY_BOOL, u64::from(v));
+        let kv_len = 2 + key.len() + 2 + 2;
+        if field < 16 && kv_len < 128 {
+            self.short_kv(field, key.as_bytes(), kv_len);
+            self.buf
+                .extend_from_slice(&[len_tag(KV_VALUE), 2, (ANY_BOOL << 3) as u8, u8::from(v)]);
+        } else {
+            self.kv_header(field, key, 2);
+            self.uint(ANY_BOOL, u64::from(v));
+        }
+    }
+
+    /// The short path's `KeyValue` header and key (`field` < 16, `kv_len` < 128).
+    #[inline(always)]
+    fn short_kv(&mut self, field: u32, key: &[u8], kv_len: usize) {
+        self.buf.extend_from_slice(&[
+            len_tag(field),
+            kv_len as u8,
+            len_tag(KV_KEY),
+            key.len() as u8,
+        ]);
+        self.buf.extend_from_slice(key);
     }
 
     /// A string-array attribute.

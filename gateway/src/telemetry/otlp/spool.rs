@@ -53,7 +53,7 @@ pub(crate) struct Spool {
 struct Shard {
     filling: Option<Filling>,
     full: Vec<Batch>,
-    /// Capacity for the next buffer: the size the last full one reached.
+    /// Capacity for the next buffer: a little over the size the last full one reached.
     capacity: usize,
 }
 
@@ -124,7 +124,8 @@ impl Spool {
         if f.batch.spans >= self.max_batch
             && let Some(f) = shard.filling.take()
         {
-            shard.capacity = f.batch.bytes.len();
+            // Room for the next batch to grow as large without moving.
+            shard.capacity = f.batch.bytes.len() + f.batch.bytes.len() / 4;
             shard.full.push(f.batch);
         }
         true

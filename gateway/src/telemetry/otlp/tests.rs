@@ -188,7 +188,7 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
         hex::encode(&server.trace_id),
         "4bf92f3577b34da6a3ce929d0e0e4736"
     );
-    assert_eq!(hex::encode(&server.span_id), server_id);
+    assert_eq!(hex::encode(&server.span_id), server_id.as_str());
     assert_eq!(hex::encode(&server.parent_span_id), "00f067aa0ba902b7");
     assert_eq!(server.trace_state, "k=v");
     assert_eq!(server.flags, 0x301);
@@ -303,4 +303,41 @@ fn begin_follows_the_parent_flag_and_passes_context_on_when_off() {
     let t = begin(None, Some(tp), Some(b"k=v")).unwrap();
     assert!(!t.is_recording());
     assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+#[test]
+fn attributes_decode_on_both_sides_of_the_one_byte_length_path() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
+    use prost::Message as _;
+    // Keys from empty to past the 128-byte `KeyValue` limit of the short path, in fields
+    // below and above 16, with every value kind.
+    for key_len in [
+        0, 1, 100, 110, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 130,
+    ] {
+        let key = "k".repeat(key_len);
+        for field in [9, 20] {
+            let cases: [(&dyn Fn(&mut proto::Writer<'_>), Any); 5] = [
+                (
+                    &|w| w.attr_str(field, &key, "v"),
+                    Any::StringValue("v".into()),
+                ),
+                (&|w| w.attr_i64(field, &key, 7), Any::IntValue(7)),
+                (&|w| w.attr_i64(field, &key, -300), Any::IntValue(-300)),
+                (&|w| w.attr_f64(field, &key, 0.25), Any::DoubleValue(0.25)),
+                (&|w| w.attr_bool(field, &key, true), Any::BoolValue(true)),
+            ];
+            for (write, want) in cases {
+                let mut buf = Vec::new();
+                write(&mut proto::Writer::new(&mut buf));
+                let mut rest = buf.as_slice();
+                let tag = prost::encoding::decode_varint(&mut rest).unwrap();
+                assert_eq!(tag, u64::from(field) << 3 | 2, "{key_len} {field}");
+                let len = prost::encoding::decode_varint(&mut rest).unwrap();
+                assert_eq!(len as usize, rest.len(), "{key_len} {field} {want:?}");
+                let kv = KeyValue::decode(rest).unwrap();
+                assert_eq!(kv.key, key);
+                assert_eq!(kv.value, Some(AnyValue { value: Some(want) }));
+            }
+        }
+    }
 }
