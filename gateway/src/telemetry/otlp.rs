@@ -131,12 +131,11 @@ impl Traces {
         if !trace.is_recording() {
             return;
         }
-        let n = u64::from(trace.span_count());
-        if !self
-            .spool
-            .push(|buf| trace.encode(buf, rec, usage, overhead_ms))
-        {
-            self.dropped_queue_full.inc_by(n);
+        let n = trace.span_count();
+        if !self.spool.push(n, |buf| {
+            trace.encode(buf, rec, usage, overhead_ms);
+        }) {
+            self.dropped_queue_full.inc_by(u64::from(n));
         }
     }
 

@@ -60,14 +60,33 @@ pub fn accept_tracestate(v: &[u8]) -> Option<String> {
 /// Formats the `traceparent` naming `span_id` as the parent (one allocation, no
 /// formatting machinery: it is written for every upstream attempt).
 pub fn format_traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
-    let mut b = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    hex_into(&mut b[3..35], &trace_id.to_bytes());
-    hex_into(&mut b[36..52], &span_id.to_bytes());
-    if sampled {
-        b[54] = b'1';
-    }
-    String::from_utf8(b.to_vec()).unwrap_or_default()
+    let mut s = String::with_capacity(55);
+    s.push_str("00-");
+    push_hex(&mut s, &trace_id.to_bytes());
+    s.push('-');
+    push_hex(&mut s, &span_id.to_bytes());
+    s.push_str(if sampled { "-01" } else { "-00" });
+    s
 }
+
+/// Appends the lower-case hex of `bytes`, two digits at a time from a table (no UTF-8
+/// checks, no per-character pushes).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        let i = 2 * usize::from(b);
+        s.push_str(HEX_PAIRS.get(i..i + 2).unwrap_or("00"));
+    }
+}
+
+/// `00` to `ff`, back to back.
+const HEX_PAIRS: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
+202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\
+404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f\
+606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\
+808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\
+a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\
+c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf\
+e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
 /// A trace id (`N` = 32) or span id (`N` = 16) as the lower-case hex text logs carry, held
 /// inline: naming a request's ids in its access-log line allocates nothing.
@@ -205,6 +224,16 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
         ] {
             assert_eq!(parse_traceparent(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_byte_formats_as_two_hex_digits() {
+        assert_eq!(HEX_PAIRS.len(), 512);
+        for b in 0..=255u8 {
+            let mut s = String::new();
+            push_hex(&mut s, &[b]);
+            assert_eq!(s, format!("{b:02x}"));
         }
     }
 

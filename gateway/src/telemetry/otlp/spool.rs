@@ -57,6 +57,19 @@ struct Shard {
     capacity: usize,
 }
 
+// === impl Shard ===
+
+impl Shard {
+    /// The filling batch is complete: it waits in `full` for the exporter.
+    fn seal(&mut self) {
+        if let Some(f) = self.filling.take() {
+            // Room for the next batch to grow as large without moving.
+            self.capacity = f.batch.bytes.len() + f.batch.bytes.len() / 4;
+            self.full.push(f.batch);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Filling {
     batch: Batch,
@@ -98,19 +111,27 @@ impl Spool {
         }
     }
 
-    /// Appends one request's spans, written by `encode` at the end of the buffer (it returns
-    /// how many it wrote). `false` when the spool is full: nothing was written.
-    pub(crate) fn push(&self, encode: impl FnOnce(&mut Vec<u8>) -> u32) -> bool {
+    /// Appends one request's `spans` spans, written by `encode` at the end of the buffer.
+    /// `false` when the spool is full: nothing was written.
+    pub(crate) fn push(&self, spans: u32, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
         if self.pending.fetch_add(1, Ordering::Relaxed) >= self.limit {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
+        let spans = u64::from(spans);
         let mut shard = self.shards[my_shard()]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let shard = &mut *shard;
-        let headroom = self.headroom;
-        let capacity = shard.capacity.max(headroom + 4096);
+        // A batch never holds more than `max_batch` spans (unless one request has more).
+        if shard
+            .filling
+            .as_ref()
+            .is_some_and(|f| f.batch.spans + spans > self.max_batch)
+        {
+            shard.seal();
+        }
+        let (headroom, capacity) = (self.headroom, shard.capacity.max(self.headroom + 4096));
         let f = shard.filling.get_or_insert_with(|| Filling {
             batch: Batch {
                 bytes: buffer(headroom, capacity),
@@ -119,14 +140,11 @@ impl Spool {
             },
             since: Instant::now(),
         });
-        f.batch.spans += u64::from(encode(&mut f.batch.bytes));
+        encode(&mut f.batch.bytes);
+        f.batch.spans += spans;
         f.batch.requests += 1;
-        if f.batch.spans >= self.max_batch
-            && let Some(f) = shard.filling.take()
-        {
-            // Room for the next batch to grow as large without moving.
-            shard.capacity = f.batch.bytes.len() + f.batch.bytes.len() / 4;
-            shard.full.push(f.batch);
+        if f.batch.spans >= self.max_batch {
+            shard.seal();
         }
         true
     }
@@ -183,10 +201,7 @@ mod tests {
     use super::*;
 
     fn push(s: &Spool, spans: u32, byte: u8) -> bool {
-        s.push(|b| {
-            b.extend_from_slice(&[byte; 3]);
-            spans
-        })
+        s.push(spans, |b| b.extend_from_slice(&[byte; 3]))
     }
 
     #[test]
@@ -206,6 +221,16 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].bytes[7..], [3; 3]);
         assert!(s.take(later, Duration::ZERO, true).is_empty());
+    }
+
+    #[test]
+    fn a_request_that_would_overfill_a_batch_starts_the_next() {
+        let s = Spool::new(100, 4, 0);
+        assert!(push(&s, 3, 1));
+        assert!(push(&s, 2, 2));
+        let got = s.take(Instant::now(), Duration::ZERO, true);
+        let spans: Vec<u64> = got.iter().map(|b| b.spans).collect();
+        assert_eq!(spans, [3, 2]);
     }
 
     #[test]
