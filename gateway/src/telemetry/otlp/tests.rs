@@ -305,6 +305,9 @@ fn begin_follows_the_parent_flag_and_passes_context_on_when_off() {
     assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
+/// Writes one attribute.
+type WriteAttr<'a> = dyn Fn(&mut proto::Writer<'_>) + 'a;
+
 #[test]
 fn attributes_decode_on_both_sides_of_the_one_byte_length_path() {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
@@ -316,7 +319,7 @@ fn attributes_decode_on_both_sides_of_the_one_byte_length_path() {
     ] {
         let key = "k".repeat(key_len);
         for field in [9, 20] {
-            let cases: [(&dyn Fn(&mut proto::Writer<'_>), Any); 5] = [
+            let cases: [(&WriteAttr<'_>, Any); 5] = [
                 (
                     &|w| w.attr_str(field, &key, "v"),
                     Any::StringValue("v".into()),
