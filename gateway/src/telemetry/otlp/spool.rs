@@ -161,6 +161,9 @@ impl Spool {
                 .as_ref()
                 .is_some_and(|f| everything || now.saturating_duration_since(f.since) >= delay);
             if due && let Some(f) = shard.filling.take() {
+                // Under light traffic batches leave before they fill: size the next one
+                // after this one, so that it does not grow by reallocating either.
+                shard.capacity = f.batch.bytes.len() + f.batch.bytes.len() / 4;
                 out.push(f.batch);
             }
         }
