@@ -74,11 +74,11 @@ pub fn write(r: &AccessRecord, w: &mut Vec<u8>) {
     }
     if let Some(t) = &r.trace_id {
         key(w, "trace_id", false);
-        string(w, t);
+        string(w, t.as_str());
     }
     if let Some(s) = &r.span_id {
         key(w, "span_id", false);
-        string(w, s);
+        string(w, s.as_str());
     }
     w.push(b'}');
 }
@@ -193,6 +193,8 @@ fn float(w: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::propagation::{SpanHex, TraceHex};
+    use opentelemetry::trace::{SpanId, TraceId};
     use serde_json::Value;
 
     fn same_as_serde(r: &AccessRecord) {
@@ -239,10 +241,10 @@ mod tests {
             request_bytes: 4096,
             error: Some("line\nbreak\ttab \u{1} \u{7f} \r \u{8} \u{c}".into()),
             cache: Some("miss"),
-            trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+            trace_id: Some(TraceHex::trace(TraceId::from_bytes([0x0a; 16]))),
             tenant_is_label: true,
             operation: Some("chat"),
-            span_id: Some("b7ad6b7169203331".into()),
+            span_id: Some(SpanHex::span(SpanId::from_bytes([0xb7; 8]))),
         });
     }
 
