@@ -3,11 +3,13 @@
 # shared machine does not blur, for A/B work on the hot path. Kernel time (syscalls, wake-ups)
 # is not counted: pair it with run.sh's CPU ms/req.
 #
-#   benches/profile/callgrind.sh [--gateway BIN] [--requests 2000] [-c 4] [--top 30]
+#   benches/profile/callgrind.sh [--gateway BIN] [--requests 2000] [-c 4] [--top 30] [--traced]
 #
 # Starts mock-llm and the gateway (under callgrind) with the bench config (API-key auth,
 # metrics, access log), warms up with 300 requests, zeroes the counters, sends N requests,
 # dumps, and prints instructions per request and the functions with the most self cost.
+# --traced: every request's spans exported over OTLP/HTTP to benches/otlp_sink.py (the
+# `datamind_traced` bench target), so the difference to a plain run is the cost of tracing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REL=${CARGO_TARGET_DIR:-/var/cache/datamind/target}/release
@@ -18,6 +20,7 @@ while [ $# -gt 0 ]; do
     --requests) N=$2; shift ;;
     -c) C=$2; shift ;;
     --top) TOP=$2; shift ;;
+    --traced) TRACED=1 ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -36,12 +39,20 @@ KEY=sk-bench-key; sha=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
 for _ in $(seq 50); do grep -q '^listening on' "$W/mock.out" && break; sleep 0.1; done
 MPORT=$(sed -n 's/^listening on .*://p' "$W/mock.out")
 PORT=$(free_port); APORT=$(free_port)
+TELEMETRY=""
+if [ -n "${TRACED:-}" ]; then
+  SINK=$(free_port)
+  python3 "$ROOT/benches/otlp_sink.py" "$SINK" >"$W/sink.out" 2>&1 & PIDS+=($!)
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$SINK/healthz" && break; sleep 0.1; done
+  TELEMETRY="telemetry: { traces: { enabled: true, protocol: http/protobuf, endpoint: \"http://127.0.0.1:$SINK/v1/traces\" } }"
+fi
 cat >"$W/gw.yaml" <<CONF
 server: { listen: "127.0.0.1:$PORT", admin_listen: "127.0.0.1:$APORT", threads: 2 }
 access_log: { enabled: true, path: $W/logs/access.log }
 auth: { keys: [ { name: bench, sha256: "$sha" } ] }
 providers: [ { name: up, kind: openai, base_url: "http://127.0.0.1:$MPORT/v1", api_key: x } ]
 models: [ { name: mock, deployments: [ { provider: up, model: mock } ] } ]
+$TELEMETRY
 CONF
 valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$GW" --config "$W/gw.yaml" >"$W/gw.out" 2>"$W/gw.err" &
 GP=$!; PIDS+=($GP)

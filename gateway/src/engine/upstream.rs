@@ -87,18 +87,10 @@ pub(super) async fn open(
             }));
         }
     };
-    let mut upreq = upreq;
-    if let Some(prop) = propagation {
-        upreq
-            .headers
-            .push(("traceparent".to_owned(), prop.traceparent.clone()));
-        if let Some(ts) = &prop.tracestate {
-            upreq.headers.push(("tracestate".to_owned(), ts.clone()));
-        }
-    }
     let request = Outgoing {
         upreq,
         request_id: job.request_id,
+        propagation,
     };
     let first_byte = Duration::from_millis(p.timeouts.first_byte_ms);
     let attempt_deadline = job
@@ -342,6 +334,8 @@ async fn read_error_body(up: &mut Answer, deadline: Instant) -> Bytes {
 struct Outgoing<'a> {
     upreq: UpstreamRequest,
     request_id: &'a str,
+    /// W3C trace context for the upstream, when the request is traced.
+    propagation: Option<&'a Propagation>,
 }
 
 impl Outgoing<'_> {
@@ -373,6 +367,17 @@ impl Outgoing<'_> {
         if valid_value(self.request_id.as_bytes()) {
             push_header(&mut w, b"x-request-id", self.request_id.as_bytes());
         }
+        if let Some(p) = self.propagation {
+            // Written straight from the trace: no header strings to build.
+            push_header(&mut w, b"traceparent", p.traceparent.as_bytes());
+            if let Some(ts) = p
+                .tracestate
+                .as_deref()
+                .filter(|t| valid_value(t.as_bytes()))
+            {
+                push_header(&mut w, b"tracestate", ts.as_bytes());
+            }
+        }
         w.extend_from_slice(b"\r\n");
         w.extend_from_slice(&u.body);
         Ok(w)
@@ -389,6 +394,16 @@ impl Outgoing<'_> {
         header.insert_header("content-length", u.body.len().to_string())?;
         if valid_value(self.request_id.as_bytes()) {
             header.insert_header("x-request-id", self.request_id.to_owned())?;
+        }
+        if let Some(p) = self.propagation {
+            header.insert_header("traceparent", p.traceparent.as_str())?;
+            if let Some(ts) = p
+                .tracestate
+                .as_deref()
+                .filter(|t| valid_value(t.as_bytes()))
+            {
+                header.insert_header("tracestate", ts)?;
+            }
         }
         Ok((header, Bytes::copy_from_slice(&u.body)))
     }
@@ -433,6 +448,7 @@ mod tests {
                 body: b"{\"a\":1}".to_vec(),
             },
             request_id: "req-1",
+            propagation: None,
         }
     }
 
@@ -451,6 +467,28 @@ mod tests {
         let mut headers = [httparse::EMPTY_HEADER; 8];
         let mut req = httparse::Request::new(&mut headers);
         assert!(req.parse(&o.h1_wire().unwrap()).unwrap().is_complete());
+    }
+
+    #[test]
+    fn h1_wire_carries_the_trace_context_and_drops_a_bad_tracestate() {
+        let good = Propagation {
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            tracestate: Some("vendor=1".into()),
+        };
+        let mut o = outgoing("/v1/x", &[]);
+        o.propagation = Some(&good);
+        let wire = String::from_utf8(o.h1_wire().unwrap()).unwrap();
+        assert!(wire.contains(
+            "\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+        ));
+        assert!(wire.contains("\r\ntracestate: vendor=1\r\n"));
+        let bad = Propagation {
+            traceparent: good.traceparent.clone(),
+            tracestate: Some("a=1\r\nevil: 2".into()),
+        };
+        o.propagation = Some(&bad);
+        let wire = String::from_utf8(o.h1_wire().unwrap()).unwrap();
+        assert!(!wire.contains("tracestate") && !wire.contains("evil"));
     }
 
     #[test]
