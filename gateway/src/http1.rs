@@ -2,3 +2,4 @@
 //! upstream client ([`crate::engine`]).
 
 pub(crate) mod chunked;
+pub(crate) mod decimal;

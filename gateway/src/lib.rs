@@ -41,6 +41,7 @@ pub mod conductor;
 pub mod config;
 pub mod engine;
 pub mod error;
+mod fnv;
 mod http1;
 pub mod limits;
 pub mod pricing;

@@ -80,6 +80,8 @@ pub struct Deployment {
     pub bound: crate::conductor::Bound,
     /// Its attempt counters.
     pub metrics: DeploymentMetrics,
+    /// The fixed attributes of its attempt spans, OTLP-encoded once.
+    pub span_attributes: Box<[u8]>,
 }
 
 /// A configured provider, ready to connect to.
@@ -208,6 +210,9 @@ impl Snapshot {
                         input,
                         health: registry.get(&id, metrics),
                         metrics: metrics.for_deployment(&id, provider.kind.as_str(), &d.model),
+                        span_attributes: crate::telemetry::trace::deployment_span_attributes(
+                            &provider, &d.model, &id,
+                        ),
                         id,
                         provider,
                         model: d.model.clone(),

@@ -6,7 +6,7 @@
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use datamind_llm::policy::prefix::PrefixKey;
@@ -24,6 +24,8 @@ pub(super) type Tenants = ById<(Arc<TenantInput>, bool)>;
 /// A table looked up per request by a short name (tenant, deployment id), built once per
 /// snapshot: FNV-hashed ([`Fnv`]).
 pub(super) type ById<T> = HashMap<String, T, BuildHasherDefault<Fnv>>;
+
+use crate::fnv::Fnv;
 
 impl Conductor {
     /// The caller's tenant as rules see it: the configured tenant, else what the caller
@@ -175,28 +177,6 @@ impl Conductor {
                 PrefixKey::default()
             },
         }
-    }
-}
-
-/// FNV-1a, for [`ById`] tables: a per-request lookup of a short name, where SipHash costs
-/// more than the rest of the work. The tables are fixed once built (no inserts from
-/// requests), so keys chosen to collide cannot grow them.
-pub(super) struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

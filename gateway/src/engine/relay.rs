@@ -19,6 +19,7 @@ use super::timer::within;
 use super::{AttemptError, ClientFormat, Job, Outcome, UpstreamError};
 use crate::GatewayError;
 use crate::cache::capture::Capture;
+use crate::http1::decimal;
 use crate::server::{Downstream, ResponseHead};
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
@@ -221,11 +222,12 @@ async fn relay_whole(
     }
     out.status = reply.status;
     out.ttfb = Some(job.started.elapsed());
+    let len = decimal::Decimal::new(body.len() as u64);
     let mut h = response_header(reply.status, job, d, out);
     if let Some(ct) = &reply.content_type {
         h.insert("content-type", ct.as_str());
     }
-    h.insert("content-length", body.len().to_string());
+    h.insert("content-length", len.as_str());
     let written = match session.write_head(&h).await {
         Ok(()) => session.write_body(body, true).await,
         Err(e) => Err(e),
@@ -426,7 +428,10 @@ pub(super) async fn upstream_error(
     for (k, v) in &out.headers {
         h.insert(k, v.as_str());
     }
-    h.insert("x-datamind-attempts", out.attempts.to_string());
+    h.insert(
+        "x-datamind-attempts",
+        decimal::small(u64::from(out.attempts)),
+    );
     h.insert(crate::conductor::ROUTE_HEADER, format!("rule={}", job.rule));
     h.insert("content-type", "application/json");
     h.insert("content-length", body.len().to_string());
@@ -473,7 +478,10 @@ fn response_header<'a>(
     }
     h.insert("x-request-id", job.request_id);
     h.insert("x-datamind-deployment", d.id.as_str());
-    h.insert("x-datamind-attempts", out.attempts.to_string());
+    h.insert(
+        "x-datamind-attempts",
+        decimal::small(u64::from(out.attempts)),
+    );
     let mut route = String::with_capacity(18 + job.rule.len() + d.id.len());
     for part in ["rule=", job.rule, "; deployment=", &d.id] {
         route.push_str(part);

@@ -19,6 +19,7 @@ use super::answer::H1Answer;
 use super::relay::{BodySource, Reply};
 use super::timer::within;
 use super::{AttemptError, Job, UpstreamError, client_gone, parse_retry_after, retryable_status};
+use crate::http1::decimal;
 use crate::snapshot::Deployment;
 use crate::state::Gateway;
 use crate::telemetry::trace::Propagation;
@@ -347,8 +348,12 @@ impl Outgoing<'_> {
             return Err("request path contains a forbidden character");
         }
         let head: usize = u.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-        let mut w =
-            Vec::with_capacity(u.path.len() + head + self.request_id.len() + 64 + u.body.len());
+        let trace = self.propagation.map_or(0, |p| {
+            70 + p.tracestate.as_ref().map_or(0, |t| t.len() + 14)
+        });
+        let mut w = Vec::with_capacity(
+            u.path.len() + head + self.request_id.len() + 64 + trace + u.body.len(),
+        );
         w.extend_from_slice(u.method.as_bytes());
         w.push(b' ');
         w.extend_from_slice(u.path.as_bytes());
@@ -359,11 +364,9 @@ impl Outgoing<'_> {
             }
             push_header(&mut w, k.as_bytes(), v.as_bytes());
         }
-        push_header(
-            &mut w,
-            b"content-length",
-            u.body.len().to_string().as_bytes(),
-        );
+        w.extend_from_slice(b"content-length: ");
+        decimal::push(&mut w, u.body.len() as u64);
+        w.extend_from_slice(b"\r\n");
         if valid_value(self.request_id.as_bytes()) {
             push_header(&mut w, b"x-request-id", self.request_id.as_bytes());
         }
@@ -483,7 +486,7 @@ mod tests {
         ));
         assert!(wire.contains("\r\ntracestate: vendor=1\r\n"));
         let bad = Propagation {
-            traceparent: good.traceparent.clone(),
+            traceparent: good.traceparent,
             tracestate: Some("a=1\r\nevil: 2".into()),
         };
         o.propagation = Some(&bad);

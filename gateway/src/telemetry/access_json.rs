@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::access_log::AccessRecord;
+use crate::http1::decimal;
 
 /// Appends `r` as one JSON object (no newline) to `w`.
 pub fn write(r: &AccessRecord, w: &mut Vec<u8>) {
@@ -72,13 +73,14 @@ pub fn write(r: &AccessRecord, w: &mut Vec<u8>) {
         key(w, "cache", false);
         string(w, c);
     }
+    // Hex digits need no escaping.
     if let Some(t) = &r.trace_id {
         key(w, "trace_id", false);
-        string(w, t.as_str());
+        quoted(w, t.as_bytes());
     }
     if let Some(s) = &r.span_id {
         key(w, "span_id", false);
-        string(w, s.as_str());
+        quoted(w, s.as_bytes());
     }
     w.push(b'}');
 }
@@ -90,6 +92,13 @@ fn key(w: &mut Vec<u8>, k: &str, first: bool) {
     w.push(b'"');
     w.extend_from_slice(k.as_bytes());
     w.extend_from_slice(b"\":");
+}
+
+/// A string known to need no escaping, in quotes.
+fn quoted(w: &mut Vec<u8>, s: &[u8]) {
+    w.push(b'"');
+    w.extend_from_slice(s);
+    w.push(b'"');
 }
 
 fn opt_string(w: &mut Vec<u8>, s: Option<&str>) {
@@ -140,18 +149,8 @@ fn string(w: &mut Vec<u8>, s: &str) {
     w.push(b'"');
 }
 
-fn int(w: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    w.extend_from_slice(&digits[i..]);
+fn int(w: &mut Vec<u8>, n: u64) {
+    decimal::push(w, n);
 }
 
 /// A millisecond figure. The record's figures are rounded to microseconds, so up to three

@@ -11,6 +11,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::fnv::Fnv;
+
 pub mod genai;
 pub mod route;
 
@@ -104,6 +110,51 @@ pub struct ModelMetrics {
     tokens_out: Counter,
     /// The GenAI server metrics of this model.
     pub genai: genai::GenAiModel,
+    /// `datamind_tenant_tokens_total` of this model, by tenant.
+    tenants: TenantTokens,
+}
+
+/// A model's per-tenant token counters, resolved on a tenant's first request and then
+/// found by an FNV lookup of the tenant name: no label set to build, allocate and
+/// SipHash per request. Tenant label values are bounded by the config (unlisted tenants
+/// count as `other`), so the table stays small.
+#[derive(Debug, Clone)]
+struct TenantTokens {
+    family: Family<TenantTokenLabels, Counter>,
+    model: String,
+    by_tenant: Arc<RwLock<HashMap<Box<str>, [Counter; 2], BuildHasherDefault<Fnv>>>>,
+}
+
+// === impl TenantTokens ===
+
+impl TenantTokens {
+    /// The input and output counters of `tenant`.
+    fn get(&self, tenant: &str) -> [Counter; 2] {
+        let found = self
+            .by_tenant
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .cloned();
+        if let Some(c) = found {
+            return c;
+        }
+        let resolve = |direction| {
+            self.family
+                .get_or_create(&TenantTokenLabels {
+                    tenant: tenant.to_owned(),
+                    model: self.model.clone(),
+                    direction,
+                })
+                .clone()
+        };
+        let c = [resolve("input"), resolve("output")];
+        self.by_tenant
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(tenant.into(), c.clone());
+        c
+    }
 }
 
 /// What one finished request reports.
@@ -397,6 +448,11 @@ impl Metrics {
             tokens_in,
             tokens_out,
             genai: self.genai.for_model(model),
+            tenants: TenantTokens {
+                family: self.tenant_tokens.clone(),
+                model: model.to_owned(),
+                by_tenant: Arc::default(),
+            },
         }
     }
 
@@ -440,16 +496,13 @@ impl Metrics {
             stream,
             tenant,
         } = *r;
-        if let Some(t) = tenant {
-            for (direction, n) in [("input", tokens.0), ("output", tokens.1)] {
+        if let Some(t) = tenant
+            && tokens.0 + tokens.1 > 0
+        {
+            let [input, output] = m.tenants.get(t);
+            for (c, n) in [(input, tokens.0), (output, tokens.1)] {
                 if n > 0 {
-                    self.tenant_tokens
-                        .get_or_create(&TenantTokenLabels {
-                            tenant: t.to_owned(),
-                            model: model.to_owned(),
-                            direction,
-                        })
-                        .inc_by(n);
+                    c.inc_by(n);
                 }
             }
         }

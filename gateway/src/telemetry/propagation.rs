@@ -57,36 +57,52 @@ pub fn accept_tracestate(v: &[u8]) -> Option<String> {
         .then(|| String::from_utf8_lossy(v).into_owned())
 }
 
-/// Formats the `traceparent` naming `span_id` as the parent (one allocation, no
-/// formatting machinery: it is written for every upstream attempt).
-pub fn format_traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> String {
-    let mut s = String::with_capacity(55);
-    s.push_str("00-");
-    push_hex(&mut s, &trace_id.to_bytes());
-    s.push('-');
-    push_hex(&mut s, &span_id.to_bytes());
-    s.push_str(if sampled { "-01" } else { "-00" });
-    s
-}
+/// A `traceparent` value naming `span_id` as the parent, held inline: it is written for
+/// every upstream attempt, so it allocates nothing and runs no formatting machinery.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Traceparent([u8; 55]);
 
-/// Appends the lower-case hex of `bytes`, two digits at a time from a table (no UTF-8
-/// checks, no per-character pushes).
-fn push_hex(s: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        let i = 2 * usize::from(b);
-        s.push_str(HEX_PAIRS.get(i..i + 2).unwrap_or("00"));
+// === impl Traceparent ===
+
+impl Traceparent {
+    /// `00-{trace id}-{span id}-{01 when sampled, else 00}`.
+    pub fn new(trace_id: TraceId, span_id: SpanId, sampled: bool) -> Self {
+        let mut b = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex_into(&mut b[3..35], &trace_id.to_bytes());
+        hex_into(&mut b[36..52], &span_id.to_bytes());
+        if sampled {
+            b[54] = b'1';
+        }
+        Self(b)
+    }
+
+    /// The header value.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The header value as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written, so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
-/// `00` to `ff`, back to back.
-const HEX_PAIRS: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
-202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\
-404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f\
-606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\
-808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\
-a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\
-c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf\
-e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+impl std::fmt::Debug for Traceparent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Traceparent {
+    /// A valid `traceparent` as is; anything else becomes an all-zero (invalid) one.
+    fn from(s: &str) -> Self {
+        match parse_traceparent(s.as_bytes()) {
+            Some(p) => Self::new(p.trace_id, p.span_id, p.sampled),
+            None => Self(*b"00-00000000000000000000000000000000-0000000000000000-00"),
+        }
+    }
+}
 
 /// A trace id (`N` = 32) or span id (`N` = 16) as the lower-case hex text logs carry, held
 /// inline: naming a request's ids in its access-log line allocates nothing.
@@ -119,6 +135,11 @@ impl HexId<16> {
 }
 
 impl<const N: usize> HexId<N> {
+    /// The hex digits, as bytes.
+    pub fn as_bytes(&self) -> &[u8; N] {
+        &self.0
+    }
+
     /// The hex digits.
     pub fn as_str(&self) -> &str {
         // Only hex digits are ever written, so this never falls back.
@@ -199,7 +220,7 @@ mod tests {
         assert!(p.sampled);
         assert_eq!(p.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(p.span_id.to_string(), "00f067aa0ba902b7");
-        assert_eq!(format_traceparent(p.trace_id, p.span_id, true), TP);
+        assert_eq!(Traceparent::new(p.trace_id, p.span_id, true).as_str(), TP);
         assert_eq!(HexId::trace(p.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(HexId::span(p.span_id).to_string(), "00f067aa0ba902b7");
         assert_eq!(
@@ -229,12 +250,18 @@ mod tests {
 
     #[test]
     fn every_byte_formats_as_two_hex_digits() {
-        assert_eq!(HEX_PAIRS.len(), 512);
         for b in 0..=255u8 {
-            let mut s = String::new();
-            push_hex(&mut s, &[b]);
-            assert_eq!(s, format!("{b:02x}"));
+            let mut out = [0u8; 2];
+            hex_into(&mut out, &[b]);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{b:02x}"));
         }
+        let id = TraceId::from(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10_u128);
+        let tp = Traceparent::new(id, SpanId::from(0xfeu64), false);
+        assert_eq!(
+            tp.as_str(),
+            "00-0102030405060708090a0b0c0d0e0f10-00000000000000fe-00"
+        );
+        assert_eq!(Traceparent::from(tp.as_str()), tp);
     }
 
     #[test]

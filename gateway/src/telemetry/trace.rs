@@ -26,8 +26,8 @@ use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 use super::AccessRecord;
 use super::metrics::genai::{error_type, operation_name};
 use super::otlp::proto::{self, Writer};
-use super::propagation::{HexId, RemoteParent, SpanHex, TraceHex, format_traceparent};
-use crate::snapshot::Deployment;
+use super::propagation::{HexId, RemoteParent, SpanHex, TraceHex, Traceparent};
+use crate::snapshot::{Deployment, Provider};
 
 /// Longest content attribute recorded for opted-in tenants.
 const MAX_CONTENT: usize = 16 * 1024;
@@ -36,7 +36,7 @@ const MAX_CONTENT: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct Propagation {
     /// `traceparent`.
-    pub traceparent: String,
+    pub traceparent: Traceparent,
     /// `tracestate`, passed on from the client.
     pub tracestate: Option<String>,
 }
@@ -218,7 +218,7 @@ impl RequestTrace {
         if !self.recording {
             let sampled = self.parent.is_some_and(|p| p.sampled);
             return Propagation {
-                traceparent: format_traceparent(self.trace_id, self.span_id, sampled),
+                traceparent: Traceparent::new(self.trace_id, self.span_id, sampled),
                 tracestate: self.tracestate.clone(),
             };
         }
@@ -234,7 +234,7 @@ impl RequestTrace {
             error_type: None,
         });
         Propagation {
-            traceparent: format_traceparent(self.trace_id, span_id, true),
+            traceparent: Traceparent::new(self.trace_id, span_id, true),
             tracestate: self.tracestate.clone(),
         }
     }
@@ -449,13 +449,7 @@ impl RequestTrace {
         w.fixed64(proto::SPAN_START, unix_nanos(a.start));
         w.fixed64(proto::SPAN_END, unix_nanos(a.end));
         w.attr_str(A, "gen_ai.operation.name", op);
-        w.attr_str(A, "gen_ai.provider.name", d.provider.kind.as_str());
-        w.attr_str(A, "gen_ai.request.model", &d.model);
-        if let Some(b) = &d.provider.base {
-            w.attr_str(A, "server.address", &b.host);
-            w.attr_i64(A, "server.port", i64::from(b.port));
-        }
-        w.attr_str(A, "datamind.deployment", &d.id);
+        w.raw(&d.span_attributes);
         w.attr_str(A, "datamind.attempt.outcome", a.outcome);
         if let Some(s) = a.status {
             w.attr_i64(A, "http.response.status_code", i64::from(s));
@@ -467,6 +461,23 @@ impl RequestTrace {
             status_error(w, a.error_type.as_deref().unwrap_or(a.outcome));
         }
     }
+}
+
+/// The attributes every attempt span on a deployment carries (provider, model, server
+/// address and port, deployment id), encoded once when the snapshot is built and copied
+/// into each attempt span as they are.
+pub fn deployment_span_attributes(provider: &Provider, model: &str, id: &str) -> Box<[u8]> {
+    const A: u32 = proto::SPAN_ATTRIBUTES;
+    let mut buf = Vec::with_capacity(160 + model.len() + id.len());
+    let mut w = Writer::new(&mut buf);
+    w.attr_str(A, "gen_ai.provider.name", provider.kind.as_str());
+    w.attr_str(A, "gen_ai.request.model", model);
+    if let Some(b) = &provider.base {
+        w.attr_str(A, "server.address", &b.host);
+        w.attr_i64(A, "server.port", i64::from(b.port));
+    }
+    w.attr_str(A, "datamind.deployment", id);
+    buf.into_boxed_slice()
 }
 
 /// `Span.status`: ERROR with `message`.

@@ -64,7 +64,7 @@ impl Shard {
     fn seal(&mut self) {
         if let Some(f) = self.filling.take() {
             // Room for the next batch to grow as large without moving.
-            self.capacity = f.batch.bytes.len() + f.batch.bytes.len() / 4;
+            self.capacity = next_capacity(self.capacity, f.batch.bytes.len());
             self.full.push(f.batch);
         }
     }
@@ -163,7 +163,7 @@ impl Spool {
             if due && let Some(f) = shard.filling.take() {
                 // Under light traffic batches leave before they fill: size the next one
                 // after this one, so that it does not grow by reallocating either.
-                shard.capacity = f.batch.bytes.len() + f.batch.bytes.len() / 4;
+                shard.capacity = next_capacity(shard.capacity, f.batch.bytes.len());
                 out.push(f.batch);
             }
         }
@@ -190,6 +190,14 @@ impl Spool {
     pub(crate) fn headroom(&self) -> usize {
         self.headroom
     }
+}
+
+/// Capacity for the next buffer of a shard whose last batch reached `len` bytes: a quarter
+/// more, plus room for one more request's spans (each `encode` reserves that much), and
+/// never much below the previous capacity, so that traffic that comes and goes does not
+/// make every other batch reallocate (a move of the whole batch) as it fills.
+fn next_capacity(prev: usize, len: usize) -> usize {
+    (len + len / 4 + 8 * 1024).max(prev - prev / 8)
 }
 
 /// An empty batch buffer: `headroom` zeros, room for `capacity` bytes in all.
@@ -224,6 +232,19 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].bytes[7..], [3; 3]);
         assert!(s.take(later, Duration::ZERO, true).is_empty());
+    }
+
+    #[test]
+    fn the_next_buffer_fits_the_last_batch_and_shrinks_slowly() {
+        assert!(next_capacity(0, 100_000) >= 125_000 + 1024);
+        let big = next_capacity(0, 400_000);
+        let after_small = next_capacity(big, 1_000);
+        assert!(after_small >= big * 7 / 8, "{after_small} vs {big}");
+        let mut c = big;
+        for _ in 0..64 {
+            c = next_capacity(c, 1_000);
+        }
+        assert!(c < 16 * 1024, "shrinks back under light traffic: {c}");
     }
 
     #[test]
