@@ -114,6 +114,9 @@ pub struct ModelMetrics {
     tenants: TenantTokens,
 }
 
+/// Input and output token counters by tenant name.
+type ByTenant = HashMap<Box<str>, [Counter; 2], BuildHasherDefault<Fnv>>;
+
 /// A model's per-tenant token counters, resolved on a tenant's first request and then
 /// found by an FNV lookup of the tenant name: no label set to build, allocate and
 /// SipHash per request. Tenant label values are bounded by the config (unlisted tenants
@@ -122,7 +125,7 @@ pub struct ModelMetrics {
 struct TenantTokens {
     family: Family<TenantTokenLabels, Counter>,
     model: String,
-    by_tenant: Arc<RwLock<HashMap<Box<str>, [Counter; 2], BuildHasherDefault<Fnv>>>>,
+    by_tenant: Arc<RwLock<ByTenant>>,
 }
 
 // === impl TenantTokens ===
