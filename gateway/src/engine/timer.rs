@@ -46,6 +46,8 @@
 //!   code, which could drop a future holding a timer and so reach the same lock again.
 //! - The clock never loses a timer armed while it goes to sleep: see the handshake in
 //!   `clock.rs`.
+//! - The clock thread starts with the first timer and is not forked: a process that forks
+//!   after arming a timer (the gateway never daemonizes) would have no clock in the child.
 
 use std::future::Future;
 use std::pin::Pin;
