@@ -131,25 +131,10 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(READ_CHUNK);
         }
-        // Most reads find data already there: try once before arming a timer.
-        let mut first = Some(());
-        let stream = &mut self.stream;
-        let buf = &mut self.buf;
-        let ready = std::future::poll_fn(|cx| {
-            let read = std::pin::pin!(stream.read_buf(buf));
-            match read.poll(cx) {
-                std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
-                std::task::Poll::Pending if first.take().is_some() => std::task::Poll::Ready(None),
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            }
-        })
-        .await;
-        let r = match ready {
-            Some(r) => r,
-            None => match within(wait, self.stream.read_buf(&mut self.buf)).await {
-                Ok(r) => r,
-                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-            },
+        // `within` arms its timer only when the read does not find data at once.
+        let r = match within(wait, self.stream.read_buf(&mut self.buf)).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
         };
         match r {
             Ok(0) | Err(_) => self.eof = true,
