@@ -41,7 +41,7 @@ pub mod conductor;
 pub mod config;
 pub mod engine;
 pub mod error;
-mod fnv;
+pub mod fnv;
 mod http1;
 pub mod limits;
 pub mod pricing;

@@ -7,6 +7,9 @@
 pub(crate) mod health;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::fnv::Fnv;
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -33,7 +36,7 @@ pub struct Snapshot {
     /// JWT issuers and the verified-token cache.
     pub jwt: JwtAuth,
     /// Model groups by client-facing name.
-    pub groups: HashMap<String, Arc<ModelGroup>>,
+    pub groups: HashMap<String, Arc<ModelGroup>, BuildHasherDefault<Fnv>>,
     /// Group names in config order (for `/v1/models`).
     pub group_order: Vec<String>,
     /// The compiled placement policy.
@@ -188,7 +191,7 @@ impl Snapshot {
             })
             .collect();
         let conductor = crate::conductor::Conductor::build(&config, metrics);
-        let mut groups = HashMap::new();
+        let mut groups = HashMap::default();
         for m in &config.models {
             let deployments = m
                 .deployments

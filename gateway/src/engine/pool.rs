@@ -16,6 +16,9 @@
 //! HTTP/2 sessions stay in Pingora's pool (one connection carries many streams).
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::fnv::Prehashed;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -29,7 +32,8 @@ const MAX_IDLE_PER_PEER: usize = 256;
 
 /// Idle HTTP/1.1 connections by peer (Pingora's `reuse_hash`).
 pub struct H1Pool {
-    idle: Mutex<HashMap<u64, Vec<Idle>>>,
+    /// By Pingora's `reuse_hash` of the peer: already a hash.
+    idle: Mutex<HashMap<u64, Vec<Idle>, BuildHasherDefault<Prehashed>>>,
     idle_timeout: Duration,
 }
 
@@ -42,7 +46,7 @@ impl H1Pool {
     /// An empty pool whose connections live at most `idle_timeout` unused.
     pub fn new(idle_timeout: Duration) -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::default()),
             idle_timeout,
         }
     }

@@ -42,6 +42,17 @@ pub(crate) struct Head {
     pub minor: u8,
     /// Name and value of each field, in order.
     pub fields: Vec<(Range<usize>, Range<usize>)>,
+    /// A bit per field name present ([`name_bit`]): a lookup of a name that is not there,
+    /// as most lookups are (the request path asks for a dozen optional fields), costs a
+    /// test instead of a scan.
+    pub present: u64,
+}
+
+/// The bit of `name` in [`Head::present`], from its length and last byte (case folded).
+#[inline(always)]
+fn name_bit(name: &[u8]) -> u64 {
+    let last = name.last().map_or(0, |b| b | 0x20);
+    1 << ((name.len() as u64 * 7 + u64::from(last)) & 63)
 }
 
 /// What the head says about the exchange.
@@ -57,9 +68,11 @@ pub(crate) struct Semantics {
 /// Parses a head at the start of `buf` into `head`. `Ok(None)`: more bytes are needed.
 /// `Ok(Some(n))`: the head is the first `n` bytes.
 pub(crate) fn parse(buf: &[u8], head: &mut Head) -> Result<Option<usize>, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let n = match req.parse(buf) {
+    // Left uninitialised: httparse writes only the fields it finds (no 4 KiB to zero).
+    let mut fields =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let n = match req.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > MAX_HEAD {
@@ -89,17 +102,20 @@ pub(crate) fn parse(buf: &[u8], head: &mut Head) -> Result<Option<usize>, HeadEr
     head.target = range(target.as_bytes());
     head.minor = minor;
     head.fields.clear();
-    head.fields.extend(
-        req.headers
-            .iter()
-            .map(|h| (range(h.name.as_bytes()), range(h.value))),
-    );
+    head.present = 0;
+    for h in req.headers.iter() {
+        head.present |= name_bit(h.name.as_bytes());
+        head.fields.push((range(h.name.as_bytes()), range(h.value)));
+    }
     Ok(Some(n))
 }
 
 impl Head {
     /// The first value of field `name` (case-insensitive).
     pub fn field<'b>(&self, bytes: &'b [u8], name: &str) -> Option<&'b [u8]> {
+        if self.present & name_bit(name.as_bytes()) == 0 {
+            return None;
+        }
         self.fields
             .iter()
             .find(|(n, _)| bytes[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
@@ -226,6 +242,24 @@ mod tests {
         let s = h.semantics(raw).unwrap();
         assert_eq!(s.framing, Framing::Length(7));
         assert!(s.keepalive && !s.expect_continue);
+    }
+
+    #[test]
+    fn lookups_fold_case_and_find_only_what_is_there() {
+        let raw = b"GET / HTTP/1.1\r\nX-API-KEY: a\r\ntraceParent: b\r\nx-api-kez: c\r\n\r\n";
+        let (h, _) = parsed(raw);
+        assert_eq!(h.field(raw, "x-api-key"), Some(&b"a"[..]));
+        assert_eq!(h.field(raw, "TRACEPARENT"), Some(&b"b"[..]));
+        assert_eq!(h.field(raw, "x-api-kez"), Some(&b"c"[..]));
+        for absent in ["tracestate", "authorization", "x-api-ke", "x-api-keys", "a"] {
+            assert_eq!(h.field(raw, absent), None, "{absent}");
+        }
+        // The same head parsed again into the same `Head` forgets the old names.
+        let other = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        let mut again = h.clone();
+        parse(other, &mut again).unwrap();
+        assert_eq!(again.field(other, "x-api-key"), None);
+        assert_eq!(again.field(other, "host"), Some(&b"h"[..]));
     }
 
     #[test]
