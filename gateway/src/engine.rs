@@ -163,13 +163,13 @@ pub(crate) async fn serve(
     let mut last: Option<AttemptError> = None;
     let n = plan.candidates.len();
     for (i, cand) in plan.candidates.iter().enumerate() {
-        if Instant::now() >= job.deadline {
+        let attempt_start = Instant::now();
+        if attempt_start >= job.deadline {
             break;
         }
         let d: &Arc<Deployment> = &cand.deployment;
         out.attempts += 1;
         let mut in_flight = d.health.start();
-        let attempt_start = Instant::now();
         let propagation = out.trace.as_mut().map(|t| t.begin_attempt(d));
         let opened = match d.provider.kind.adapter() {
             Some(adapter) => {

@@ -150,8 +150,9 @@ async fn relay_whole(
 ) -> Result<Relayed, RelayError> {
     let mut body = Vec::new();
     let waited = Instant::now();
+    let mut now = waited;
     loop {
-        let left = job.deadline.saturating_duration_since(Instant::now());
+        let left = job.deadline.saturating_duration_since(now);
         let next = tokio::select! {
             r = within(left, reply.body.next()) => r,
             _ = client_gone(session) => {
@@ -168,6 +169,7 @@ async fn relay_whole(
                     )));
                 }
                 body.extend_from_slice(&chunk);
+                now = Instant::now();
             }
             Ok(Ok(None)) => break,
             Ok(Err(e)) => {
@@ -275,8 +277,8 @@ async fn relay_stream(
         } else {
             job.deadline
         };
-        let left = until.saturating_duration_since(Instant::now());
         let waited = Instant::now();
+        let left = until.saturating_duration_since(waited);
         let next = tokio::select! {
             r = within(left, reply.body.next()) => r,
             _ = client_gone(session) => {

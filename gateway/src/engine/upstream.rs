@@ -94,11 +94,11 @@ pub(super) async fn open(
         propagation,
     };
     let first_byte = Duration::from_millis(p.timeouts.first_byte_ms);
+    let waited = Instant::now();
     let attempt_deadline = job
         .deadline
-        .min(Instant::now() + Duration::from_millis(p.timeouts.total_ms));
+        .min(waited + Duration::from_millis(p.timeouts.total_ms));
 
-    let waited = Instant::now();
     // A pooled connection may have been closed by the upstream meanwhile: one quiet retry
     // on a fresh connection before this counts as the deployment's failure.
     let key = p.pool_key;
