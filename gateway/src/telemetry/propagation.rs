@@ -67,8 +67,13 @@ pub struct Traceparent([u8; 55]);
 impl Traceparent {
     /// `00-{trace id}-{span id}-{01 when sampled, else 00}`.
     pub fn new(trace_id: TraceId, span_id: SpanId, sampled: bool) -> Self {
+        Self::with_trace_hex(&HexId::trace(trace_id), span_id, sampled)
+    }
+
+    /// The same, from the trace id's hex already at hand.
+    pub fn with_trace_hex(trace: &TraceHex, span_id: SpanId, sampled: bool) -> Self {
         let mut b = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        hex_into(&mut b[3..35], &trace_id.to_bytes());
+        b[3..35].copy_from_slice(trace.as_bytes());
         hex_into(&mut b[36..52], &span_id.to_bytes());
         if sampled {
             b[54] = b'1';

@@ -73,6 +73,8 @@ pub struct RequestTrace {
     /// Spans are recorded and exported (else the client's context is only passed on).
     recording: bool,
     trace_id: TraceId,
+    /// `trace_id` as hex, for the access log and every attempt's `traceparent`.
+    trace_hex: TraceHex,
     /// The gateway's server span (the client's own span when not recording).
     span_id: SpanId,
     parent: Option<RemoteParent>,
@@ -92,6 +94,7 @@ impl RequestTrace {
         Self {
             recording: true,
             trace_id,
+            trace_hex: HexId::trace(trace_id),
             span_id: SpanId::from(nonzero_u64()),
             parent,
             tracestate,
@@ -107,6 +110,7 @@ impl RequestTrace {
         Self {
             recording: false,
             trace_id: parent.trace_id,
+            trace_hex: HexId::trace(parent.trace_id),
             span_id: parent.span_id,
             parent: Some(parent),
             tracestate,
@@ -124,7 +128,7 @@ impl RequestTrace {
 
     /// The trace id (lower-case hex), for logs.
     pub fn trace_id(&self) -> TraceHex {
-        HexId::trace(self.trace_id)
+        self.trace_hex
     }
 
     /// The server span id (lower-case hex), for logs.
@@ -218,7 +222,7 @@ impl RequestTrace {
         if !self.recording {
             let sampled = self.parent.is_some_and(|p| p.sampled);
             return Propagation {
-                traceparent: Traceparent::new(self.trace_id, self.span_id, sampled),
+                traceparent: Traceparent::with_trace_hex(&self.trace_hex, self.span_id, sampled),
                 tracestate: self.tracestate.clone(),
             };
         }
@@ -234,7 +238,7 @@ impl RequestTrace {
             error_type: None,
         });
         Propagation {
-            traceparent: Traceparent::new(self.trace_id, span_id, true),
+            traceparent: Traceparent::with_trace_hex(&self.trace_hex, span_id, true),
             tracestate: self.tracestate.clone(),
         }
     }
