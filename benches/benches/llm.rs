@@ -9,10 +9,12 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datamind_benches::mock::body::{Endpoint, Reply};
 use datamind_benches::mock::sse::{Chunked, stream_body};
+use datamind_llm::providers::Target;
+use datamind_llm::providers::openai::OpenAiAdapter;
 use datamind_llm::stream::StreamTranslator;
 use datamind_llm::stream::openai::OpenAiPassthrough;
 use datamind_llm::stream::sse::SseParser;
-use datamind_llm::{Operation, ParsedRequest, ProviderKind};
+use datamind_llm::{Adapter, Operation, ParsedRequest, ProviderKind, Usage};
 
 const SMALL_REQUEST: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in five words."}],"stream":true,"stream_options":{"include_usage":true}}"#;
 
@@ -77,6 +79,9 @@ fn sse(c: &mut Criterion) {
     group.finish();
 }
 
+/// The client body of the end-to-end scenarios (`datamind-bench`'s default).
+const BENCH_REQUEST: &str = r#"{"model":"mock","messages":[{"role":"user","content":"hello"}]}"#;
+
 fn request(c: &mut Criterion) {
     let small = Bytes::from_static(SMALL_REQUEST.as_bytes());
     let large = large_request();
@@ -92,6 +97,44 @@ fn request(c: &mut Criterion) {
             });
         }
     }
+    let bench = Bytes::from_static(BENCH_REQUEST.as_bytes());
+    group.throughput(Throughput::Bytes(bench.len() as u64));
+    group.bench_function("parse_bench", |b| {
+        b.iter(|| black_box(ParsedRequest::parse(black_box(bench.clone())).is_ok()));
+    });
+    if let Ok(parsed) = ParsedRequest::parse(bench) {
+        let target = Target {
+            base_path: "/v1",
+            host: "127.0.0.1:8000",
+            model: "mock",
+            api_key: Some("x"),
+            ..Target::default()
+        };
+        group.bench_function("openai_build_request_bench", |b| {
+            b.iter(|| {
+                let up = OpenAiAdapter.build_request(Operation::ChatCompletions, &parsed, &target);
+                black_box(up.map(|u| u.body.len()).unwrap_or_default())
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Usage (and the trace's facts) read from the mock's non-streamed chat completion, as the
+/// OpenAI adapter does for every answer.
+fn answer(c: &mut Criterion) {
+    let body = match Reply::parse(Endpoint::Chat, BENCH_REQUEST.as_bytes(), 7, 1_700_000_000) {
+        Ok(reply) => reply.full_body(),
+        Err(e) => unreachable!("constant request is valid: {e}"),
+    };
+    let mut group = c.benchmark_group("answer");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("usage", |b| {
+        b.iter(|| black_box(Usage::from_openai_json(black_box(&body))));
+    });
+    group.bench_function("usage_with_facts", |b| {
+        b.iter(|| black_box(Usage::with_facts_from_openai_json(black_box(&body))));
+    });
     group.finish();
 }
 
@@ -157,5 +200,5 @@ fn bedrock_frames(dir: &str) -> std::io::Result<Vec<u8>> {
     Ok(wire)
 }
 
-criterion_group!(benches, sse, request, providers);
+criterion_group!(benches, sse, request, answer, providers);
 criterion_main!(benches);

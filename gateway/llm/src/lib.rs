@@ -81,6 +81,7 @@ pub mod chat;
 pub mod client;
 pub mod error;
 pub mod error_body;
+mod json_scan;
 pub mod mock;
 pub mod policy;
 pub mod provider_error;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::json_scan::{ScanError, Scanner, Strings};
+
 /// Tokens consumed by one request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
@@ -35,62 +37,101 @@ pub struct AnswerFacts {
     pub finish_reasons: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<AnswerChoice>,
-    #[serde(default)]
-    usage: Option<OpenAiUsage>,
+/// serde's field order for the answer (a JSON array gives the fields in this order).
+const ANSWER_FIELDS: &[&str] = &["id", "model", "choices", "usage"];
+const CHOICE_FIELDS: &[&str] = &["finish_reason"];
+/// OpenAI's usage object; `cache_creation_input_tokens` is our extension, written by
+/// [`Usage::to_openai_json`] for Anthropic/Bedrock upstreams.
+const USAGE_FIELDS: &[&str] = &[
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_details",
+    "cache_creation_input_tokens",
+];
+const DETAILS_FIELDS: &[&str] = &["cached_tokens"];
+
+// The readers below accept and reject exactly what serde_json did when these bodies were
+// deserialized into `#[serde(default)]` structs (`{"usage": Option<OpenAiUsage>}` and the
+// answer with `id`, `model`, `choices[].finish_reason`, `usage`): unknown members skipped
+// without checking their strings, known strings checked, repeated known fields rejected, a
+// struct also accepted as an array of its fields. `usage/tests.rs` holds those structs and
+// compares.
+
+/// `{"usage": …}`: the whole body must be valid.
+fn scan_usage(body: &[u8]) -> Result<Option<Usage>, ScanError> {
+    let mut s = Scanner::new(body, Strings::Unchecked);
+    let mut usage = None;
+    s.read_struct(&["usage"], |s, _| {
+        usage = read_usage(s)?;
+        Ok(())
+    })?;
+    s.finish()?;
+    Ok(usage)
 }
 
-#[derive(Deserialize)]
-struct AnswerChoice {
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WithUsage {
-    #[serde(default)]
-    usage: Option<OpenAiUsage>,
-}
-
-/// OpenAI's usage object, with its cached-token detail.
-#[derive(Deserialize)]
-struct OpenAiUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    /// Our extension, written by [`Usage::to_openai_json`] for Anthropic/Bedrock upstreams.
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-impl From<OpenAiUsage> for Usage {
-    fn from(u: OpenAiUsage) -> Self {
-        Self {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            cache_read_tokens: u
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            cache_creation_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+/// The answer's usage and facts: the whole body must be valid.
+fn scan_answer(body: &[u8]) -> Result<(Option<Usage>, AnswerFacts), ScanError> {
+    let mut s = Scanner::new(body, Strings::Unchecked);
+    let (mut usage, mut facts) = (None, AnswerFacts::default());
+    s.read_struct(ANSWER_FIELDS, |s, field| {
+        match field {
+            0 => facts.id = read_opt_string(s)?,
+            1 => facts.model = read_opt_string(s)?,
+            2 => {
+                s.begin_array()?;
+                let mut first = true;
+                while s.next_element(&mut first)? {
+                    s.read_struct(CHOICE_FIELDS, |s, _| {
+                        facts.finish_reasons.extend(read_opt_string(s)?);
+                        Ok(())
+                    })?;
+                }
+            }
+            _ => usage = read_usage(s)?,
         }
+        Ok(())
+    })?;
+    s.finish()?;
+    Ok((usage, facts))
+}
+
+/// `null` or OpenAI's usage object.
+fn read_usage(s: &mut Scanner<'_>) -> Result<Option<Usage>, ScanError> {
+    if s.read_null()? {
+        return Ok(None);
     }
+    let mut u = Usage::default();
+    s.read_struct(USAGE_FIELDS, |s, field| {
+        match field {
+            0 => u.prompt_tokens = s.read_u64()?,
+            1 => u.completion_tokens = s.read_u64()?,
+            2 => {
+                if !s.read_null()? {
+                    s.read_struct(DETAILS_FIELDS, |s, _| {
+                        u.cache_read_tokens = read_opt_u64(s)?.unwrap_or(0);
+                        Ok(())
+                    })?;
+                }
+            }
+            _ => u.cache_creation_tokens = read_opt_u64(s)?.unwrap_or(0),
+        }
+        Ok(())
+    })?;
+    Ok(Some(u))
+}
+
+fn read_opt_u64(s: &mut Scanner<'_>) -> Result<Option<u64>, ScanError> {
+    if s.read_null()? {
+        return Ok(None);
+    }
+    s.read_u64().map(Some)
+}
+
+fn read_opt_string(s: &mut Scanner<'_>) -> Result<Option<String>, ScanError> {
+    if s.read_null()? {
+        return Ok(None);
+    }
+    s.read_str().map(|t| Some(t.into_owned()))
 }
 
 impl Usage {
@@ -101,34 +142,21 @@ impl Usage {
 
     /// The `usage` object of an OpenAI response or stream chunk, if it has one.
     ///
-    /// Cheap for bodies without usage: a substring check runs before any parsing.
+    /// Cheap for bodies without usage: a substring check runs before any scanning. Only
+    /// `usage` is read; the rest of the body is checked, not built.
     pub fn from_openai_json(body: &[u8]) -> Option<Self> {
         if !contains(body, b"\"usage\"") {
             return None;
         }
-        serde_json::from_slice::<WithUsage>(body)
-            .ok()
-            .and_then(|w| w.usage)
-            .map(Usage::from)
+        scan_usage(body).ok().flatten()
     }
 
-    /// Usage and the answer's id, model and finish reasons from ONE parse of an
+    /// Usage and the answer's id, model and finish reasons from ONE scan of an
     /// OpenAI-format answer. Facts are `None` when the body does not have the answer's
     /// shape; usage then comes from [`Usage::from_openai_json`], as without facts.
     pub fn with_facts_from_openai_json(body: &[u8]) -> (Option<Self>, Option<AnswerFacts>) {
-        match serde_json::from_slice::<Answer>(body) {
-            Ok(a) => (
-                a.usage.map(Usage::from),
-                Some(AnswerFacts {
-                    id: a.id,
-                    model: a.model,
-                    finish_reasons: a
-                        .choices
-                        .into_iter()
-                        .filter_map(|c| c.finish_reason)
-                        .collect(),
-                }),
-            ),
+        match scan_answer(body) {
+            Ok((usage, facts)) => (usage, Some(facts)),
             Err(_) => (Self::from_openai_json(body), None),
         }
     }
@@ -164,63 +192,19 @@ impl Usage {
 
 /// `needle` occurs in `hay`.
 pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else {
+        return false;
+    };
+    let mut from = 0;
+    while let Some(at) = hay[from..].iter().position(|&b| b == first) {
+        let next = from + at + 1;
+        if hay[next..].starts_with(rest) {
+            return true;
+        }
+        from = next;
+    }
+    false
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_parse_gives_usage_and_the_answer_facts() {
-        let body = br#"{"id":"chatcmpl-1","model":"m-0613","choices":[{"message":{"content":"hi"},"finish_reason":"stop"},{"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
-        let (usage, facts) = Usage::with_facts_from_openai_json(body);
-        assert_eq!(usage, Usage::from_openai_json(body));
-        assert_eq!(
-            facts,
-            Some(AnswerFacts {
-                id: Some("chatcmpl-1".into()),
-                model: Some("m-0613".into()),
-                finish_reasons: vec!["stop".into(), "length".into()],
-            })
-        );
-        // Not the answer's shape: usage as before, no facts.
-        let odd = br#"{"id":7,"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
-        assert_eq!(
-            Usage::with_facts_from_openai_json(odd),
-            (Usage::from_openai_json(odd), None)
-        );
-        assert_eq!(
-            Usage::with_facts_from_openai_json(b"not json"),
-            (None, None)
-        );
-    }
-
-    #[test]
-    fn reads_usage_from_response_and_chunk() {
-        let body = br#"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
-        assert_eq!(
-            Usage::from_openai_json(body),
-            Some(Usage {
-                prompt_tokens: 12,
-                completion_tokens: 5,
-                ..Usage::default()
-            })
-        );
-        assert_eq!(Usage::from_openai_json(br#"{"choices":[]}"#), None);
-        assert_eq!(Usage::from_openai_json(br#"{"usage":null}"#), None);
-        // embeddings report only prompt tokens
-        assert_eq!(
-            Usage::from_openai_json(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#),
-            Some(Usage {
-                prompt_tokens: 3,
-                ..Usage::default()
-            })
-        );
-        let cached = br#"{"usage":{"prompt_tokens":30,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":20}}}"#;
-        assert_eq!(
-            Usage::from_openai_json(cached).map(|u| (u.prompt_tokens, u.cache_read_tokens)),
-            Some((30, 20))
-        );
-    }
-}
+mod tests;

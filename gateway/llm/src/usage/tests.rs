@@ -1,0 +1,198 @@
+use super::*;
+use crate::json_scan::testgen;
+
+// === the serde structs these readers replaced: the reference for the differential test ===
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<AnswerChoice>,
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+#[derive(Deserialize)]
+struct AnswerChoice {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl From<OpenAiUsage> for Usage {
+    fn from(u: OpenAiUsage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cache_read_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_creation_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+        }
+    }
+}
+
+fn serde_usage(body: &[u8]) -> Option<Usage> {
+    if !body.windows(7).any(|w| w == b"\"usage\"") {
+        return None;
+    }
+    serde_json::from_slice::<WithUsage>(body)
+        .ok()
+        .and_then(|w| w.usage)
+        .map(Usage::from)
+}
+
+fn serde_with_facts(body: &[u8]) -> (Option<Usage>, Option<AnswerFacts>) {
+    match serde_json::from_slice::<Answer>(body) {
+        Ok(a) => (
+            a.usage.map(Usage::from),
+            Some(AnswerFacts {
+                id: a.id,
+                model: a.model,
+                finish_reasons: a
+                    .choices
+                    .into_iter()
+                    .filter_map(|c| c.finish_reason)
+                    .collect(),
+            }),
+        ),
+        Err(_) => (serde_usage(body), None),
+    }
+}
+
+/// Same usage and facts as the serde structs for the tricky corpus and thousands of
+/// generated and mutated answers.
+#[test]
+fn differential_against_the_serde_structs() {
+    let docs = testgen::corpus(0xa5_5e55, 5000);
+    let (mut with_usage, mut with_facts) = (0, 0);
+    for doc in &docs {
+        let show = String::from_utf8_lossy(doc);
+        let want = serde_usage(doc);
+        assert_eq!(Usage::from_openai_json(doc), want, "usage: {show}");
+        with_usage += usize::from(want.is_some());
+        let want = serde_with_facts(doc);
+        assert_eq!(
+            Usage::with_facts_from_openai_json(doc),
+            want,
+            "facts: {show}"
+        );
+        with_facts += usize::from(want.1.is_some());
+    }
+    assert!(
+        with_usage > 300 && with_facts > 1000,
+        "{with_usage} {with_facts}"
+    );
+}
+
+#[test]
+fn the_mock_answer_in_every_split_reads_the_same() {
+    // Not a stream: a body cut anywhere is invalid, and must not yield facts.
+    let body = br#"{"id":"chatcmpl-mock-7","object":"chat.completion","created":1700000000,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the mock."},"finish_reason":"stop"}],"usage":{"prompt_tokens":15,"completion_tokens":5,"total_tokens":20}}"#;
+    for cut in 0..body.len() {
+        assert_eq!(
+            Usage::with_facts_from_openai_json(&body[..cut]),
+            serde_with_facts(&body[..cut]),
+            "cut at {cut}"
+        );
+    }
+    let (usage, facts) = Usage::with_facts_from_openai_json(body);
+    assert_eq!(
+        usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+        Some((15, 5))
+    );
+    assert_eq!(
+        facts.map(|f| f.finish_reasons),
+        Some(vec!["stop".to_owned()])
+    );
+}
+
+#[test]
+fn finds_substrings() {
+    assert!(contains(b"ab\"usage\"", b"\"usage\""));
+    assert!(contains(b"\"usage\"", b"\"usage\""));
+    assert!(!contains(b"\"usag\"usage", b"\"usage\""));
+    assert!(contains(b"\"\"usage\"", b"\"usage\""));
+    assert!(!contains(b"", b"x"));
+    assert!(!contains(b"abc", b""));
+}
+
+#[test]
+fn one_parse_gives_usage_and_the_answer_facts() {
+    let body = br#"{"id":"chatcmpl-1","model":"m-0613","choices":[{"message":{"content":"hi"},"finish_reason":"stop"},{"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+    let (usage, facts) = Usage::with_facts_from_openai_json(body);
+    assert_eq!(usage, Usage::from_openai_json(body));
+    assert_eq!(
+        facts,
+        Some(AnswerFacts {
+            id: Some("chatcmpl-1".into()),
+            model: Some("m-0613".into()),
+            finish_reasons: vec!["stop".into(), "length".into()],
+        })
+    );
+    // Not the answer's shape: usage as before, no facts.
+    let odd = br#"{"id":7,"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+    assert_eq!(
+        Usage::with_facts_from_openai_json(odd),
+        (Usage::from_openai_json(odd), None)
+    );
+    assert_eq!(
+        Usage::with_facts_from_openai_json(b"not json"),
+        (None, None)
+    );
+}
+
+#[test]
+fn reads_usage_from_response_and_chunk() {
+    let body = br#"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#;
+    assert_eq!(
+        Usage::from_openai_json(body),
+        Some(Usage {
+            prompt_tokens: 12,
+            completion_tokens: 5,
+            ..Usage::default()
+        })
+    );
+    assert_eq!(Usage::from_openai_json(br#"{"choices":[]}"#), None);
+    assert_eq!(Usage::from_openai_json(br#"{"usage":null}"#), None);
+    // embeddings report only prompt tokens
+    assert_eq!(
+        Usage::from_openai_json(br#"{"usage":{"prompt_tokens":3,"total_tokens":3}}"#),
+        Some(Usage {
+            prompt_tokens: 3,
+            ..Usage::default()
+        })
+    );
+    let cached = br#"{"usage":{"prompt_tokens":30,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":20}}}"#;
+    assert_eq!(
+        Usage::from_openai_json(cached).map(|u| (u.prompt_tokens, u.cache_read_tokens)),
+        Some((30, 20))
+    );
+}
