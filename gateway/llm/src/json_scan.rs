@@ -36,7 +36,6 @@ use std::ops::Range;
 mod string;
 mod structs;
 
-#[allow(unused_imports)]
 pub(crate) use string::write_str;
 
 #[cfg(test)]

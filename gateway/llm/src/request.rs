@@ -8,10 +8,11 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde::de::{self, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::LlmError;
+use crate::json_scan::{self, Scanner, Strings};
+
+mod fallback;
 
 /// A client request body, split at the top level.
 #[derive(Debug, Clone)]
@@ -30,32 +31,16 @@ pub struct ParsedRequest {
 
 #[derive(Debug, Clone)]
 struct Field {
-    key: String,
+    key: FieldKey,
     value: Range<usize>,
 }
 
-/// The top-level object, borrowed from the body.
-struct TopLevel<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TopLevel<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    out.push((key, value));
-                }
-                Ok(TopLevel(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
+/// A top-level key: where it lies in the body when it has no escapes (nearly always), else
+/// its text.
+#[derive(Debug, Clone)]
+enum FieldKey {
+    Raw(Range<usize>),
+    Unescaped(Box<str>),
 }
 
 #[derive(Deserialize, Default)]
@@ -64,59 +49,105 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
+// === impl FieldKey ===
+
+impl FieldKey {
+    /// The key's text (a raw key has no escapes, so its bytes are its text).
+    fn text<'a>(&'a self, body: &'a [u8]) -> &'a [u8] {
+        match self {
+            Self::Raw(range) => &body[range.clone()],
+            Self::Unescaped(text) => text.as_bytes(),
+        }
+    }
+}
+
+/// The top-level members, in order (repeats kept), if the body is a JSON object that
+/// serde_json accepts as an object of raw values: keys are text (UTF-8, surrogates paired),
+/// values are well-formed JSON whose strings are UTF-8 (lone surrogates allowed), nesting
+/// is not limited, and only whitespace follows.
+fn split_top_level(body: &[u8]) -> Result<Vec<Field>, json_scan::ScanError> {
+    let mut s = Scanner::new(body, Strings::Checked);
+    s.begin_object()?;
+    let mut fields = Vec::with_capacity(8);
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        let key = match key.text {
+            std::borrow::Cow::Borrowed(_) => FieldKey::Raw(key.raw),
+            std::borrow::Cow::Owned(text) => FieldKey::Unescaped(text.into()),
+        };
+        let value = s.skip_value()?;
+        fields.push(Field { key, value });
+    }
+    s.finish()?;
+    Ok(fields)
+}
+
+// === impl ParsedRequest ===
+
 impl ParsedRequest {
     /// Parses a body. `model` is required; every other field is optional.
     ///
     /// Guarantees: the whole body is valid JSON when this returns `Ok`; field order and
-    /// values are preserved for [`ParsedRequest::render`].
+    /// values are preserved for [`ParsedRequest::render`]. One pass over the body; a body
+    /// the scanner rejects is parsed again by serde_json, whose message the error carries.
     pub fn parse(body: Bytes) -> Result<Self, LlmError> {
-        let top: TopLevel<'_> =
-            serde_json::from_slice(&body).map_err(|e| LlmError::InvalidJson(e.to_string()))?;
-        let base = body.as_ptr() as usize;
-        let mut fields = Vec::with_capacity(top.0.len());
+        let fields = match split_top_level(&body) {
+            Ok(fields) => fields,
+            Err(_) => fallback::split_top_level(&body)?,
+        };
+        Self::from_fields(body, fields)
+    }
+
+    /// Reads the fields the gateway needs; the first field of the wrong type (in body
+    /// order) is the error.
+    fn from_fields(body: Bytes, fields: Vec<Field>) -> Result<Self, LlmError> {
         let (mut model, mut stream, mut include_usage, mut max_tokens) = (None, false, false, None);
-        for (key, raw) in &top.0 {
-            let text = raw.get();
-            let start = text.as_ptr() as usize - base;
-            match key.as_ref() {
-                "model" => {
-                    let m: String =
-                        serde_json::from_str(text).map_err(|_| LlmError::InvalidField {
+        for f in &fields {
+            let raw = &body[f.value.clone()];
+            match f.key.text(&body) {
+                b"model" => {
+                    let m = Scanner::new(raw, Strings::Checked)
+                        .read_str()
+                        .map_err(|_| LlmError::InvalidField {
                             field: "model",
                             reason: "must be a string".into(),
                         })?;
-                    model = Some(m);
+                    model = Some(m.into_owned());
                 }
-                "stream" => {
-                    stream = serde_json::from_str::<Option<bool>>(text)
-                        .map_err(|_| LlmError::InvalidField {
-                            field: "stream",
-                            reason: "must be a boolean".into(),
-                        })?
-                        .unwrap_or(false);
+                b"stream" => {
+                    stream = match raw {
+                        b"true" => true,
+                        b"false" | b"null" => false,
+                        _ => {
+                            return Err(LlmError::InvalidField {
+                                field: "stream",
+                                reason: "must be a boolean".into(),
+                            });
+                        }
+                    };
                 }
-                "stream_options" => {
+                b"stream_options" => {
+                    // Rare and small: serde's reading of the struct, kept exactly.
                     let so: Option<StreamOptions> =
-                        serde_json::from_str(text).map_err(|_| LlmError::InvalidField {
+                        serde_json::from_slice(raw).map_err(|_| LlmError::InvalidField {
                             field: "stream_options",
                             reason: "must be an object".into(),
                         })?;
                     include_usage = so.and_then(|s| s.include_usage).unwrap_or(false);
                 }
-                "max_tokens" | "max_completion_tokens" => {
-                    max_tokens = serde_json::from_str::<Option<u64>>(text).map_err(|_| {
-                        LlmError::InvalidField {
-                            field: "max_tokens",
-                            reason: "must be a non-negative integer".into(),
-                        }
-                    })?;
+                b"max_tokens" | b"max_completion_tokens" => {
+                    max_tokens = match json_scan::u64_digits(raw) {
+                        Some(n) => Some(n),
+                        None => serde_json::from_slice::<Option<u64>>(raw).map_err(|_| {
+                            LlmError::InvalidField {
+                                field: "max_tokens",
+                                reason: "must be a non-negative integer".into(),
+                            }
+                        })?,
+                    };
                 }
                 _ => {}
             }
-            fields.push(Field {
-                key: key.to_string(),
-                value: start..start + text.len(),
-            });
         }
         let model = model
             .filter(|m| !m.is_empty())
@@ -143,7 +174,7 @@ impl ParsedRequest {
     pub fn raw_field(&self, key: &str) -> Option<&[u8]> {
         self.fields
             .iter()
-            .find(|f| f.key == key)
+            .find(|f| f.key.text(&self.body) == key.as_bytes())
             .map(|f| &self.body[f.value.clone()])
     }
 
@@ -151,7 +182,7 @@ impl ParsedRequest {
     pub fn raw_range(&self, key: &str) -> Option<Range<usize>> {
         self.fields
             .iter()
-            .find(|f| f.key == key)
+            .find(|f| f.key.text(&self.body) == key.as_bytes())
             .map(|f| f.value.clone())
     }
 
@@ -172,11 +203,19 @@ impl ParsedRequest {
             if i > 0 {
                 out.push(b',');
             }
-            write_json_string(&mut out, &f.key);
+            match &f.key {
+                // No escapes, so serde_json would write it back unchanged.
+                FieldKey::Raw(range) => {
+                    out.push(b'"');
+                    out.extend_from_slice(&self.body[range.clone()]);
+                    out.push(b'"');
+                }
+                FieldKey::Unescaped(text) => json_scan::write_str(&mut out, text),
+            }
             out.push(b':');
-            match f.key.as_str() {
-                "model" => write_json_string(&mut out, model),
-                "stream_options" if inject => {
+            match f.key.text(&self.body) {
+                b"model" => json_scan::write_str(&mut out, model),
+                b"stream_options" if inject => {
                     saw_options = true;
                     let mut v: serde_json::Map<String, serde_json::Value> =
                         serde_json::from_slice(&self.body[f.value.clone()]).unwrap_or_default();
@@ -202,14 +241,6 @@ impl ParsedRequest {
     /// from what the client sees.
     pub fn usage_injected(&self) -> bool {
         self.stream && !self.include_usage
-    }
-}
-
-fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    // serde_json escapes exactly as JSON requires; a &str always serializes.
-    match serde_json::to_vec(s) {
-        Ok(v) => out.extend_from_slice(&v),
-        Err(_) => out.extend_from_slice(b"\"\""),
     }
 }
 

@@ -171,7 +171,6 @@ pub(crate) fn unescape(raw: &str) -> Option<String> {
 /// Appends `s` as a JSON string, escaped exactly as serde_json escapes it: `"` and `\`,
 /// the short forms `\b \f \n \r \t`, `\u00xx` (lowercase hex) for other control
 /// characters; everything else verbatim.
-#[allow(dead_code)]
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
