@@ -36,7 +36,7 @@ use std::ops::Range;
 mod string;
 mod structs;
 
-pub(crate) use string::write_str;
+pub(crate) use string::{contains, write_str};
 
 #[cfg(test)]
 pub(crate) mod testgen;
@@ -93,13 +93,26 @@ impl std::fmt::Display for ScanError {
     }
 }
 
-/// An object key, as written and as text.
+/// An object key (checked as text: UTF-8, surrogates paired).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Key<'a> {
+pub(crate) struct Key {
     /// The bytes between the quotes, escapes as written.
     pub raw: Range<usize>,
-    /// The key with escapes resolved (borrowed when it has none).
-    pub text: Cow<'a, str>,
+    /// The key with its escapes resolved; `None` when it has none (the raw bytes are the
+    /// key).
+    pub unescaped: Option<String>,
+}
+
+// === impl Key ===
+
+impl Key {
+    /// The key's text, from the scanned document's bytes.
+    pub(crate) fn text<'k>(&'k self, bytes: &'k [u8]) -> &'k [u8] {
+        match &self.unescaped {
+            Some(text) => text.as_bytes(),
+            None => &bytes[self.raw.clone()],
+        }
+    }
 }
 
 /// A cursor over one JSON document.
@@ -177,7 +190,18 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips whitespace and returns the next byte without consuming it.
+    #[inline]
     fn peek(&mut self) -> Result<u8, ScanError> {
+        // Compact JSON has no whitespace between tokens.
+        if let Some(&b) = self.bytes.get(self.pos)
+            && b > b' '
+        {
+            return Ok(b);
+        }
+        self.peek_past_whitespace()
+    }
+
+    fn peek_past_whitespace(&mut self) -> Result<u8, ScanError> {
         while let Some(&b) = self.bytes.get(self.pos) {
             match b {
                 b' ' | b'\n' | b'\r' | b'\t' => self.pos += 1,
@@ -188,6 +212,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes `byte` (after whitespace) or fails.
+    #[inline]
     fn expect(&mut self, byte: u8) -> Result<(), ScanError> {
         if self.peek()? == byte {
             self.pos += 1;
@@ -239,7 +264,7 @@ impl<'a> Scanner<'a> {
                 }
                 b'"' => {
                     self.pos += 1;
-                    self.skip_str_body(self.strings)?;
+                    self.str_body(self.strings)?;
                 }
                 b'-' | b'0'..=b'9' => self.skip_number()?,
                 b't' => self.literal(b"true")?,
@@ -274,13 +299,25 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Byte offset of the next unread byte.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes being scanned.
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// `"key":` inside a skipped object.
+    #[inline]
     fn skip_member_key(&mut self) -> Result<(), ScanError> {
         self.expect(b'"')?;
-        self.skip_str_body(self.strings)?;
+        self.str_body(self.strings)?;
         self.expect(b':')
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8]) -> Result<(), ScanError> {
         let end = self.pos + word.len();
         if self.bytes.get(self.pos..end) == Some(word) {
@@ -354,7 +391,8 @@ impl<'a> Scanner<'a> {
     /// The next member's key (its `:` consumed; the caller then consumes the value), or
     /// `None` once the closing `}` is consumed. `first` starts true after
     /// [`Scanner::begin_object`] and is kept by this method.
-    pub(crate) fn next_key(&mut self, first: &mut bool) -> Result<Option<Key<'a>>, ScanError> {
+    #[inline]
+    pub(crate) fn next_key(&mut self, first: &mut bool) -> Result<Option<Key>, ScanError> {
         let mut b = self.peek()?;
         if *first {
             *first = false;
@@ -375,9 +413,9 @@ impl<'a> Scanner<'a> {
             }
             b'"' => {
                 self.pos += 1;
-                let (raw, text) = self.str_text()?;
+                let (raw, unescaped) = self.str_text()?;
                 self.expect(b':')?;
-                Ok(Some(Key { raw, text }))
+                Ok(Some(Key { raw, unescaped }))
             }
             _ => self.err(ScanErrorKind::Syntax),
         }
@@ -396,6 +434,7 @@ impl<'a> Scanner<'a> {
 
     /// True when another element follows (the caller then consumes it); false once the
     /// closing `]` is consumed. `first` starts true after [`Scanner::begin_array`].
+    #[inline]
     pub(crate) fn next_element(&mut self, first: &mut bool) -> Result<bool, ScanError> {
         let b = self.peek()?;
         if b == b']' {
@@ -419,6 +458,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes `null` (after whitespace) if it comes next.
+    #[inline]
     pub(crate) fn read_null(&mut self) -> Result<bool, ScanError> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
@@ -434,7 +474,7 @@ impl<'a> Scanner<'a> {
             return self.err(ScanErrorKind::Type);
         }
         self.pos += 1;
-        Ok(self.str_text()?.1)
+        self.str_value()
     }
 
     /// Reads an unsigned integer (after whitespace) as serde_json reads a `u64`: digits

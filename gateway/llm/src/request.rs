@@ -71,9 +71,9 @@ fn split_top_level(body: &[u8]) -> Result<Vec<Field>, json_scan::ScanError> {
     let mut fields = Vec::with_capacity(8);
     let mut first = true;
     while let Some(key) = s.next_key(&mut first)? {
-        let key = match key.text {
-            std::borrow::Cow::Borrowed(_) => FieldKey::Raw(key.raw),
-            std::borrow::Cow::Owned(text) => FieldKey::Unescaped(text.into()),
+        let key = match key.unescaped {
+            None => FieldKey::Raw(key.raw),
+            Some(text) => FieldKey::Unescaped(text.into()),
         };
         let value = s.skip_value()?;
         fields.push(Field { key, value });

@@ -57,16 +57,26 @@ const DETAILS_FIELDS: &[&str] = &["cached_tokens"];
 // struct also accepted as an array of its fields. `usage/tests.rs` holds those structs and
 // compares.
 
-/// `{"usage": …}`: the whole body must be valid.
-fn scan_usage(body: &[u8]) -> Result<Option<Usage>, ScanError> {
+/// `{"usage": …}`: the whole body must be valid. Also where the usage value starts.
+fn scan_usage(body: &[u8]) -> Result<(Option<Usage>, usize), ScanError> {
     let mut s = Scanner::new(body, Strings::Unchecked);
-    let mut usage = None;
+    let (mut usage, mut at) = (None, 0);
     s.read_struct(&["usage"], |s, _| {
+        at = s.pos();
         usage = read_usage(s)?;
         Ok(())
     })?;
     s.finish()?;
-    Ok(usage)
+    Ok((usage, at))
+}
+
+/// The bytes before `at` end in `"usage"` and a colon, as they do when the usage member's
+/// key is written without escapes: then the body holds `"usage"`, no search needed.
+fn after_literal_usage_key(body: &[u8], at: usize) -> bool {
+    body[..at]
+        .trim_ascii_end()
+        .strip_suffix(b":")
+        .is_some_and(|key| key.trim_ascii_end().ends_with(b"\"usage\""))
 }
 
 /// The answer's usage and facts: the whole body must be valid.
@@ -142,13 +152,13 @@ impl Usage {
 
     /// The `usage` object of an OpenAI response or stream chunk, if it has one.
     ///
-    /// Cheap for bodies without usage: a substring check runs before any scanning. Only
-    /// `usage` is read; the rest of the body is checked, not built.
+    /// Only `usage` is read; the rest of the body is checked, not built. As always, a body
+    /// must hold the bytes `"usage"` to have usage (so `{"us\u0061ge":…}` has none): the
+    /// member's own key shows it, or else the body is searched.
     pub fn from_openai_json(body: &[u8]) -> Option<Self> {
-        if !contains(body, b"\"usage\"") {
-            return None;
-        }
-        scan_usage(body).ok().flatten()
+        let (usage, at) = scan_usage(body).ok()?;
+        let usage = usage?;
+        (after_literal_usage_key(body, at) || contains(body, b"\"usage\"")).then_some(usage)
     }
 
     /// Usage and the answer's id, model and finish reasons from ONE scan of an
@@ -190,21 +200,7 @@ impl Usage {
     }
 }
 
-/// `needle` occurs in `hay`.
-pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
-        return false;
-    };
-    let mut from = 0;
-    while let Some(at) = hay[from..].iter().position(|&b| b == first) {
-        let next = from + at + 1;
-        if hay[next..].starts_with(rest) {
-            return true;
-        }
-        from = next;
-    }
-    false
-}
+pub(crate) use crate::json_scan::contains;
 
 #[cfg(test)]
 mod tests;

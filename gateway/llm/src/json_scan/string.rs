@@ -22,34 +22,40 @@ fn special_bytes(w: u64) -> u64 {
         | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
 }
 
+/// [`Scanner::str_body`] found a backslash.
+pub(super) const ESCAPED: u8 = 1;
+/// [`Scanner::str_body`] may have seen a byte above 0x7F (never missed; may be a false
+/// alarm from bytes after the closing quote).
+pub(super) const NON_ASCII: u8 = 2;
+
 impl<'a> Scanner<'a> {
-    /// Moves past a string whose opening quote is consumed; returns whether it has
-    /// escapes. Escapes must be well formed (`\u` with four hex digits, surrogates not
-    /// checked); bytes must be UTF-8 when `strings` is [`Strings::Checked`].
-    pub(super) fn skip_str_body(&mut self, strings: Strings) -> Result<bool, ScanError> {
+    /// Moves past a string whose opening quote is consumed and returns what it holds
+    /// ([`ESCAPED`], [`NON_ASCII`]). Escapes must be well formed (`\u` with four hex
+    /// digits, surrogates not checked); bytes must be UTF-8 when `strings` is
+    /// [`Strings::Checked`].
+    #[inline(always)]
+    pub(super) fn str_body(&mut self, strings: Strings) -> Result<u8, ScanError> {
         let bytes = self.bytes;
         let start = self.pos;
         let mut i = start;
-        let mut non_ascii = 0u64;
-        let mut escaped = false;
+        let mut seen = 0u64;
+        let mut flags = 0;
         loop {
             // Eight bytes at a time through plain content.
             while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
                 let w = u64::from_le_bytes(*chunk);
+                seen |= w;
                 let special = special_bytes(w);
                 if special != 0 {
-                    let k = (special.trailing_zeros() / 8) as usize;
-                    non_ascii |= w & HIGHS & ((1u64 << (8 * k)) - 1);
-                    i += k;
+                    i += (special.trailing_zeros() / 8) as usize;
                     break;
                 }
-                non_ascii |= w & HIGHS;
                 i += 8;
             }
             match bytes.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => {
-                    escaped = true;
+                    flags |= ESCAPED;
                     i = self.escape_end(i + 1)?;
                 }
                 Some(&b) if b < 0x20 => {
@@ -57,7 +63,7 @@ impl<'a> Scanner<'a> {
                     return self.err(ScanErrorKind::Syntax);
                 }
                 Some(&b) => {
-                    non_ascii |= u64::from(b & 0x80);
+                    seen |= u64::from(b);
                     i += 1;
                 }
                 None => {
@@ -67,16 +73,16 @@ impl<'a> Scanner<'a> {
             }
         }
         self.pos = i + 1;
-        if strings == Strings::Checked
-            && non_ascii != 0
-            && std::str::from_utf8(&bytes[start..i]).is_err()
-        {
-            return Err(ScanError {
-                at: start,
-                kind: ScanErrorKind::InvalidText,
-            });
+        if seen & HIGHS != 0 {
+            flags |= NON_ASCII;
+            if strings == Strings::Checked && std::str::from_utf8(&bytes[start..i]).is_err() {
+                return Err(ScanError {
+                    at: start,
+                    kind: ScanErrorKind::InvalidText,
+                });
+            }
         }
-        Ok(escaped)
+        Ok(flags)
     }
 
     /// Where the escape whose backslash precedes `i` ends.
@@ -97,24 +103,67 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string whose opening quote is consumed, as text (serde_json's `parse_str`):
-    /// its raw range between the quotes and its value, borrowed when it has no escapes.
-    pub(super) fn str_text(&mut self) -> Result<(Range<usize>, Cow<'a, str>), ScanError> {
+    /// A string whose opening quote is consumed, checked as text (serde_json's
+    /// `parse_str`: UTF-8, surrogates paired): its raw range between the quotes, and its
+    /// value when it has escapes (without, the raw bytes are the value).
+    #[inline]
+    pub(super) fn str_text(&mut self) -> Result<(Range<usize>, Option<String>), ScanError> {
         let start = self.pos;
-        let escaped = self.skip_str_body(Strings::Unchecked)?;
+        let flags = self.str_body(Strings::Checked)?;
         let raw = start..self.pos - 1;
-        let bytes: &'a [u8] = self.bytes;
+        if flags & ESCAPED == 0 {
+            return Ok((raw, None));
+        }
         let invalid = ScanError {
             at: start,
             kind: ScanErrorKind::InvalidText,
         };
-        let text = std::str::from_utf8(&bytes[raw.clone()]).map_err(|_| invalid)?;
-        if !escaped {
-            return Ok((raw, Cow::Borrowed(text)));
-        }
+        // Checked above: UTF-8.
+        let text = std::str::from_utf8(&self.bytes[raw.clone()]).map_err(|_| invalid)?;
         let text = unescape(text).ok_or(invalid)?;
-        Ok((raw, Cow::Owned(text)))
+        Ok((raw, Some(text)))
     }
+
+    /// [`Scanner::str_text`] as a string, borrowed when it has no escapes.
+    pub(super) fn str_value(&mut self) -> Result<Cow<'a, str>, ScanError> {
+        let start = self.pos;
+        let (raw, unescaped) = self.str_text()?;
+        if let Some(text) = unescaped {
+            return Ok(Cow::Owned(text));
+        }
+        let bytes: &'a [u8] = self.bytes;
+        std::str::from_utf8(&bytes[raw])
+            .map(Cow::Borrowed)
+            .map_err(|_| ScanError {
+                at: start,
+                kind: ScanErrorKind::InvalidText,
+            })
+    }
+}
+
+/// `needle` occurs in `hay`.
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return false;
+    };
+    let found = |at: usize| match rest.first() {
+        // The second byte, compared inline, rules out nearly every candidate.
+        Some(second) => hay.get(at + 1) == Some(second) && hay[at..].starts_with(needle),
+        None => hay[at] == first,
+    };
+    let splat = ONES * u64::from(first);
+    let mut i = 0;
+    while let Some(chunk) = hay.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let mut hits = zero_bytes(u64::from_le_bytes(*chunk) ^ splat);
+        while hits != 0 {
+            if found(i + (hits.trailing_zeros() / 8) as usize) {
+                return true;
+            }
+            hits &= hits - 1;
+        }
+        i += 8;
+    }
+    (i..hay.len()).any(found)
 }
 
 /// The value of four hex digits.

@@ -19,7 +19,8 @@ impl Scanner<'_> {
                 self.begin_object()?;
                 let (mut first, mut seen) = (true, 0u64);
                 while let Some(key) = self.next_key(&mut first)? {
-                    match fields.iter().position(|f| *f == key.text) {
+                    let text = key.text(self.bytes);
+                    match fields.iter().position(|f| f.as_bytes() == text) {
                         Some(i) if seen & (1 << i) != 0 => {
                             return Err(ScanError {
                                 at: key.raw.start,

@@ -142,6 +142,17 @@ fn finds_substrings() {
     assert!(contains(b"\"\"usage\"", b"\"usage\""));
     assert!(!contains(b"", b"x"));
     assert!(!contains(b"abc", b""));
+    for doc in testgen::corpus(3, 1000) {
+        for needle in [&b"\"usage\""[..], b"\"", b"\"finish_reason\":\"", b"e"] {
+            let want = doc.windows(needle.len()).any(|w| w == needle);
+            assert_eq!(
+                contains(&doc, needle),
+                want,
+                "{}",
+                String::from_utf8_lossy(&doc)
+            );
+        }
+    }
 }
 
 #[test]
