@@ -305,6 +305,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The bytes being scanned.
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
