@@ -16,6 +16,8 @@
 //! error status ──▶ Adapter::translate_error           (provider error → OpenAI error, status,
 //!                                                      context-window flag; no credentials)
 //! errors ──▶ error_body::ErrorBody                    (the OpenAI error JSON shape)
+//! reading ─▶ json_scan (crate-private)                (strict in-place JSON scanner: what
+//!                                                      `request` and `usage` read per request)
 //! caching ─▶ cache_key                                (which requests, header directives,
 //!                                                      tenant-scoped key of the canonical form)
 //! ```
@@ -28,6 +30,9 @@
 //! [`request`] (what the gateway learns from a client body), then [`providers`] (the
 //! adapter seam), then [`stream`]. [`chat`] holds the typed OpenAI request the translating
 //! adapters read and the completion they write; [`stream::chunks`] writes OpenAI chunks.
+//! The per-request hot path reads JSON with the crate-private `json_scan` (skip what is
+//! not needed, borrow what is; accepts exactly what serde_json accepts): [`request`] and
+//! [`Usage::from_openai_json`] use it. Anything that builds typed values uses serde.
 //!
 //! ## Providers
 //!

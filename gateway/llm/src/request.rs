@@ -3,6 +3,12 @@
 //! The body is validated as JSON once, but only the top level is split into fields; the
 //! values (messages, tools, …) stay as raw bytes and are written back verbatim. That keeps
 //! unknown fields untouched for the upstream and makes a multi-MiB prompt cost one scan.
+//!
+//! The scan is `json_scan`'s and accepts exactly what serde_json accepted when this was a
+//! map of `RawValue`s (the differential test in `request/tests.rs` holds the old code): keys
+//! and values must be UTF-8, keys may not hold lone surrogates (values may), nesting is not
+//! limited (the scanner keeps no recursion on the stack). A body it rejects is read again
+//! by serde_json (`request/fallback.rs`), so the error keeps serde_json's message.
 
 use std::ops::Range;
 

@@ -1,4 +1,9 @@
 //! Token usage as providers report it, and how to find it in OpenAI responses.
+//!
+//! OpenAI answers pass through the gateway untouched; their usage (and, for the trace, id,
+//! model and finish reasons) is read with `json_scan`, which walks the top level and skips
+//! everything else without building it. The readers keep the results serde gave when these
+//! were `#[serde(default)]` structs, down to invalid bodies (`usage/tests.rs` compares).
 
 use serde::{Deserialize, Serialize};
 
