@@ -33,9 +33,12 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+mod number;
+mod skip;
 mod string;
 mod structs;
 
+pub(crate) use number::u64_digits;
 pub(crate) use string::{contains, write_str};
 
 #[cfg(test)]
@@ -126,43 +129,6 @@ pub(crate) struct Scanner<'a> {
     max_depth: usize,
 }
 
-/// Open containers inside one [`Scanner::skip_value`]: one bit each (1 = object), the
-/// newest 64 in `top`, older full words in `spill` (allocated only past 64 levels).
-#[derive(Default)]
-struct Frames {
-    top: u64,
-    len: usize,
-    spill: Vec<u64>,
-}
-
-const OBJECT: u64 = 1;
-const ARRAY: u64 = 0;
-
-// === impl Frames ===
-
-impl Frames {
-    fn push(&mut self, frame: u64) {
-        if self.len > 0 && self.len.is_multiple_of(64) {
-            self.spill.push(self.top);
-            self.top = 0;
-        }
-        self.top = (self.top << 1) | frame;
-        self.len += 1;
-    }
-
-    fn pop(&mut self) {
-        self.top >>= 1;
-        self.len -= 1;
-        if self.len > 0 && self.len.is_multiple_of(64) {
-            self.top = self.spill.pop().unwrap_or(0);
-        }
-    }
-
-    fn innermost(&self) -> u64 {
-        self.top & 1
-    }
-}
-
 // === impl Scanner ===
 
 impl<'a> Scanner<'a> {
@@ -237,68 +203,6 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skips one value (after whitespace) and returns its byte range. Strings are checked
-    /// as the scanner's [`Strings`] mode says.
-    pub(crate) fn skip_value(&mut self) -> Result<Range<usize>, ScanError> {
-        let start = {
-            self.peek()?;
-            self.pos
-        };
-        let mut frames = Frames::default();
-        loop {
-            // A value starts here (whitespace skipped).
-            match self.peek()? {
-                open @ (b'{' | b'[') => {
-                    self.enter(frames.len)?;
-                    self.pos += 1;
-                    let close = if open == b'{' { b'}' } else { b']' };
-                    if self.peek()? == close {
-                        self.pos += 1;
-                    } else {
-                        frames.push(if open == b'{' { OBJECT } else { ARRAY });
-                        if open == b'{' {
-                            self.skip_member_key()?;
-                        }
-                        continue;
-                    }
-                }
-                b'"' => {
-                    self.pos += 1;
-                    self.str_body(self.strings)?;
-                }
-                b'-' | b'0'..=b'9' => self.skip_number()?,
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
-                _ => return self.err(ScanErrorKind::Syntax),
-            }
-            // A value ended: close containers until one expects another member.
-            loop {
-                if frames.len == 0 {
-                    return Ok(start..self.pos);
-                }
-                let b = self.peek()?;
-                let object = frames.innermost() == OBJECT;
-                match (b, object) {
-                    (b',', true) => {
-                        self.pos += 1;
-                        self.skip_member_key()?;
-                        break;
-                    }
-                    (b',', false) => {
-                        self.pos += 1;
-                        break;
-                    }
-                    (b'}', true) | (b']', false) => {
-                        self.pos += 1;
-                        frames.pop();
-                    }
-                    _ => return self.err(ScanErrorKind::Syntax),
-                }
-            }
-        }
-    }
-
     /// Byte offset of the next unread byte.
     pub(crate) fn pos(&self) -> usize {
         self.pos
@@ -308,74 +212,6 @@ impl<'a> Scanner<'a> {
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> &'a [u8] {
         self.bytes
-    }
-
-    /// `"key":` inside a skipped object.
-    #[inline]
-    fn skip_member_key(&mut self) -> Result<(), ScanError> {
-        self.expect(b'"')?;
-        self.str_body(self.strings)?;
-        self.expect(b':')
-    }
-
-    #[inline]
-    fn literal(&mut self, word: &[u8]) -> Result<(), ScanError> {
-        let end = self.pos + word.len();
-        if self.bytes.get(self.pos..end) == Some(word) {
-            self.pos = end;
-            Ok(())
-        } else {
-            // serde_json fails at the first wrong byte; where exactly does not matter here.
-            self.err(if end > self.bytes.len() {
-                ScanErrorKind::Eof
-            } else {
-                ScanErrorKind::Syntax
-            })
-        }
-    }
-
-    fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while matches!(self.bytes.get(self.pos), Some(b'0'..=b'9')) {
-            self.pos += 1;
-        }
-        self.pos - start
-    }
-
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn skip_number(&mut self) -> Result<(), ScanError> {
-        if self.bytes.get(self.pos) == Some(&b'-') {
-            self.pos += 1;
-        }
-        match self.bytes.get(self.pos) {
-            Some(b'0') => {
-                self.pos += 1;
-                if matches!(self.bytes.get(self.pos), Some(b'0'..=b'9')) {
-                    return self.err(ScanErrorKind::Syntax);
-                }
-            }
-            Some(b'1'..=b'9') => {
-                self.digits();
-            }
-            Some(_) => return self.err(ScanErrorKind::Syntax),
-            None => return self.err(ScanErrorKind::Eof),
-        }
-        if self.bytes.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return self.err(ScanErrorKind::Syntax);
-            }
-        }
-        if matches!(self.bytes.get(self.pos), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.bytes.get(self.pos), Some(b'+' | b'-')) {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return self.err(ScanErrorKind::Syntax);
-            }
-        }
-        Ok(())
     }
 
     /// Consumes `{` (after whitespace); walk the members with [`Scanner::next_key`].
@@ -477,40 +313,4 @@ impl<'a> Scanner<'a> {
         self.pos += 1;
         self.str_value()
     }
-
-    /// Reads an unsigned integer (after whitespace) as serde_json reads a `u64`: digits
-    /// only (no sign, fraction or exponent) and no more than `u64::MAX`. Other numbers and
-    /// other values are [`ScanErrorKind::Type`] errors; malformed ones are syntax errors.
-    pub(crate) fn read_u64(&mut self) -> Result<u64, ScanError> {
-        let start = {
-            self.peek()?;
-            self.pos
-        };
-        match self.bytes[start] {
-            b'-' | b'0'..=b'9' => {}
-            _ => return self.err(ScanErrorKind::Type),
-        }
-        self.skip_number()?;
-        match u64_digits(&self.bytes[start..self.pos]) {
-            Some(n) => Ok(n),
-            None => Err(ScanError {
-                at: start,
-                kind: ScanErrorKind::Type,
-            }),
-        }
-    }
-}
-
-/// The value of a JSON number written as plain decimal digits that fits a `u64`.
-pub(crate) fn u64_digits(raw: &[u8]) -> Option<u64> {
-    if raw.is_empty() || raw.len() > 20 || (raw.len() > 1 && raw[0] == b'0') {
-        return None;
-    }
-    raw.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
