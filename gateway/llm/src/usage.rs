@@ -84,6 +84,35 @@ fn after_literal_usage_key(body: &[u8], at: usize) -> bool {
         .is_some_and(|key| key.trim_ascii_end().ends_with(b"\"usage\""))
 }
 
+/// The fast path of [`Usage::from_openai_json`]: `usage` as the LAST member of the
+/// top-level object, where OpenAI and the servers that copy it put it. Found from the end
+/// and read alone, so the rest of the answer (its choices, the completion) is not scanned.
+/// `None`: the body does not end that way; the full scan decides.
+///
+/// Why a match is the top-level member, in a valid body: `"usage"` is preceded (after
+/// whitespace) by the object's `{` or a `,`, so its first quote is structural (inside a
+/// string every quote is escaped, and after a closing quote only `,` `:` `}` `]` can
+/// follow), and it is followed by `:`, so it is a key; its value is followed only by
+/// whitespace and the body's final `}`, so no inner object closes after it. The rest of
+/// the body is not validated: an answer broken before its usage still reports that usage.
+fn usage_at_tail(body: &[u8]) -> Option<Option<Usage>> {
+    const KEY: &[u8] = b"\"usage\"";
+    let inner = body.trim_ascii().strip_prefix(b"{")?.strip_suffix(b"}")?;
+    let at = (0..inner.len().checked_sub(KEY.len())? + 1)
+        .rev()
+        .find(|&i| inner[i] == b'"' && inner[i..].starts_with(KEY))?;
+    if !matches!(inner[..at].trim_ascii_end().last(), None | Some(b',')) {
+        return None;
+    }
+    let value = inner[at + KEY.len()..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?;
+    let mut s = Scanner::new(value, Strings::Unchecked);
+    let usage = read_usage(&mut s).ok()?;
+    s.finish().ok()?;
+    Some(usage)
+}
+
 /// The answer's usage and facts: the whole body must be valid.
 fn scan_answer(body: &[u8]) -> Result<(Option<Usage>, AnswerFacts), ScanError> {
     let mut s = Scanner::new(body, Strings::Unchecked);
@@ -157,10 +186,15 @@ impl Usage {
 
     /// The `usage` object of an OpenAI response or stream chunk, if it has one.
     ///
-    /// Only `usage` is read; the rest of the body is checked, not built. As always, a body
+    /// Only `usage` is read. When it is the top-level object's last member (as OpenAI
+    /// writes it) it is found from the end and nothing else is scanned; otherwise the whole
+    /// body is scanned, checked and not built. As always, a body
     /// must hold the bytes `"usage"` to have usage (so `{"us\u0061ge":…}` has none): the
     /// member's own key shows it, or else the body is searched.
     pub fn from_openai_json(body: &[u8]) -> Option<Self> {
+        if let Some(usage) = usage_at_tail(body) {
+            return usage;
+        }
         let (usage, at) = scan_usage(body).ok()?;
         let usage = usage?;
         (after_literal_usage_key(body, at) || contains(body, b"\"usage\"")).then_some(usage)
