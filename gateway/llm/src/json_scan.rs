@@ -39,7 +39,7 @@ mod string;
 mod structs;
 
 pub(crate) use number::u64_digits;
-pub(crate) use string::{contains, write_str};
+pub(crate) use string::{contains, special_bytes, write_str};
 
 #[cfg(test)]
 pub(crate) mod testgen;

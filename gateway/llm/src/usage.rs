@@ -84,35 +84,6 @@ fn after_literal_usage_key(body: &[u8], at: usize) -> bool {
         .is_some_and(|key| key.trim_ascii_end().ends_with(b"\"usage\""))
 }
 
-/// The fast path of [`Usage::from_openai_json`]: `usage` as the LAST member of the
-/// top-level object, where OpenAI and the servers that copy it put it. Found from the end
-/// and read alone, so the rest of the answer (its choices, the completion) is not scanned.
-/// `None`: the body does not end that way; the full scan decides.
-///
-/// Why a match is the top-level member, in a valid body: `"usage"` is preceded (after
-/// whitespace) by the object's `{` or a `,`, so its first quote is structural (inside a
-/// string every quote is escaped, and after a closing quote only `,` `:` `}` `]` can
-/// follow), and it is followed by `:`, so it is a key; its value is followed only by
-/// whitespace and the body's final `}`, so no inner object closes after it. The rest of
-/// the body is not validated: an answer broken before its usage still reports that usage.
-fn usage_at_tail(body: &[u8]) -> Option<Option<Usage>> {
-    const KEY: &[u8] = b"\"usage\"";
-    let inner = body.trim_ascii().strip_prefix(b"{")?.strip_suffix(b"}")?;
-    let at = (0..inner.len().checked_sub(KEY.len())? + 1)
-        .rev()
-        .find(|&i| inner[i] == b'"' && inner[i..].starts_with(KEY))?;
-    if !matches!(inner[..at].trim_ascii_end().last(), None | Some(b',')) {
-        return None;
-    }
-    let value = inner[at + KEY.len()..]
-        .trim_ascii_start()
-        .strip_prefix(b":")?;
-    let mut s = Scanner::new(value, Strings::Unchecked);
-    let usage = read_usage(&mut s).ok()?;
-    s.finish().ok()?;
-    Some(usage)
-}
-
 /// The answer's usage and facts: the whole body must be valid.
 fn scan_answer(body: &[u8]) -> Result<(Option<Usage>, AnswerFacts), ScanError> {
     let mut s = Scanner::new(body, Strings::Unchecked);
@@ -192,7 +163,7 @@ impl Usage {
     /// must hold the bytes `"usage"` to have usage (so `{"us\u0061ge":…}` has none): the
     /// member's own key shows it, or else the body is searched.
     pub fn from_openai_json(body: &[u8]) -> Option<Self> {
-        if let Some(usage) = usage_at_tail(body) {
+        if let Some(usage) = quick::usage_at_tail(body) {
             return usage;
         }
         let (usage, at) = scan_usage(body).ok()?;
@@ -204,6 +175,9 @@ impl Usage {
     /// OpenAI-format answer. Facts are `None` when the body does not have the answer's
     /// shape; usage then comes from [`Usage::from_openai_json`], as without facts.
     pub fn with_facts_from_openai_json(body: &[u8]) -> (Option<Self>, Option<AnswerFacts>) {
+        if let (Some(usage), Some(facts)) = (quick::usage_at_tail(body), quick::facts(body)) {
+            return (usage, Some(facts));
+        }
         match scan_answer(body) {
             Ok((usage, facts)) => (usage, Some(facts)),
             Err(_) => (Self::from_openai_json(body), None),
@@ -241,5 +215,6 @@ impl Usage {
 
 pub(crate) use crate::json_scan::contains;
 
+mod quick;
 #[cfg(test)]
 mod tests;

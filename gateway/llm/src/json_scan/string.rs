@@ -16,7 +16,7 @@ fn zero_bytes(x: u64) -> u64 {
 
 /// High bit set (lowest one exact) in each byte of `w` that ends a plain run of string
 /// content: `"`, `\` or a control character.
-fn special_bytes(w: u64) -> u64 {
+pub(crate) fn special_bytes(w: u64) -> u64 {
     zero_bytes(w ^ (ONES * u64::from(b'"')))
         | zero_bytes(w ^ (ONES * u64::from(b'\\')))
         | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
