@@ -175,7 +175,7 @@ impl Usage {
     /// OpenAI-format answer. Facts are `None` when the body does not have the answer's
     /// shape; usage then comes from [`Usage::from_openai_json`], as without facts.
     pub fn with_facts_from_openai_json(body: &[u8]) -> (Option<Self>, Option<AnswerFacts>) {
-        if let (Some(usage), Some(facts)) = (quick::usage_at_tail(body), quick::facts(body)) {
+        if let Some((usage, facts)) = quick::answer(body) {
             return (usage, Some(facts));
         }
         match scan_answer(body) {

@@ -1,6 +1,6 @@
 //! Fast paths for well-formed OpenAI answers, tried before the full scan: the usage member
-//! read from the end ([`usage_at_tail`]) and the trace's facts read by a walk that skips
-//! values without checking them ([`facts`]). Each gives up (`None`) on anything unusual —
+//! read from the end ([`usage_at_tail`]), and usage with the trace's facts read by a walk
+//! that skips values without checking them ([`answer`]). Each gives up (`None`) on anything unusual —
 //! an escaped key, a repeated field, a value of the wrong type — and the full scan decides.
 //! Neither validates the rest of the body, which passes to the client untouched anyway: a
 //! body broken elsewhere can still report its usage and facts.
@@ -61,11 +61,12 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     (0..end).rev().find(|&i| hay[i..].starts_with(needle))
 }
 
-/// The answer's `id`, `model` and every `choices[].finish_reason`, from a walk of the top
-/// level that reads only those and jumps over every other value.
-pub(super) fn facts(body: &[u8]) -> Option<AnswerFacts> {
+/// The answer's usage, `id`, `model` and every `choices[].finish_reason`, from one walk of
+/// the top level that reads only those and jumps over every other value.
+pub(super) fn answer(body: &[u8]) -> Option<(Option<Usage>, AnswerFacts)> {
     let mut w = Walk { b: body, i: 0 };
     let mut f = AnswerFacts::default();
+    let mut usage = None;
     let mut seen = [false; 4];
     w.object(|w, key| {
         let field = match key {
@@ -81,11 +82,9 @@ pub(super) fn facts(body: &[u8]) -> Option<AnswerFacts> {
         match field {
             0 => f.id = w.opt_string()?,
             1 => f.model = w.opt_string()?,
-            3 => w.skip_value()?,
+            3 => usage = w.usage()?,
             _ => {
-                if w.null() {
-                    return Some(());
-                }
+                // (`null` choices: serde refuses them; so does this walk, by `array`.)
                 w.array(|w| {
                     let mut reason_seen = false;
                     w.object(|w, key| {
@@ -104,7 +103,7 @@ pub(super) fn facts(body: &[u8]) -> Option<AnswerFacts> {
         Some(())
     })?;
     w.ws();
-    (w.i == body.len()).then_some(f)
+    (w.i == body.len()).then_some((usage, f))
 }
 
 /// A position in a body, moved over JSON without checking what it skips.
