@@ -15,6 +15,7 @@ pub use pool::{H1Pool, PoolSweeper};
 pub(crate) use upstream::IDLE_TIMEOUT;
 
 mod answer;
+mod connection;
 mod mock;
 mod pool;
 mod relay;

@@ -21,7 +21,8 @@ pub struct Gateway {
     pub health: HealthRegistry,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// Upstream connections: new ones (h1, h2, TLS) and pooled HTTP/2 sessions.
+    /// New TLS and HTTP/2 upstream connections, and pooled HTTP/2 sessions (plain HTTP/1.1
+    /// connections are opened by `engine/connection.rs`).
     pub connector: Connector,
     /// Idle HTTP/1.1 upstream connections.
     pub h1_pool: Arc<H1Pool>,

@@ -3,8 +3,9 @@
 //! chunked, or until close), and whether the connection can go back to the idle pool.
 
 use bytes::{Bytes, BytesMut};
-use pingora_core::protocols::Stream;
 use tokio::io::AsyncReadExt;
+
+use super::connection::H1Conn;
 
 use crate::http1::chunked::{Decoder, Step};
 
@@ -27,7 +28,7 @@ enum Body {
 /// An upstream answer whose head was read.
 #[derive(Debug)]
 pub(crate) struct H1Answer {
-    stream: Stream,
+    stream: H1Conn,
     buf: BytesMut,
     /// HTTP status.
     pub status: u16,
@@ -41,7 +42,7 @@ pub(crate) struct H1Answer {
 
 impl H1Answer {
     /// Reads the head of the answer (skipping `1xx` interim answers).
-    pub async fn read(mut stream: Stream) -> Result<Self, String> {
+    pub async fn read(mut stream: H1Conn) -> Result<Self, String> {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         loop {
             if !buf.is_empty()
@@ -133,7 +134,7 @@ impl H1Answer {
     }
 
     /// The connection, when the answer was read whole and the upstream keeps it open.
-    pub fn into_reusable(self) -> Option<Stream> {
+    pub fn into_reusable(self) -> Option<H1Conn> {
         (self.is_done() && self.keepalive && self.buf.is_empty()).then_some(self.stream)
     }
 }
@@ -242,7 +243,9 @@ mod tests {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }
         });
-        let mut a = H1Answer::read(Box::new(client)).await.unwrap();
+        let mut a = H1Answer::read(H1Conn::Pingora(Box::new(client)))
+            .await
+            .unwrap();
         let mut body = Vec::new();
         while let Some(b) = a.next().await.unwrap() {
             body.extend_from_slice(&b);
@@ -294,6 +297,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_plain_tcp_answer_is_read_and_reusable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, server) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let mut server = server.unwrap().0;
+        tokio::spawn(async move {
+            let wire = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+            for piece in wire.chunks(7) {
+                server.write_all(piece).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        });
+        let mut a = H1Answer::read(H1Conn::Plain(client.unwrap()))
+            .await
+            .unwrap();
+        let mut body = Vec::new();
+        while let Some(b) = a.next().await.unwrap() {
+            body.extend_from_slice(&b);
+        }
+        assert_eq!((a.status, &body[..]), (200, &b"{}"[..]));
+        assert!(matches!(a.into_reusable(), Some(H1Conn::Plain(_))));
+    }
+
+    #[tokio::test]
     async fn broken_answers_are_errors() {
         let (client, mut server) = tokio::io::duplex(1024);
         server
@@ -301,11 +330,17 @@ mod tests {
             .await
             .unwrap();
         drop(server);
-        let mut a = H1Answer::read(Box::new(client)).await.unwrap();
+        let mut a = H1Answer::read(H1Conn::Pingora(Box::new(client)))
+            .await
+            .unwrap();
         assert_eq!(a.next().await.unwrap().as_deref(), Some(&b"abc"[..]));
         assert!(a.next().await.is_err());
         let (client, mut server) = tokio::io::duplex(1024);
         server.write_all(b"NOT HTTP\r\n\r\n").await.unwrap();
-        assert!(H1Answer::read(Box::new(client)).await.is_err());
+        assert!(
+            H1Answer::read(H1Conn::Pingora(Box::new(client)))
+                .await
+                .is_err()
+        );
     }
 }

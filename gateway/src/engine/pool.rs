@@ -3,7 +3,8 @@
 //! Pingora's pool spawns a watcher task for every connection it takes back (on a random
 //! runtime thread when work stealing is off) and wakes it through a channel when the
 //! connection is reused: a spawn, a wake-up and a lock per request, plus a `getpeername`
-//! on checkout. Here an idle connection is just a stream in a list:
+//! on checkout. Here an idle connection (a plain TCP socket or a Pingora TLS stream, see
+//! `connection.rs`) is just an entry in a list:
 //! - `put` keeps it only when it is quiet (no early EOF, no unexpected bytes), as Pingora does;
 //! - `take` hands out the most recently used one (warmest, least likely to have been closed
 //!   by the upstream's idle timer), checking again without a syscall in the common case
@@ -22,10 +23,8 @@ use crate::fnv::Prehashed;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use pingora_core::protocols::Stream;
-use std::future::Future;
-use std::task::{Context, Waker};
-use tokio::io::AsyncReadExt;
+
+use super::connection::{H1Conn, quiet};
 
 /// Idle connections per peer beyond this are closed on `put` (oldest first).
 const MAX_IDLE_PER_PEER: usize = 256;
@@ -38,7 +37,7 @@ pub struct H1Pool {
 }
 
 struct Idle {
-    stream: Stream,
+    stream: H1Conn,
     since: Instant,
 }
 
@@ -52,7 +51,7 @@ impl H1Pool {
     }
 
     /// A live idle connection to `key`'s peer, most recently used first.
-    pub fn take(&self, key: u64) -> Option<Stream> {
+    pub(crate) fn take(&self, key: u64) -> Option<H1Conn> {
         let now = Instant::now();
         loop {
             let idle = {
@@ -70,7 +69,7 @@ impl H1Pool {
     }
 
     /// Keeps `stream` for reuse when it is quiet; closes it otherwise.
-    pub fn put(&self, key: u64, mut stream: Stream) {
+    pub(crate) fn put(&self, key: u64, mut stream: H1Conn) {
         if !quiet(&mut stream) {
             return;
         }
@@ -119,16 +118,6 @@ impl H1Pool {
     }
 }
 
-/// Whether an idle connection has nothing to say: a read that is not ready. A ready read
-/// means EOF, an error or bytes nobody asked for, and the connection is not reusable.
-/// Usually no syscall: the socket's readiness is cached until the reactor reports an event.
-fn quiet(stream: &mut Stream) -> bool {
-    let mut byte = [0u8; 1];
-    let read = std::pin::pin!(tokio::task::unconstrained(stream.read(&mut byte)));
-    read.poll(&mut Context::from_waker(Waker::noop()))
-        .is_pending()
-}
-
 /// Sweeps a pool every few seconds (a Pingora background service).
 pub struct PoolSweeper(pub std::sync::Arc<H1Pool>);
 
@@ -160,12 +149,24 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 
-    async fn pair() -> (Stream, TcpStream) {
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let client: L4Stream = client.unwrap().into();
-        (Box::new(client), server.unwrap().0)
+        (client.unwrap(), server.unwrap().0)
+    }
+
+    /// A plain connection and its server end.
+    async fn pair() -> (H1Conn, TcpStream) {
+        let (client, server) = tcp_pair().await;
+        (H1Conn::Plain(client), server)
+    }
+
+    /// A connection wrapped as Pingora's stream (the TLS kind) and its server end.
+    async fn pingora_pair() -> (H1Conn, TcpStream) {
+        let (client, server) = tcp_pair().await;
+        let client: L4Stream = client.into();
+        (H1Conn::Pingora(Box::new(client)), server)
     }
 
     #[tokio::test]
@@ -173,34 +174,53 @@ mod tests {
         let pool = H1Pool::new(Duration::from_secs(60));
         let (a, _sa) = pair().await;
         let (b, _sb) = pair().await;
-        let b_id = b.id();
+        let b_port = b.local_port();
         pool.put(7, a);
         pool.put(7, b);
         assert_eq!(pool.len(), 2);
-        assert_eq!(pool.take(7).unwrap().id(), b_id);
+        assert_eq!(pool.take(7).unwrap().local_port(), b_port);
         assert!(pool.take(8).is_none());
         assert_eq!(pool.len(), 1);
     }
 
     #[tokio::test]
     async fn a_connection_closed_by_the_peer_is_not_handed_out() {
-        let pool = H1Pool::new(Duration::from_secs(60));
-        let (a, sa) = pair().await;
-        pool.put(1, a);
-        drop(sa);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(pool.take(1).is_none());
-        assert!(pool.is_empty());
+        for pingora in [false, true] {
+            let pool = H1Pool::new(Duration::from_secs(60));
+            let (a, sa) = if pingora {
+                pingora_pair().await
+            } else {
+                pair().await
+            };
+            pool.put(1, a);
+            drop(sa);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(pool.take(1).is_none());
+            assert!(pool.is_empty());
+        }
     }
 
     #[tokio::test]
     async fn unexpected_bytes_make_a_connection_unusable() {
-        let pool = H1Pool::new(Duration::from_secs(60));
-        let (a, mut sa) = pair().await;
-        pool.put(1, a);
-        sa.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(pool.take(1).is_none());
+        for pingora in [false, true] {
+            let pool = H1Pool::new(Duration::from_secs(60));
+            let (a, mut sa) = if pingora {
+                pingora_pair().await
+            } else {
+                pair().await
+            };
+            let (b, _sb) = if pingora {
+                pingora_pair().await
+            } else {
+                pair().await
+            };
+            pool.put(1, b);
+            pool.put(1, a);
+            sa.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(pool.take(1).is_some(), "the quiet one is handed out");
+            assert!(pool.is_empty());
+        }
     }
 
     #[tokio::test]

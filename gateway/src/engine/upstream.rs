@@ -1,5 +1,7 @@
-//! One attempt against an HTTP provider: connect, send, wait for the response header.
+//! One attempt against an HTTP provider: connect (plain HTTP/1.1 by the gateway itself, TLS and
+//! HTTP/2 through Pingora), send, wait for the response header.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,13 +11,13 @@ use datamind_llm::Adapter;
 use datamind_llm::error_body::ErrorBody;
 use datamind_llm::providers::UpstreamRequest;
 use datamind_llm::providers::{AwsCredentials, Target};
-use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
 use tokio::io::AsyncWriteExt;
 
 use super::answer::H1Answer;
+use super::connection::{self, H1Conn};
 use super::relay::{BodySource, Reply};
 use super::timer::within;
 use super::{AttemptError, Job, UpstreamError, client_gone, parse_retry_after, retryable_status};
@@ -207,12 +209,11 @@ async fn exchange(
         Some(stream) => (Connection::H1(stream), true),
         None => {
             let connect_wait = deadline.saturating_duration_since(Instant::now());
+            let plain = connection::plain_addr(peer);
             tokio::select! {
-                r = within(connect_wait, Box::pin(gw.connector.get_http_session(peer))) => match r {
-                    Ok(Ok((HttpSession::H1(h1), reused))) => (Connection::H1(h1.into_inner()), reused),
-                    Ok(Ok((session, reused))) => (Connection::Other(Box::new(session)), reused),
-                    Ok(Err(e)) => return Err((AttemptError::Network(format!("connect: {e}")), false)),
-                    Err(_) => return Err((AttemptError::Timeout("connect: request deadline".into()), false)),
+                r = connect(gw, peer, plain, connect_wait) => match r {
+                    Ok(c) => c,
+                    Err(e) => return Err((e, false)),
                 },
                 _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
             }
@@ -261,10 +262,32 @@ async fn exchange(
     }
 }
 
-/// A connection for one attempt: an HTTP/1.1 stream (ours to write on) or a Pingora session
-/// (HTTP/2).
+/// Opens a connection: plain HTTP/1.1 ourselves (`plain` is the address), anything else
+/// (TLS, HTTP/2) through Pingora's connector. Also says whether it was reused.
+async fn connect(
+    gw: &Gateway,
+    peer: &HttpPeer,
+    plain: Option<SocketAddr>,
+    wait: Duration,
+) -> Result<(Connection, bool), AttemptError> {
+    if let Some(addr) = plain {
+        let conn = connection::connect(peer, addr, wait).await?;
+        return Ok((Connection::H1(conn), false));
+    }
+    match within(wait, Box::pin(gw.connector.get_http_session(peer))).await {
+        Ok(Ok((HttpSession::H1(h1), reused))) => {
+            Ok((Connection::H1(H1Conn::Pingora(h1.into_inner())), reused))
+        }
+        Ok(Ok((session, reused))) => Ok((Connection::Other(Box::new(session)), reused)),
+        Ok(Err(e)) => Err(AttemptError::Network(format!("connect: {e}"))),
+        Err(_) => Err(AttemptError::Timeout("connect: request deadline".into())),
+    }
+}
+
+/// A connection for one attempt: an HTTP/1.1 connection (ours to write on) or a Pingora
+/// session (HTTP/2).
 enum Connection {
-    H1(Stream),
+    H1(H1Conn),
     Other(Box<HttpSession>),
 }
 
@@ -292,8 +315,8 @@ impl Answer {
     }
 }
 
-/// Returns a finished exchange's connection for reuse: HTTP/1.1 streams to our idle pool
-/// (see `pool.rs`), other sessions to Pingora's.
+/// Returns a finished exchange's connection for reuse: HTTP/1.1 connections to our idle
+/// pool (see `pool.rs`), other sessions to Pingora's.
 pub(super) async fn release(gw: &Gateway, up: Answer, peer: &HttpPeer, pool_key: u64) {
     match up {
         Answer::H1(a) => {
