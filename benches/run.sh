@@ -123,8 +123,8 @@ CONF
   wait_http "${URL[nginx]}/v1/models" 10 -H "Authorization: Bearer $KEY"
 }
 
-start_datamind() { # [target name] [extra YAML]
-  local name=${1:-datamind} extra=${2:-}
+start_datamind() { # [target name] [extra YAML] [extra server YAML, indented]
+  local name=${1:-datamind} extra=${2:-} server_extra=${3:-}
   local gw="${GW_BIN:-$REL/datamind-gateway}" port admin sha; [ -x "$gw" ] || return 1
   port=$(free_port); admin=$(free_port)
   sha=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
@@ -133,6 +133,7 @@ server:
   listen: "127.0.0.1:$port"
   admin_listen: "127.0.0.1:$admin"
   threads: 2
+$server_extra
 access_log:
   enabled: true
   path: $WORK/logs/$name-access.log
@@ -173,6 +174,8 @@ CONF
 }
 start_datamind_anthropic() { [ -n "${URL[datamind_anthropic]:-}" ]; }
 # A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`.
+# One current-thread runtime per worker thread (server.work_stealing: false).
+start_datamind_nosteal() { start_datamind datamind_nosteal "" "  work_stealing: false"; }
 start_datamind_b() { [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind datamind_b; }
 
 # The same gateway with the in-memory response cache; every bench request opts in
