@@ -14,7 +14,8 @@
 # (rate limits, a budget and spend tracking on, in-process), datamind_limits_redis (the same
 # shared in a local redis-server), datamind_traced (the gateway exporting OTLP traces of
 # every request to a local discarding collector), datamind_conductor (the gateway with a
-# placement policy shaped like config/examples/conductor.yaml), and
+# placement policy shaped like config/examples/conductor.yaml), datamind_nosteal (one
+# current-thread runtime per worker, server.work_stealing: false), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
 # target's CPU and RSS. Results: benches/results/<date>.md, .json and .svg (--out elsewhere).
