@@ -44,21 +44,27 @@ use crate::state::Gateway;
 /// for a key-set fetch, see [`jwt::jwks`]); anything else is an API key: a hash, then a
 /// lookup in the config keys and the runtime keys. Every refusal is a 401
 /// `invalid_api_key` whose message says what was wrong without echoing the credential.
+/// `now` is the unix time in seconds (expiry is checked against it).
 pub async fn authenticate(
     gw: &Gateway,
     snapshot: &Snapshot,
     authorization: Option<&[u8]>,
     x_api_key: Option<&[u8]>,
+    now: i64,
 ) -> Result<Arc<Caller>, GatewayError> {
     let keys = &snapshot.keys;
     if !keys.enabled() {
         return Ok(keys.anonymous().clone());
     }
     let (method, result) = match credential::presented(authorization, x_api_key) {
-        Ok(credential) if snapshot.jwt.enabled() && jwt::looks_like_jwt(credential) => {
-            (Method::Jwt, check(gw, snapshot, credential, true).await)
-        }
-        Ok(credential) => (Method::ApiKey, check(gw, snapshot, credential, false).await),
+        Ok(credential) if snapshot.jwt.enabled() && jwt::looks_like_jwt(credential) => (
+            Method::Jwt,
+            check(gw, snapshot, credential, true, now).await,
+        ),
+        Ok(credential) => (
+            Method::ApiKey,
+            check(gw, snapshot, credential, false, now).await,
+        ),
         Err(e) => (Method::ApiKey, Err(e)),
     };
     gw.metrics.auth.record(method, result.as_ref().map(|_| ()));
@@ -70,12 +76,12 @@ async fn check(
     snapshot: &Snapshot,
     credential: &str,
     jwt: bool,
+    now: i64,
 ) -> Result<Arc<Caller>, GatewayError> {
     let keys = &snapshot.keys;
     if credential.len() > snapshot.jwt.max_token_bytes() {
         return Err(GatewayError::Unauthorized("the credential is too long"));
     }
-    let now = now_secs();
     if jwt {
         // Boxed: verification may fetch a JWKS (a whole HTTP client future), and an inline
         // future that size would be copied around on every API-key request too.

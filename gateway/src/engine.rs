@@ -172,6 +172,7 @@ pub(crate) async fn serve(
         out.attempts += 1;
         let mut in_flight = d.health.start();
         let propagation = out.trace.as_mut().map(|t| t.begin_attempt(d));
+        let waited_before = out.upstream_wait;
         let opened = match d.provider.kind.adapter() {
             Some(adapter) => {
                 let prop = propagation.as_ref();
@@ -179,7 +180,8 @@ pub(crate) async fn serve(
             }
             None => mock::open(d, job, session, &mut out.upstream_wait).await,
         };
-        let ttfb = attempt_start.elapsed();
+        // Time to the answer's header: what `open` spent waiting on the upstream.
+        let ttfb = out.upstream_wait.saturating_sub(waited_before);
         in_flight.first_byte();
         let first_byte_deadline =
             attempt_start + Duration::from_millis(d.provider.timeouts.first_byte_ms);
@@ -190,17 +192,10 @@ pub(crate) async fn serve(
                 out.price = d.price;
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
                     Ok(Relayed::Complete) => {
-                        d.health.record_success_timed(ttfb, attempt_start.elapsed());
+                        let took = attempt_start.elapsed();
+                        d.health.record_success_timed(ttfb, took);
                         d.metrics.record(AttemptOutcome::Success);
-                        end_attempt(
-                            out,
-                            d,
-                            job,
-                            attempt_start,
-                            AttemptOutcome::Success,
-                            status,
-                            None,
-                        );
+                        end_attempt(out, d, job, took, AttemptOutcome::Success, status, None);
                         return Ok(());
                     }
                     Ok(Relayed::Broken) => {
@@ -214,7 +209,7 @@ pub(crate) async fn serve(
                             out,
                             d,
                             job,
-                            attempt_start,
+                            attempt_start.elapsed(),
                             AttemptOutcome::Failure,
                             status,
                             Some("stream_broken"),
@@ -226,7 +221,7 @@ pub(crate) async fn serve(
                             out,
                             d,
                             job,
-                            attempt_start,
+                            attempt_start.elapsed(),
                             AttemptOutcome::Failure,
                             status,
                             Some("internal"),
@@ -244,7 +239,7 @@ pub(crate) async fn serve(
                     out,
                     d,
                     job,
-                    attempt_start,
+                    attempt_start.elapsed(),
                     AttemptOutcome::Failure,
                     None,
                     Some("cancelled"),
@@ -263,7 +258,7 @@ pub(crate) async fn serve(
                     out,
                     d,
                     job,
-                    attempt_start,
+                    attempt_start.elapsed(),
                     AttemptOutcome::Success,
                     Some(e.upstream_status),
                     Some(&code),
@@ -297,7 +292,15 @@ pub(crate) async fn serve(
             AttemptError::Timeout(_) => (None, "timeout".to_owned()),
             AttemptError::ClientGone => (None, "cancelled".to_owned()),
         };
-        end_attempt(out, d, job, attempt_start, outcome, status, Some(&kind));
+        end_attempt(
+            out,
+            d,
+            job,
+            attempt_start.elapsed(),
+            outcome,
+            status,
+            Some(&kind),
+        );
         tracing::warn!(
             request_id = job.request_id,
             trace_id = out.trace.as_ref().map(|t| t.trace_id().to_string()),
@@ -340,7 +343,7 @@ fn end_attempt(
     out: &mut Outcome,
     d: &Deployment,
     job: &Job<'_>,
-    started: Instant,
+    took: Duration,
     o: AttemptOutcome,
     status: Option<u16>,
     error: Option<&str>,
@@ -348,7 +351,7 @@ fn end_attempt(
     let answered = o == AttemptOutcome::Success && error.is_none();
     d.metrics.genai.record(
         crate::telemetry::metrics::genai::operation_name(job.op),
-        started.elapsed().as_secs_f64(),
+        took.as_secs_f64(),
         error,
         answered.then_some(&out.usage),
     );

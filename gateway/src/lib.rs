@@ -37,6 +37,7 @@
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod conductor;
 pub mod config;
 pub mod engine;

@@ -16,7 +16,7 @@ use datamind_llm::policy::{RequestInput, Selection};
 
 use crate::GatewayError;
 use crate::config::Strategy;
-use crate::snapshot::{Deployment, ModelGroup, Snapshot, health::now_ms};
+use crate::snapshot::{Deployment, ModelGroup, Snapshot};
 use crate::telemetry::metrics::route::RouteOutcome;
 
 /// The decision recorded with a request: header, access log, span attributes, metric.
@@ -114,19 +114,19 @@ pub fn place(
     snapshot: &Snapshot,
     group: &Arc<ModelGroup>,
     request: Option<&RequestInput>,
+    now: u64,
 ) -> Result<(Plan, Option<RouteInfo>), GatewayError> {
     let c = &snapshot.conductor;
     let Some(request) = request else {
-        return Ok((plan(snapshot, group), None));
+        return Ok((plan(snapshot, group, now), None));
     };
-    let now = now_ms();
     let shadow = c
         .shadow
         .as_ref()
         .map(|p| evaluate(snapshot, p, group, request, now, StatsNeed::Rule));
     let Some(policy) = &c.policy else {
         // Shadow only: the groups' strategies decide, the shadow is compared with them.
-        let p = plan(snapshot, group);
+        let p = plan(snapshot, group, now);
         let info = shadow.map(|s| {
             let first = p.candidates.first().map(|c| c.deployment.id.as_str());
             compare(snapshot, "default", None, first, &s)
@@ -324,9 +324,8 @@ pub struct Plan {
     pub min_cooldown_ms: u64,
 }
 
-/// Builds the plan for `group`.
-pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>) -> Plan {
-    let now = now_ms();
+/// Builds the plan for `group` at `now` (unix ms: cooldowns end at wall-clock instants).
+pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>, now: u64) -> Plan {
     let mut out = Plan {
         min_cooldown_ms: u64::MAX,
         ..Plan::default()
@@ -418,6 +417,7 @@ mod tests {
     use super::*;
     use crate::config::parse_str;
     use crate::snapshot::HealthRegistry;
+    use crate::snapshot::health::now_ms;
     use crate::telemetry::Metrics;
     use std::time::Duration;
 
@@ -444,9 +444,11 @@ mod tests {
              - {name: f, deployments: [{provider: c, model: m}], fallbacks: [g]}\n",
         );
         let g = &s.groups["g"];
-        let firsts: Vec<String> = (0..8).map(|_| ids(&plan(&s, g))[0].to_owned()).collect();
+        let firsts: Vec<String> = (0..8)
+            .map(|_| ids(&plan(&s, g, now_ms()))[0].to_owned())
+            .collect();
         assert_eq!(firsts.iter().filter(|x| *x == "a/m").count(), 6);
-        let p = plan(&s, g);
+        let p = plan(&s, g, now_ms());
         assert_eq!(
             p.candidates.len(),
             3,
@@ -465,7 +467,7 @@ mod tests {
         g.deployments[0]
             .health
             .record_failure(1, Duration::from_secs(5), None);
-        let p = plan(&s, g);
+        let p = plan(&s, g, now_ms());
         assert_eq!(ids(&p), vec!["b/m"]);
         assert_eq!(
             p.cooling.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
@@ -483,7 +485,7 @@ mod tests {
         let l = &s.groups["l"];
         let _busy = l.deployments[0].health.start();
         for _ in 0..4 {
-            assert_eq!(ids(&plan(&s, l))[0], "b/m");
+            assert_eq!(ids(&plan(&s, l, now_ms()))[0], "b/m");
         }
         let t = &s.groups["t"];
         t.deployments[0]
@@ -493,7 +495,7 @@ mod tests {
             .health
             .record_success(Duration::from_millis(5));
         for _ in 0..4 {
-            assert_eq!(ids(&plan(&s, t))[0], "b/x");
+            assert_eq!(ids(&plan(&s, t, now_ms()))[0], "b/x");
         }
     }
 }

@@ -78,7 +78,7 @@ pub fn explain(snapshot: &Snapshot, body: &[u8]) -> Result<Value, GatewayError> 
     });
     let now = now_ms();
     let Some(policy) = &c.policy else {
-        let plan = crate::routing::plan(snapshot, group);
+        let plan = crate::routing::plan(snapshot, group, now);
         let candidates: Vec<Value> = plan
             .candidates
             .iter()

@@ -50,9 +50,9 @@ impl H1Pool {
         }
     }
 
-    /// A live idle connection to `key`'s peer, most recently used first.
-    pub(crate) fn take(&self, key: u64) -> Option<H1Conn> {
-        let now = Instant::now();
+    /// A live idle connection to `key`'s peer, most recently used first; `now` is a
+    /// recent clock reading (idle times are checked against it).
+    pub(crate) fn take(&self, key: u64, now: Instant) -> Option<H1Conn> {
         loop {
             let idle = {
                 let mut map = self.idle.lock();
@@ -68,18 +68,16 @@ impl H1Pool {
         }
     }
 
-    /// Keeps `stream` for reuse when it is quiet; closes it otherwise.
-    pub(crate) fn put(&self, key: u64, mut stream: H1Conn) {
+    /// Keeps `stream` for reuse when it is quiet; closes it otherwise. `now` is a recent
+    /// clock reading: the start of its idle time.
+    pub(crate) fn put(&self, key: u64, mut stream: H1Conn, now: Instant) {
         if !quiet(&mut stream) {
             return;
         }
         let evicted = {
             let mut map = self.idle.lock();
             let list = map.entry(key).or_default();
-            list.push(Idle {
-                stream,
-                since: Instant::now(),
-            });
+            list.push(Idle { stream, since: now });
             (list.len() > MAX_IDLE_PER_PEER).then(|| list.remove(0))
         };
         drop(evicted);
@@ -175,11 +173,11 @@ mod tests {
         let (a, _sa) = pair().await;
         let (b, _sb) = pair().await;
         let b_port = b.local_port();
-        pool.put(7, a);
-        pool.put(7, b);
+        pool.put(7, a, Instant::now());
+        pool.put(7, b, Instant::now());
         assert_eq!(pool.len(), 2);
-        assert_eq!(pool.take(7).unwrap().local_port(), b_port);
-        assert!(pool.take(8).is_none());
+        assert_eq!(pool.take(7, Instant::now()).unwrap().local_port(), b_port);
+        assert!(pool.take(8, Instant::now()).is_none());
         assert_eq!(pool.len(), 1);
     }
 
@@ -192,10 +190,10 @@ mod tests {
             } else {
                 pair().await
             };
-            pool.put(1, a);
+            pool.put(1, a, Instant::now());
             drop(sa);
             tokio::time::sleep(Duration::from_millis(50)).await;
-            assert!(pool.take(1).is_none());
+            assert!(pool.take(1, Instant::now()).is_none());
             assert!(pool.is_empty());
         }
     }
@@ -214,11 +212,14 @@ mod tests {
             } else {
                 pair().await
             };
-            pool.put(1, b);
-            pool.put(1, a);
+            pool.put(1, b, Instant::now());
+            pool.put(1, a, Instant::now());
             sa.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
             tokio::time::sleep(Duration::from_millis(50)).await;
-            assert!(pool.take(1).is_some(), "the quiet one is handed out");
+            assert!(
+                pool.take(1, Instant::now()).is_some(),
+                "the quiet one is handed out"
+            );
             assert!(pool.is_empty());
         }
     }
@@ -228,10 +229,10 @@ mod tests {
         let pool = H1Pool::new(Duration::from_millis(30));
         let (a, _sa) = pair().await;
         let (b, sb) = pair().await;
-        pool.put(1, a);
-        pool.put(2, b);
+        pool.put(1, a, Instant::now());
+        pool.put(2, b, Instant::now());
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(pool.take(1).is_none());
+        assert!(pool.take(1, Instant::now()).is_none());
         drop(sb);
         pool.sweep();
         assert!(pool.is_empty());
@@ -239,8 +240,8 @@ mod tests {
         let fresh = H1Pool::new(Duration::from_secs(60));
         let (c, sc) = pair().await;
         let (d, _sd) = pair().await;
-        fresh.put(1, c);
-        fresh.put(1, d);
+        fresh.put(1, c, Instant::now());
+        fresh.put(1, d, Instant::now());
         drop(sc);
         tokio::time::sleep(Duration::from_millis(50)).await;
         fresh.sweep();
@@ -254,7 +255,7 @@ mod tests {
         for _ in 0..MAX_IDLE_PER_PEER + 3 {
             let (s, peer) = pair().await;
             servers.push(peer);
-            pool.put(5, s);
+            pool.put(5, s, Instant::now());
         }
         assert_eq!(pool.len(), MAX_IDLE_PER_PEER);
     }

@@ -15,7 +15,7 @@ use datamind_llm::stream::chain::Chain;
 use datamind_llm::stream::openai::OpenAiPassthrough;
 use pingora_core::upstreams::peer::HttpPeer;
 
-use super::timer::within;
+use super::timer::until;
 use super::{AttemptError, ClientFormat, Job, Outcome, UpstreamError};
 use crate::GatewayError;
 use crate::cache::capture::Capture;
@@ -74,8 +74,8 @@ impl BodySource {
         }
     }
 
-    /// Returns a finished connection to the pool.
-    async fn release(self, gw: &Gateway) {
+    /// Returns a finished connection to the pool (`now`: a recent clock reading).
+    async fn release(self, gw: &Gateway, now: Instant) {
         if let Self::Http {
             mut up,
             peer,
@@ -83,7 +83,7 @@ impl BodySource {
         } = self
             && up.is_done()
         {
-            super::upstream::release(gw, up, &peer, pool_key).await;
+            super::upstream::release(gw, up, &peer, pool_key, now).await;
         }
     }
 }
@@ -150,41 +150,38 @@ async fn relay_whole(
 ) -> Result<Relayed, RelayError> {
     let mut body = Vec::new();
     let waited = Instant::now();
-    let mut now = waited;
-    loop {
-        let left = job.deadline.saturating_duration_since(now);
-        let next = tokio::select! {
-            r = within(left, reply.body.next()) => r,
-            _ = client_gone(session) => {
-                out.client_gone = true;
-                out.status = 499;
-                return Ok(Relayed::Complete);
-            }
-        };
-        match next {
-            Ok(Ok(Some(chunk))) => {
-                if body.len() + chunk.len() > MAX_RESPONSE_BODY {
-                    return Err(RelayError::Retry(AttemptError::Network(
-                        "upstream response too large".into(),
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-                now = Instant::now();
-            }
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => {
-                return Err(RelayError::Retry(AttemptError::Network(format!(
-                    "reading upstream body: {e}"
-                ))));
-            }
-            Err(_) => {
-                return Err(RelayError::Retry(AttemptError::Timeout(
-                    "request deadline passed while reading the answer".into(),
+    // One deadline over the whole body (not one timer per chunk).
+    let read = async {
+        while let Some(chunk) = reply.body.next().await.map_err(|e| {
+            RelayError::Retry(AttemptError::Network(format!("reading upstream body: {e}")))
+        })? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+                return Err(RelayError::Retry(AttemptError::Network(
+                    "upstream response too large".into(),
                 )));
             }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    let read = tokio::select! {
+        r = until(job.deadline, read) => r,
+        _ = client_gone(session) => {
+            out.client_gone = true;
+            out.status = 499;
+            return Ok(Relayed::Complete);
+        }
+    };
+    match read {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(RelayError::Retry(AttemptError::Timeout(
+                "request deadline passed while reading the answer".into(),
+            )));
         }
     }
-    out.upstream_wait += waited.elapsed();
+    let read_at = Instant::now();
+    out.upstream_wait += read_at - waited;
     let (body, usage) = match (reply.adapter, out.trace.as_mut()) {
         // Traced: the adapter may read the answer's facts in the pass that finds usage.
         (Some(a), Some(t)) if t.is_recording() => {
@@ -240,7 +237,7 @@ async fn relay_whole(
         let ct = reply.content_type.as_deref().unwrap_or("application/json");
         out.captured = c.finish(false, ct, out.usage, &d.id);
     }
-    reply.body.release(gw).await;
+    reply.body.release(gw, read_at).await;
     Ok(Relayed::Complete)
 }
 
@@ -272,15 +269,14 @@ async fn relay_stream(
         .map(Capture::new);
     loop {
         // Until the first byte is committed, the first-byte timeout still applies.
-        let until = if h.is_some() {
+        let by = if h.is_some() {
             first_byte_deadline.min(job.deadline)
         } else {
             job.deadline
         };
         let waited = Instant::now();
-        let left = until.saturating_duration_since(waited);
         let next = tokio::select! {
-            r = within(left, reply.body.next()) => r,
+            r = until(by, reply.body.next()) => r,
             _ = client_gone(session) => {
                 out.client_gone = true;
                 break;
@@ -407,7 +403,7 @@ async fn relay_stream(
         out.captured = c.finish(true, "text/event-stream", out.usage, &d.id);
     }
     if failure.is_none() {
-        reply.body.release(gw).await;
+        reply.body.release(gw, Instant::now()).await;
     }
     Ok(relayed)
 }

@@ -1,4 +1,4 @@
-//! Timeouts on the request path: [`within`].
+//! Timeouts on the request path: [`within`] a wait, or [`until`] a deadline.
 //!
 //! Every I/O wait of a proxied request (client reads and writes, connect, the upstream
 //! exchange, relaying the body) runs under [`within`], a few times per request, so its
@@ -24,7 +24,8 @@
 //!   whole multiples of [`GRAIN`](clock::GRAIN) since a fixed epoch, read from the
 //!   monotonic clock when the timer is armed), so never early; it is late by under one
 //!   grain of rounding plus one grain of clock period, plus any delay in scheduling the
-//!   clock thread.
+//!   clock thread. [`until`] takes the deadline as an `Instant` the caller already has, so
+//!   arming it reads no clock at all (one clock read fewer per upstream exchange).
 //! - **Any executor, any thread.** The wheels are 16 process-wide shards, each behind its
 //!   own lock; a thread arms on its home shard (picked round-robin on first use) and the
 //!   entry records which shard it is on, so a task that moves to another thread
@@ -52,7 +53,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
@@ -76,8 +77,17 @@ pub(crate) fn within<F: Future>(wait: Duration, f: F) -> Within<F> {
     }
 }
 
+/// `f`, unless `deadline` passes first. Arming reads no clock; a deadline already past
+/// fires on the clock's next tick (at most one grain later), after `f` had its polls.
+pub(crate) fn until<F: Future>(deadline: Instant, f: F) -> Within<F> {
+    Within {
+        inner: f,
+        timer: Timer(State::UnarmedUntil(deadline)),
+    }
+}
+
 pin_project! {
-    /// The future [`within`] returns.
+    /// The future [`within`] and [`until`] return.
     #[must_use = "futures do nothing unless polled"]
     pub(crate) struct Within<F> {
         #[pin]
@@ -94,6 +104,8 @@ struct Timer(State);
 enum State {
     /// Not armed yet: the inner future has not returned `Pending`.
     Unarmed(Duration),
+    /// The same, with the deadline as an instant.
+    UnarmedUntil(Instant),
     /// Entry `index` on shard `shard`'s wheel.
     Armed { shard: usize, index: u32 },
     /// Fired or cancelled; the entry is freed.
@@ -127,14 +139,9 @@ impl Timer {
                     self.0 = State::Done;
                     return Poll::Ready(TimedOut);
                 }
-                let deadline = clock::deadline(wait);
-                let shard = clock::home();
-                let waker = cx.waker().clone();
-                let index = clock::shard(shard).lock().arm(waker, deadline);
-                clock::ensure_running();
-                self.0 = State::Armed { shard, index };
-                Poll::Pending
+                self.arm(clock::deadline(wait), cx)
             }
+            State::UnarmedUntil(at) => self.arm(clock::deadline_at(at), cx),
             State::Armed { shard, index } => {
                 let wheel = clock::shard(shard);
                 let refreshed = wheel.lock().refresh(index, cx.waker());
@@ -157,6 +164,16 @@ impl Timer {
             }
             State::Done => Poll::Ready(TimedOut),
         }
+    }
+
+    /// Puts the timer on its thread's wheel at tick `deadline`.
+    fn arm(&mut self, deadline: u64, cx: &mut Context<'_>) -> Poll<TimedOut> {
+        let shard = clock::home();
+        let waker = cx.waker().clone();
+        let index = clock::shard(shard).lock().arm(waker, deadline);
+        clock::ensure_running();
+        self.0 = State::Armed { shard, index };
+        Poll::Pending
     }
 
     /// Frees the entry, if armed.

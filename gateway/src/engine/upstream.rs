@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use super::answer::H1Answer;
 use super::connection::{self, H1Conn};
 use super::relay::{BodySource, Reply};
-use super::timer::within;
+use super::timer::{until, within};
 use super::{AttemptError, Job, UpstreamError, client_gone, parse_retry_after, retryable_status};
 use crate::http1::decimal;
 use crate::snapshot::Deployment;
@@ -55,9 +55,12 @@ pub(super) async fn open(
         })?),
         None => None,
     };
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.as_secs());
+    // SigV4 signs the time (Bedrock); nobody else needs a clock read here.
+    let now_unix = p.aws.is_some().then(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_secs())
+    });
     let target = Target {
         base_path,
         host: &p.host_header,
@@ -72,7 +75,7 @@ pub(super) async fn open(
             session_token: t.as_deref(),
         }),
         region: p.region.as_deref(),
-        now_unix: Some(now_unix),
+        now_unix,
     };
     let upreq = match adapter.build_request(job.op, job.req, &target) {
         Ok(r) => r,
@@ -109,24 +112,24 @@ pub(super) async fn open(
         peer,
         key,
         &request,
-        first_byte,
-        attempt_deadline,
+        (first_byte, waited, attempt_deadline),
         downstream,
     )
     .await;
     if let Err((AttemptError::Network(_), true)) = &result {
+        let now = Instant::now();
         result = exchange(
             gw,
             peer,
             key,
             &request,
-            first_byte,
-            attempt_deadline,
+            (first_byte, now, attempt_deadline),
             downstream,
         )
         .await;
     }
-    *upstream_wait += waited.elapsed();
+    let answered = Instant::now();
+    *upstream_wait += answered - waited;
     let mut up = result.map_err(|(e, _)| e)?;
 
     let (status, content_type, retry_after) = match &mut up {
@@ -150,7 +153,7 @@ pub(super) async fn open(
     if status >= 400 {
         let body = Box::pin(read_error_body(&mut up, attempt_deadline)).await;
         if up.is_done() {
-            Box::pin(release(gw, up, peer, key)).await;
+            Box::pin(release(gw, up, peer, key, answered)).await;
         }
         let mapped = adapter.translate_error(status, &body);
         // OpenAI-compatible upstreams already speak the client's error shape: keep their
@@ -195,20 +198,20 @@ pub(super) async fn open(
 }
 
 /// Sends the request and waits for the response header, racing the client going away.
+/// `timing` is (first-byte timeout, a clock reading just taken, the attempt's deadline).
 /// On failure, also says whether the connection came from the pool.
 async fn exchange(
     gw: &Gateway,
     peer: &HttpPeer,
     pool_key: u64,
     request: &Outgoing<'_>,
-    first_byte: Duration,
-    deadline: Instant,
+    (first_byte, now, deadline): (Duration, Instant, Instant),
     downstream: &mut Downstream<'_>,
 ) -> Result<Answer, (AttemptError, bool)> {
-    let (up, reused) = match gw.h1_pool.take(pool_key) {
+    let (up, reused) = match gw.h1_pool.take(pool_key, now) {
         Some(stream) => (Connection::H1(stream), true),
         None => {
-            let connect_wait = deadline.saturating_duration_since(Instant::now());
+            let connect_wait = deadline.saturating_duration_since(now);
             let plain = connection::plain_addr(peer);
             tokio::select! {
                 r = connect(gw, peer, plain, connect_wait) => match r {
@@ -219,7 +222,10 @@ async fn exchange(
             }
         }
     };
-    let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
+    // After a connect, the clock has moved on.
+    let now = if reused { now } else { Instant::now() };
+    let header_by = deadline.min(now + first_byte);
+    let wait = header_by.saturating_duration_since(now);
     let sent = async move {
         match up {
             Connection::H1(mut stream) => {
@@ -249,7 +255,7 @@ async fn exchange(
         }
     };
     let r = tokio::select! {
-        r = within(wait, sent) => r,
+        r = until(header_by, sent) => r,
         _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),
     };
     match r {
@@ -316,12 +322,18 @@ impl Answer {
 }
 
 /// Returns a finished exchange's connection for reuse: HTTP/1.1 connections to our idle
-/// pool (see `pool.rs`), other sessions to Pingora's.
-pub(super) async fn release(gw: &Gateway, up: Answer, peer: &HttpPeer, pool_key: u64) {
+/// pool (see `pool.rs`), other sessions to Pingora's. `now` is a recent clock reading.
+pub(super) async fn release(
+    gw: &Gateway,
+    up: Answer,
+    peer: &HttpPeer,
+    pool_key: u64,
+    now: Instant,
+) {
     match up {
         Answer::H1(a) => {
             if let Some(stream) = a.into_reusable() {
-                gw.h1_pool.put(pool_key, stream);
+                gw.h1_pool.put(pool_key, stream, now);
             }
         }
         Answer::Other(s) => {

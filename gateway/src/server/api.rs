@@ -24,7 +24,6 @@ use super::{Downstream, body, respond};
 use crate::cache::{self, CacheStatus};
 use crate::engine::{self, ClientFormat, Job, Outcome};
 use crate::snapshot::Snapshot;
-use crate::snapshot::health::now_ms;
 use crate::state::Gateway;
 use crate::telemetry::AccessRecord;
 use crate::telemetry::access_log::rfc3339_ms;
@@ -70,7 +69,7 @@ impl ApiApp {
     /// Serves one request; false when the client went away (the connection is not reused).
     pub(super) async fn handle(&self, session: &mut Downstream<'_>) -> bool {
         let started = Instant::now();
-        let ts = now_ms();
+        let ts = crate::clock::unix_ms_at(started);
         self.gw.in_flight.fetch_add(1, Ordering::AcqRel);
         self.gw.metrics.requests_in_flight().inc();
         let snapshot = self.gw.snapshot.load_full();
@@ -219,6 +218,7 @@ impl ApiApp {
             snapshot,
             session.header("authorization"),
             session.header("x-api-key"),
+            crate::clock::unix_secs_at(started) as i64,
         )
         .await?;
         rec.tenant = Some(caller.tenant.clone());
@@ -315,7 +315,8 @@ impl ApiApp {
         let input = conductor
             .is_active()
             .then(|| conductor.request_input(&caller, &req, op, session.fields()));
-        let placed = routing::place(snapshot, group, input.as_ref());
+        let now_ms = crate::clock::unix_ms_at(started);
+        let placed = routing::place(snapshot, group, input.as_ref(), now_ms);
         if let Err(
             GatewayError::PolicyDenied { rule, .. } | GatewayError::NoPlacement { rule, .. },
         ) = &placed

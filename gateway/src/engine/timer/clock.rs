@@ -94,6 +94,12 @@ pub(super) fn deadline(wait: Duration) -> u64 {
     nanos(at.saturating_add(wait)).div_ceil(GRAIN_NS)
 }
 
+/// The first tick at or after `at`: `ceil(at / GRAIN)`, without reading the clock.
+pub(super) fn deadline_at(at: Instant) -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    nanos(at.saturating_duration_since(epoch)).div_ceil(GRAIN_NS)
+}
+
 /// The current tick, `floor(now / GRAIN)`.
 fn now_tick() -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);

@@ -221,6 +221,23 @@ async fn ready_values_pass_and_a_zero_wait_times_out_only_when_pending() {
     );
 }
 
+#[tokio::test]
+async fn until_a_deadline_fires_never_before_it_and_a_past_one_fires_soon() {
+    assert_eq!(until(Instant::now(), async { 9 }).await, Ok(9));
+    for ms in [15, 40] {
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(ms);
+        assert_eq!(until(deadline, pending_forever()).await, Err(TimedOut));
+        let now = Instant::now();
+        assert!(now >= deadline, "fired {:?} early", deadline - now);
+    }
+    let start = Instant::now();
+    let past = start.checked_sub(Duration::from_secs(1)).unwrap_or(start);
+    assert_eq!(until(past, pending_forever()).await, Err(TimedOut));
+    // One tick of the clock, with room for a busy machine.
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
 #[test]
 fn a_future_ready_at_once_arms_no_timer_and_a_pending_one_does() {
     let _turn = TEST_SHARD_LOCK.lock();
