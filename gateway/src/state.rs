@@ -58,6 +58,7 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Builds the shared state around a validated config.
     pub fn new(config: crate::config::Config, access_log: AccessLog) -> Arc<Self> {
+        let work_stealing = config.server.work_stealing;
         let metrics = Arc::new(Metrics::new());
         let health = HealthRegistry::default();
         let redis = config.redis.as_ref().and_then(|r| {
@@ -87,7 +88,11 @@ impl Gateway {
             health,
             metrics,
             connector: Connector::new(Some(opts)),
-            h1_pool: Arc::new(H1Pool::new(crate::engine::IDLE_TIMEOUT)),
+            h1_pool: Arc::new(if work_stealing {
+                H1Pool::new(crate::engine::IDLE_TIMEOUT)
+            } else {
+                H1Pool::per_thread(crate::engine::IDLE_TIMEOUT)
+            }),
             access_log,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),

@@ -15,6 +15,11 @@
 //! A connection the upstream closes between `take` and our write fails that attempt as a
 //! network error on a reused connection, which the engine retries once on a fresh one.
 //! HTTP/2 sessions stay in Pingora's pool (one connection carries many streams).
+//!
+//! With one runtime per thread (`server.work_stealing: false`) a socket is registered with
+//! the runtime that connected it, and a task on another thread using it would be woken
+//! through that runtime: a cross-thread wake-up per read. There the pool keeps each
+//! thread's connections apart ([`H1Pool::per_thread`]).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -34,6 +39,17 @@ pub struct H1Pool {
     /// By Pingora's `reuse_hash` of the peer: already a hash.
     idle: Mutex<HashMap<u64, Vec<Idle>, BuildHasherDefault<Prehashed>>>,
     idle_timeout: Duration,
+    /// Connections are handed out only on the thread that put them back.
+    per_thread: bool,
+}
+
+thread_local! {
+    /// This thread's pool-key salt (per-thread pools): distinct per thread, well mixed.
+    static SALT: u64 = {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    };
 }
 
 struct Idle {
@@ -47,12 +63,31 @@ impl H1Pool {
         Self {
             idle: Mutex::new(HashMap::default()),
             idle_timeout,
+            per_thread: false,
+        }
+    }
+
+    /// The same, with each thread's connections kept apart (one runtime per thread).
+    pub fn per_thread(idle_timeout: Duration) -> Self {
+        Self {
+            per_thread: true,
+            ..Self::new(idle_timeout)
+        }
+    }
+
+    /// The key under which the calling thread keeps `key`'s connections.
+    fn slot(&self, key: u64) -> u64 {
+        if self.per_thread {
+            key ^ SALT.with(|s| *s)
+        } else {
+            key
         }
     }
 
     /// A live idle connection to `key`'s peer, most recently used first; `now` is a
     /// recent clock reading (idle times are checked against it).
     pub(crate) fn take(&self, key: u64, now: Instant) -> Option<H1Conn> {
+        let key = self.slot(key);
         loop {
             let idle = {
                 let mut map = self.idle.lock();
@@ -74,6 +109,7 @@ impl H1Pool {
         if !quiet(&mut stream) {
             return;
         }
+        let key = self.slot(key);
         let evicted = {
             let mut map = self.idle.lock();
             let list = map.entry(key).or_default();
@@ -258,5 +294,19 @@ mod tests {
             pool.put(5, s, Instant::now());
         }
         assert_eq!(pool.len(), MAX_IDLE_PER_PEER);
+    }
+
+    #[tokio::test]
+    async fn per_thread_pools_hand_connections_out_only_on_their_thread() {
+        let pool = std::sync::Arc::new(H1Pool::per_thread(Duration::from_secs(60)));
+        let (c, _server) = pair().await;
+        pool.put(3, c, Instant::now());
+        let other = std::sync::Arc::clone(&pool);
+        let elsewhere = std::thread::spawn(move || other.take(3, Instant::now()).is_some());
+        assert!(
+            !elsewhere.join().unwrap(),
+            "another thread got this thread's connection"
+        );
+        assert!(pool.take(3, Instant::now()).is_some());
     }
 }
