@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pingora_core::listeners::tls::TlsSettings;
-use pingora_core::listeners::{DEFAULT_L4_WRITE_BUFFER_SIZE, L4BufferSettings, ListenerConfig};
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::Server;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::services::background::background_service;
@@ -184,12 +184,12 @@ pub fn build_gateway(config: Config) -> Arc<Gateway> {
     Gateway::new(config, AccessLog::disabled())
 }
 
-/// The API listener. Pingora buffers 64 KiB of reads per client connection by default; LLM
-/// clients hold connections open for whole streams, so 1,000 streams would pin 64 MiB in
-/// read buffers alone. 16 KiB still takes a request head (and a TLS record) in one read.
+/// The API listener, without Pingora's L4 buffers. By default Pingora puts a 64 KiB read
+/// buffer and a 1,460-byte write buffer in front of every client socket. Our HTTP/1 codec
+/// (`server/h1/conn.rs`) keeps its own read buffer and writes each head and body piece
+/// whole, so those buffers only added a copy of every request and every small answer, and
+/// LLM clients holding connections open for whole streams would pin 64 MiB per 1,000
+/// streams. HTTP/2 (the `h2` crate) and TLS (rustls) buffer for themselves as well.
 fn api_listener(addr: &str) -> ListenerConfig {
-    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(
-        16 * 1024,
-        DEFAULT_L4_WRITE_BUFFER_SIZE,
-    ))
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::unbuffered())
 }
