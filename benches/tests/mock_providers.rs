@@ -86,6 +86,7 @@ fn target<'a>(mock: &'a Mock, base_path: &'a str, model: &'a str) -> Target<'a> 
         host: &mock.addr,
         model,
         api_key: None,
+        api_key_bearer: None,
         extra_headers: &[],
         api_version: None,
         bearer_token: None,
@@ -96,10 +97,12 @@ fn target<'a>(mock: &'a Mock, base_path: &'a str, model: &'a str) -> Target<'a> 
 }
 
 /// Sends an adapter-built request; returns status, content type, body.
-async fn send(mock: &Mock, req: &UpstreamRequest) -> (u16, String, Vec<u8>) {
+async fn send(mock: &Mock, req: &UpstreamRequest<'_>) -> (u16, String, Vec<u8>) {
     let client = reqwest::Client::new();
-    let mut builder = client.post(mock.url(&req.path)).body(req.body.clone());
-    for (name, value) in &req.headers {
+    let mut builder = client
+        .post(mock.url(&req.path.to_string()))
+        .body(req.body.clone());
+    for (name, value) in req.all_headers() {
         builder = builder.header(name, value);
     }
     let resp = builder.send().await.unwrap();
@@ -341,7 +344,7 @@ async fn gemini_vertex_and_token() {
     let up = adapter
         .build_request(Operation::Embeddings, &emb, &te)
         .unwrap();
-    assert!(up.path.ends_with(":embedContent"));
+    assert!(up.path.to_string().ends_with(":embedContent"));
     let (status, _, body) = send(&mock, &up).await;
     assert_eq!(status, 200);
     let (out, _) = adapter.translate_response(Operation::Embeddings, body);
@@ -537,10 +540,12 @@ async fn bedrock_converse_with_sigv4() {
     let mut up = adapter
         .build_request(Operation::ChatCompletions, &chat(false, false), &t)
         .unwrap();
-    up.headers.push(("x-mock-status".into(), "429".into()));
+    up.headers.push(("x-mock-status", "429".into()));
     let client = reqwest::Client::new();
-    let mut b = client.post(mock.url(&up.path)).body(up.body.clone());
-    for (k, v) in &up.headers {
+    let mut b = client
+        .post(mock.url(&up.path.to_string()))
+        .body(up.body.clone());
+    for (k, v) in up.all_headers() {
         b = b.header(k, v);
     }
     let resp = b.send().await.unwrap();

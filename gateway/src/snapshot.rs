@@ -100,6 +100,9 @@ pub struct Provider {
     pub host_header: String,
     /// Credential.
     pub api_key: Option<String>,
+    /// `Bearer {api_key}`, built once here so adapters that send the key as a bearer token
+    /// (OpenAI-compatible ones) need not build it per request.
+    pub api_key_bearer: Option<String>,
     /// `api-version` / `anthropic-version`.
     pub api_version: Option<String>,
     /// OAuth2 / Entra ID bearer token.
@@ -163,6 +166,7 @@ impl Snapshot {
                     host_header: base.as_ref().map(BaseUrl::host_header).unwrap_or_default(),
                     base,
                     api_key: p.api_key.clone(),
+                    api_key_bearer: p.api_key.as_ref().map(|k| format!("Bearer {k}")),
                     api_version: p.api_version.clone(),
                     bearer_token: p.bearer_token.clone(),
                     region: p.region.clone(),

@@ -51,12 +51,13 @@ pub async fn send(
         host,
         model,
         api_key: origin.api_key,
+        api_key_bearer: None,
         extra_headers: &origin.extra_headers,
         ..Target::default()
     };
     let up = OpenAiAdapter.build_request(Operation::ChatCompletions, req, &target)?;
     let headers = Headers::new();
-    for (k, v) in up.headers.iter().filter(|(k, _)| k != "host") {
+    for (k, v) in up.all_headers().filter(|(k, _)| *k != "host") {
         headers.set(k, v).map_err(|e| fail("header", e))?;
     }
     let mut init = RequestInit::new();

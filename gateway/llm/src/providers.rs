@@ -15,7 +15,10 @@ pub mod gemini;
 pub mod openai;
 pub mod workers_ai;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::stream::StreamTranslator;
 use crate::{LlmError, ParsedRequest, Usage};
@@ -133,6 +136,10 @@ pub struct Target<'a> {
     pub model: &'a str,
     /// Credential, if the provider needs one.
     pub api_key: Option<&'a str>,
+    /// `Bearer {api_key}`, when the caller keeps it built (the gateway does, once per
+    /// provider): adapters that send the key as a bearer token borrow it instead of building
+    /// it per request. Must be exactly `"Bearer "` followed by `api_key` when set.
+    pub api_key_bearer: Option<&'a str>,
     /// Extra headers configured for the provider.
     pub extra_headers: &'a [(String, String)],
     /// API version: Azure's `api-version` query, Anthropic's `anthropic-version` header.
@@ -147,6 +154,34 @@ pub struct Target<'a> {
     /// The time of the attempt in seconds since the Unix epoch (SigV4 needs it; the crate
     /// reads no clock).
     pub now_unix: Option<u64>,
+}
+
+// === impl Target ===
+
+impl<'a> Target<'a> {
+    /// The `Authorization` value that sends `api_key` as a bearer token: borrowed from
+    /// [`Target::api_key_bearer`] when the caller built it, else built here.
+    pub(crate) fn api_key_as_bearer(&self) -> Option<Cow<'a, str>> {
+        match (self.api_key_bearer, self.api_key) {
+            (Some(b), _) => Some(Cow::Borrowed(b)),
+            (None, Some(k)) => Some(Cow::Owned(concat(&["Bearer ", k]))),
+            (None, None) => None,
+        }
+    }
+
+    /// The `Authorization` value for providers that take either credential as a bearer
+    /// token: `bearer_token` when set, else `api_key` as in [`Target::api_key_as_bearer`].
+    pub(crate) fn bearer_as_header(&self) -> Option<Cow<'a, str>> {
+        match self.bearer_token {
+            Some(t) => Some(bearer(t)),
+            None => self.api_key_as_bearer(),
+        }
+    }
+}
+
+/// `Bearer {token}`, for tokens that change per request (OAuth2 / Entra ID).
+pub(crate) fn bearer(token: &str) -> Cow<'static, str> {
+    Cow::Owned(concat(&["Bearer ", token]))
 }
 
 /// AWS credentials, as configured or taken from `AWS_ACCESS_KEY_ID`,
@@ -180,17 +215,113 @@ pub struct ResponseMeta<'a> {
     pub model: &'a str,
 }
 
-/// A provider request ready to send.
+/// One header an adapter sets: a fixed name and a value that is static or borrowed from
+/// the [`Target`] when it can be, built for the request only when it must be.
+pub type Header<'a> = (&'static str, Cow<'a, str>);
+
+/// An adapter's own headers, in order. Five fit inline (no adapter but SigV4-signed Bedrock
+/// sets more), so building them allocates nothing.
+pub type Headers<'a> = SmallVec<[Header<'a>; 5]>;
+
+/// A provider request ready to send. It borrows what it can from the [`Target`] it was
+/// built for (host, credentials, base path, configured headers), so the OpenAI
+/// pass-through allocates only its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamRequest {
+pub struct UpstreamRequest<'a> {
     /// HTTP method.
     pub method: &'static str,
     /// Path and query.
-    pub path: String,
-    /// Headers besides `content-length` (which the sender sets from `body`).
-    pub headers: Vec<(String, String)>,
+    pub path: RequestPath<'a>,
+    /// The adapter's headers, besides `content-length` (which the sender sets from `body`).
+    pub headers: Headers<'a>,
+    /// Headers configured for the provider, sent after [`UpstreamRequest::headers`] (and
+    /// not part of a SigV4 signature).
+    pub extra_headers: &'a [(String, String)],
     /// The body bytes.
     pub body: Vec<u8>,
+}
+
+/// A request's path and query: `prefix` (the configured base path, borrowed) followed by
+/// `rest`. Kept in two pieces so the common `{base}/chat/completions` is never joined;
+/// `Display` writes the whole path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestPath<'a> {
+    /// The leading piece (usually the base path).
+    pub prefix: &'a str,
+    /// The rest, with the query if any.
+    pub rest: Cow<'a, str>,
+}
+
+// === impl UpstreamRequest ===
+
+impl UpstreamRequest<'_> {
+    /// Every header in the order it goes on the wire: [`UpstreamRequest::headers`], then
+    /// [`UpstreamRequest::extra_headers`].
+    pub fn all_headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.headers.iter().map(|(k, v)| (*k, v.as_ref())).chain(
+            self.extra_headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+    }
+
+    /// How many headers [`UpstreamRequest::all_headers`] yields.
+    pub fn header_count(&self) -> usize {
+        self.headers.len() + self.extra_headers.len()
+    }
+
+    /// The value of the first header named `name` (exact, lower-case), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.all_headers().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+// === impl RequestPath ===
+
+impl<'a> RequestPath<'a> {
+    /// A path held in one piece.
+    pub fn whole(path: impl Into<Cow<'a, str>>) -> Self {
+        Self {
+            prefix: "",
+            rest: path.into(),
+        }
+    }
+
+    /// The two pieces, in order.
+    pub fn pieces(&self) -> [&str; 2] {
+        [self.prefix, &self.rest]
+    }
+
+    /// Length in bytes of the whole path.
+    pub fn len(&self) -> usize {
+        self.prefix.len() + self.rest.len()
+    }
+
+    /// Whether the path is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Display for RequestPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.prefix)?;
+        f.write_str(&self.rest)
+    }
+}
+
+impl PartialEq<str> for RequestPath<'_> {
+    fn eq(&self, other: &str) -> bool {
+        other
+            .strip_prefix(self.prefix)
+            .is_some_and(|rest| rest == self.rest)
+    }
+}
+
+impl PartialEq<&str> for RequestPath<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
 }
 
 /// The pieces joined into one string, allocated once (cheaper than `format!` per request).
@@ -206,12 +337,15 @@ pub(crate) fn concat(parts: &[&str]) -> String {
 pub trait Adapter: Send + Sync {
     /// Builds the provider request for one attempt. Called once per attempt, so a fallback
     /// to another deployment gets its own model name and credentials.
-    fn build_request(
+    ///
+    /// The request borrows from `target` (host, prebuilt credentials, base path, extra
+    /// headers): keep what `target` points at alive until the request is sent.
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError>;
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError>;
 
     /// A fresh translator for one streamed response. `meta` supplies the id, model and
     /// time that non-OpenAI streams lack.

@@ -14,6 +14,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use smallvec::SmallVec;
 
 use crate::LlmError;
 use crate::json_scan::{self, Scanner, Strings};
@@ -24,7 +25,7 @@ mod fallback;
 #[derive(Debug, Clone)]
 pub struct ParsedRequest {
     body: Bytes,
-    fields: Vec<Field>,
+    fields: Fields,
     /// The `model` the client asked for.
     pub model: String,
     /// `stream: true`.
@@ -34,6 +35,10 @@ pub struct ParsedRequest {
     /// `max_tokens` or `max_completion_tokens`, when given.
     pub max_tokens: Option<u64>,
 }
+
+/// The top-level members. Client bodies rarely have more than eight (model, messages,
+/// stream, a few sampling knobs), so parsing one allocates nothing for them.
+type Fields = SmallVec<[Field; 8]>;
 
 #[derive(Debug, Clone)]
 struct Field {
@@ -71,10 +76,10 @@ impl FieldKey {
 /// serde_json accepts as an object of raw values: keys are text (UTF-8, surrogates paired),
 /// values are well-formed JSON whose strings are UTF-8 (lone surrogates allowed), nesting
 /// is not limited, and only whitespace follows.
-fn split_top_level(body: &[u8]) -> Result<Vec<Field>, json_scan::ScanError> {
+fn split_top_level(body: &[u8]) -> Result<Fields, json_scan::ScanError> {
     let mut s = Scanner::new(body, Strings::Checked);
     s.begin_object()?;
-    let mut fields = Vec::with_capacity(8);
+    let mut fields = Fields::new();
     let mut first = true;
     while let Some(key) = s.next_key(&mut first)? {
         let key = match key.unescaped {
@@ -106,7 +111,7 @@ impl ParsedRequest {
 
     /// Reads the fields the gateway needs; the first field of the wrong type (in body
     /// order) is the error.
-    fn from_fields(body: Bytes, fields: Vec<Field>) -> Result<Self, LlmError> {
+    fn from_fields(body: Bytes, fields: Fields) -> Result<Self, LlmError> {
         let (mut model, mut stream, mut include_usage, mut max_tokens) = (None, false, false, None);
         for f in &fields {
             let raw = &body[f.value.clone()];

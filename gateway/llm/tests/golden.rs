@@ -129,6 +129,7 @@ fn run_provider_case(kind: ProviderKind, dir: &Path) -> Vec<String> {
         host: s("host").unwrap_or("upstream.example"),
         model: s("model").unwrap_or("model-x"),
         api_key: s("api_key"),
+        api_key_bearer: None,
         extra_headers: &[],
         api_version: s("api_version"),
         bearer_token: s("bearer_token"),
@@ -145,9 +146,23 @@ fn run_provider_case(kind: ProviderKind, dir: &Path) -> Vec<String> {
         id: ID,
         model: target.model,
     };
+    // A caller that prebuilt `Bearer {api_key}` gets the very same request.
+    let prebuilt = target.api_key.map(|k| format!("Bearer {k}"));
     let up = adapter.build_request(op, &req, &target).unwrap();
+    let with_prebuilt = Target {
+        api_key_bearer: prebuilt.as_deref(),
+        ..target
+    };
+    assert_eq!(
+        adapter.build_request(op, &req, &with_prebuilt).unwrap(),
+        up,
+        "{}: prebuilt bearer",
+        dir.display()
+    );
     let body: Value = serde_json::from_slice(&up.body).unwrap();
-    let built = json!({"method": up.method, "path": up.path, "headers": up.headers, "body": body});
+    let headers: Vec<(&str, &str)> = up.all_headers().collect();
+    let built =
+        json!({"method": up.method, "path": up.path.to_string(), "headers": headers, "body": body});
     failures.extend(check(
         dir,
         "provider_request.json",

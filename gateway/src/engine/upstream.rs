@@ -66,6 +66,7 @@ pub(super) async fn open(
         host: &p.host_header,
         model: &d.model,
         api_key: p.api_key.as_deref(),
+        api_key_bearer: p.api_key_bearer.as_deref(),
         extra_headers: &p.headers,
         api_version: p.api_version.as_deref(),
         bearer_token: vertex_token.as_deref().or(p.bearer_token.as_deref()),
@@ -368,7 +369,7 @@ async fn read_error_body(up: &mut Answer, deadline: Instant) -> Bytes {
 
 /// One attempt's request, ready to be put on the wire once the connection's protocol is known.
 struct Outgoing<'a> {
-    upreq: UpstreamRequest,
+    upreq: UpstreamRequest<'a>,
     request_id: &'a str,
     /// W3C trace context for the upstream, when the request is traced.
     propagation: Option<&'a Propagation>,
@@ -379,10 +380,11 @@ impl Outgoing<'_> {
     /// checked so nothing from the config or a model name can split the request.
     fn h1_wire(&self) -> Result<Vec<u8>, &'static str> {
         let u = &self.upreq;
-        if !valid_target(u.path.as_bytes()) {
+        let [prefix, rest] = u.path.pieces();
+        if !valid_target(&[prefix, rest]) {
             return Err("request path contains a forbidden character");
         }
-        let head: usize = u.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let head: usize = u.all_headers().map(|(k, v)| k.len() + v.len() + 4).sum();
         let trace = self.propagation.map_or(0, |p| {
             70 + p.tracestate.as_ref().map_or(0, |t| t.len() + 14)
         });
@@ -391,9 +393,10 @@ impl Outgoing<'_> {
         );
         w.extend_from_slice(u.method.as_bytes());
         w.push(b' ');
-        w.extend_from_slice(u.path.as_bytes());
+        w.extend_from_slice(prefix.as_bytes());
+        w.extend_from_slice(rest.as_bytes());
         w.extend_from_slice(b" HTTP/1.1\r\n");
-        for (k, v) in &u.headers {
+        for (k, v) in u.all_headers() {
             if !valid_name(k.as_bytes()) || !valid_value(v.as_bytes()) {
                 return Err("invalid upstream request header");
             }
@@ -424,10 +427,11 @@ impl Outgoing<'_> {
     /// The request as Pingora's header and body (HTTP/2).
     fn pingora(&self) -> pingora_error::Result<(RequestHeader, Bytes)> {
         let u = &self.upreq;
+        let path = u.path.to_string();
         let mut header =
-            RequestHeader::build_no_case(u.method, u.path.as_bytes(), Some(u.headers.len() + 2))?;
-        for (k, v) in &u.headers {
-            header.insert_header(k.clone(), v.clone())?;
+            RequestHeader::build_no_case(u.method, path.as_bytes(), Some(u.header_count() + 2))?;
+        for (k, v) in u.all_headers() {
+            header.insert_header(k.to_owned(), v.to_owned())?;
         }
         header.insert_header("content-length", u.body.len().to_string())?;
         if valid_value(self.request_id.as_bytes()) {
@@ -466,23 +470,26 @@ fn valid_value(v: &[u8]) -> bool {
     crate::server::response_head::valid_value(v)
 }
 
-fn valid_target(p: &[u8]) -> bool {
-    !p.is_empty() && p.iter().all(|&b| b > 0x20 && b != 0x7f)
+/// The request target, given in pieces: not empty, no spaces or control characters.
+fn valid_target(pieces: &[&str]) -> bool {
+    pieces.iter().any(|p| !p.is_empty())
+        && pieces
+            .iter()
+            .all(|p| p.bytes().all(|b| b > 0x20 && b != 0x7f))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datamind_llm::providers::RequestPath;
 
-    fn outgoing(path: &str, headers: &[(&str, &str)]) -> Outgoing<'static> {
+    fn outgoing(path: &str, headers: &[(&'static str, &'static str)]) -> Outgoing<'static> {
         Outgoing {
             upreq: UpstreamRequest {
                 method: "POST",
-                path: path.into(),
-                headers: headers
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
+                path: RequestPath::whole(path.to_owned()),
+                headers: headers.iter().map(|(k, v)| (*k, (*v).into())).collect(),
+                extra_headers: &[],
                 body: b"{\"a\":1}".to_vec(),
             },
             request_id: "req-1",

@@ -16,7 +16,11 @@ mod stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
+use std::borrow::Cow;
+
+use super::{
+    Adapter, Headers, Operation, RequestPath, ResponseMeta, Target, UpstreamRequest, bearer,
+};
 use crate::chat::{ChatRequest, Completion, Content, DEFAULT_MAX_TOKENS, Image, ToolChoice};
 use crate::stream::StreamTranslator;
 use crate::{LlmError, ParsedRequest, Usage};
@@ -31,38 +35,40 @@ pub const DEFAULT_VERSION: &str = "2023-06-01";
 pub struct AnthropicAdapter;
 
 impl Adapter for AnthropicAdapter {
-    fn build_request(
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError> {
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError> {
         if op != Operation::ChatCompletions {
             return Err(crate::chat::unsupported("model", op.as_str()));
         }
         let chat = ChatRequest::parse(req)?;
         let body = to_messages_body(&chat, target.model, req.stream)?;
-        let mut headers = vec![
-            ("host".to_owned(), target.host.to_owned()),
-            ("content-type".to_owned(), "application/json".to_owned()),
-            (
-                "anthropic-version".to_owned(),
-                target.api_version.unwrap_or(DEFAULT_VERSION).to_owned(),
-            ),
-        ];
+        let mut headers = Headers::new();
+        headers.push(("host", Cow::Borrowed(target.host)));
+        headers.push(("content-type", Cow::Borrowed("application/json")));
+        headers.push((
+            "anthropic-version",
+            Cow::Borrowed(target.api_version.unwrap_or(DEFAULT_VERSION)),
+        ));
         if req.stream {
-            headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
+            headers.push(("accept", Cow::Borrowed("text/event-stream")));
         }
         if let Some(t) = target.bearer_token {
-            headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+            headers.push(("authorization", bearer(t)));
         } else if let Some(k) = target.api_key {
-            headers.push(("x-api-key".to_owned(), k.to_owned()));
+            headers.push(("x-api-key", Cow::Borrowed(k)));
         }
-        headers.extend(target.extra_headers.iter().cloned());
         Ok(UpstreamRequest {
             method: "POST",
-            path: format!("{}/messages", target.base_path),
+            path: RequestPath {
+                prefix: target.base_path,
+                rest: Cow::Borrowed("/messages"),
+            },
             headers,
+            extra_headers: target.extra_headers,
             body: serde_json::to_vec(&body).unwrap_or_default(),
         })
     }

@@ -7,7 +7,11 @@
 //! the `api-key` header. Bodies and streams are OpenAI's, so answers pass through.
 
 use super::openai::OpenAiAdapter;
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
+use std::borrow::Cow;
+
+use super::{
+    Adapter, Headers, Operation, RequestPath, ResponseMeta, Target, UpstreamRequest, bearer,
+};
 use crate::stream::StreamTranslator;
 use crate::{LlmError, ParsedRequest, Usage};
 
@@ -19,24 +23,23 @@ pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 pub struct AzureAdapter;
 
 impl Adapter for AzureAdapter {
-    fn build_request(
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError> {
-        let mut headers = Vec::with_capacity(4 + target.extra_headers.len());
-        headers.push(("host".to_owned(), target.host.to_owned()));
-        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError> {
+        let mut headers = Headers::new();
+        headers.push(("host", Cow::Borrowed(target.host)));
+        headers.push(("content-type", Cow::Borrowed("application/json")));
         if req.stream {
-            headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
+            headers.push(("accept", Cow::Borrowed("text/event-stream")));
         }
         if let Some(t) = target.bearer_token {
-            headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+            headers.push(("authorization", bearer(t)));
         } else if let Some(k) = target.api_key {
-            headers.push(("api-key".to_owned(), k.to_owned()));
+            headers.push(("api-key", Cow::Borrowed(k)));
         }
-        headers.extend(target.extra_headers.iter().cloned());
         let base = target
             .base_path
             .strip_suffix("/openai")
@@ -45,11 +48,15 @@ impl Adapter for AzureAdapter {
         let version = target.api_version.unwrap_or(DEFAULT_API_VERSION);
         Ok(UpstreamRequest {
             method: "POST",
-            path: format!(
-                "{base}/openai/deployments/{deployment}{}?api-version={version}",
-                op.openai_path()
-            ),
+            path: RequestPath {
+                prefix: base,
+                rest: Cow::Owned(format!(
+                    "/openai/deployments/{deployment}{}?api-version={version}",
+                    op.openai_path()
+                )),
+            },
             headers,
+            extra_headers: target.extra_headers,
             body: req.render(target.model, op.can_stream()),
         })
     }

@@ -18,7 +18,9 @@ mod stream;
 
 use serde_json::{Value, json};
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
+use std::borrow::Cow;
+
+use super::{Adapter, Headers, Operation, RequestPath, ResponseMeta, Target, UpstreamRequest};
 use crate::chat::{ChatRequest, Completion, Content, Image, ToolChoice, unsupported};
 use crate::providers::anthropic::parse_args;
 use crate::stream::StreamTranslator;
@@ -31,12 +33,12 @@ pub use stream::BedrockStream;
 pub struct BedrockAdapter;
 
 impl Adapter for BedrockAdapter {
-    fn build_request(
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError> {
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError> {
         let chat = ChatRequest::parse(req)?;
         let model = sigv4::uri_encode(target.model, false);
         let (action, body) = match op {
@@ -52,11 +54,10 @@ impl Adapter for BedrockAdapter {
         } else {
             "application/json"
         };
-        let mut headers = vec![
-            ("host".to_owned(), target.host.to_owned()),
-            ("content-type".to_owned(), "application/json".to_owned()),
-            ("accept".to_owned(), accept.to_owned()),
-        ];
+        let mut headers = Headers::new();
+        headers.push(("host", Cow::Borrowed(target.host)));
+        headers.push(("content-type", Cow::Borrowed("application/json")));
+        headers.push(("accept", Cow::Borrowed(accept)));
         if let Some(creds) = target.aws {
             let now = target.now_unix.ok_or(LlmError::InvalidField {
                 field: "model",
@@ -70,9 +71,9 @@ impl Adapter for BedrockAdapter {
                     reason: "no AWS region configured for this deployment".into(),
                 })?;
             let date = sigv4::amz_date(now);
-            headers.push(("x-amz-date".to_owned(), date.clone()));
+            headers.push(("x-amz-date", Cow::Owned(date.clone())));
             if let Some(t) = creds.session_token {
-                headers.push(("x-amz-security-token".to_owned(), t.to_owned()));
+                headers.push(("x-amz-security-token", Cow::Borrowed(t)));
             }
             let auth = sigv4::authorization(
                 &sigv4::SignRequest {
@@ -88,16 +89,16 @@ impl Adapter for BedrockAdapter {
                 &creds,
                 &date,
             );
-            headers.push(("authorization".to_owned(), auth));
-        } else if let Some(t) = target.bearer_token.or(target.api_key) {
-            headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+            headers.push(("authorization", Cow::Owned(auth)));
+        } else if let Some(auth) = target.bearer_as_header() {
+            headers.push(("authorization", auth));
         }
-        // Added after signing: configured extra headers are not part of the signature.
-        headers.extend(target.extra_headers.iter().cloned());
         Ok(UpstreamRequest {
             method: "POST",
-            path,
+            path: RequestPath::whole(path),
             headers,
+            // Sent after the signed headers: configured extra headers are not signed.
+            extra_headers: target.extra_headers,
             body,
         })
     }

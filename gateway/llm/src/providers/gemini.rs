@@ -23,7 +23,11 @@ pub mod vertex_auth;
 
 use serde_json::{Value, json};
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
+use std::borrow::Cow;
+
+use super::{
+    Adapter, Headers, Operation, RequestPath, ResponseMeta, Target, UpstreamRequest, bearer,
+};
 use crate::chat::{ChatRequest, Completion, Content, Image, ToolChoice, unsupported};
 use crate::providers::anthropic::parse_args;
 use crate::stream::StreamTranslator;
@@ -45,12 +49,12 @@ impl GeminiAdapter {
 }
 
 impl Adapter for GeminiAdapter {
-    fn build_request(
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError> {
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError> {
         let chat = ChatRequest::parse(req)?;
         let model = target.model.strip_prefix("models/").unwrap_or(target.model);
         let (method, body) = match op {
@@ -85,25 +89,30 @@ impl Adapter for GeminiAdapter {
             }
             Operation::Completions => return Err(unsupported("model", "text completion")),
         };
-        let mut headers = vec![
-            ("host".to_owned(), target.host.to_owned()),
-            ("content-type".to_owned(), "application/json".to_owned()),
-        ];
+        let mut headers = Headers::new();
+        headers.push(("host", Cow::Borrowed(target.host)));
+        headers.push(("content-type", Cow::Borrowed("application/json")));
         if req.stream {
-            headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
+            headers.push(("accept", Cow::Borrowed("text/event-stream")));
         }
         match (self.vertex, target.bearer_token, target.api_key) {
-            (_, Some(t), _) | (true, None, Some(t)) => {
-                headers.push(("authorization".to_owned(), format!("Bearer {t}")));
+            (_, Some(t), _) => headers.push(("authorization", bearer(t))),
+            (true, None, Some(_)) => {
+                if let Some(auth) = target.api_key_as_bearer() {
+                    headers.push(("authorization", auth));
+                }
             }
-            (false, None, Some(k)) => headers.push(("x-goog-api-key".to_owned(), k.to_owned())),
+            (false, None, Some(k)) => headers.push(("x-goog-api-key", Cow::Borrowed(k))),
             _ => {}
         }
-        headers.extend(target.extra_headers.iter().cloned());
         Ok(UpstreamRequest {
             method: "POST",
-            path: format!("{}/models/{model}:{method}", target.base_path),
+            path: RequestPath {
+                prefix: target.base_path,
+                rest: Cow::Owned(format!("/models/{model}:{method}")),
+            },
             headers,
+            extra_headers: target.extra_headers,
             body: serde_json::to_vec(&body).unwrap_or_default(),
         })
     }

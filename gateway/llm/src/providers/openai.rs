@@ -1,6 +1,8 @@
 //! OpenAI-compatible providers: OpenAI itself, vLLM, Ollama, Workers AI's `/v1` endpoint.
 
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest, concat};
+use std::borrow::Cow;
+
+use super::{Adapter, Headers, Operation, RequestPath, ResponseMeta, Target, UpstreamRequest};
 use crate::stream::StreamTranslator;
 use crate::stream::openai::OpenAiPassthrough;
 use crate::usage::AnswerFacts;
@@ -11,28 +13,17 @@ use crate::{LlmError, ParsedRequest, Usage};
 pub struct OpenAiAdapter;
 
 impl Adapter for OpenAiAdapter {
-    fn build_request(
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError> {
-        let mut headers = Vec::with_capacity(4 + target.extra_headers.len());
-        headers.push(("host".to_owned(), target.host.to_owned()));
-        headers.push(("content-type".to_owned(), "application/json".to_owned()));
-        if req.stream {
-            headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
-        }
-        if let Some(key) = target.api_key {
-            headers.push(("authorization".to_owned(), concat(&["Bearer ", key])));
-        }
-        headers.extend(target.extra_headers.iter().cloned());
-        Ok(UpstreamRequest {
-            method: "POST",
-            path: concat(&[target.base_path, op.openai_path()]),
-            headers,
-            body: req.render(target.model, op.can_stream()),
-        })
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError> {
+        let path = RequestPath {
+            prefix: target.base_path,
+            rest: Cow::Borrowed(op.openai_path()),
+        };
+        Ok(pass_through(op, req, target, path))
     }
 
     fn stream_translator_with(
@@ -66,6 +57,33 @@ impl Adapter for OpenAiAdapter {
     }
 }
 
+/// The OpenAI request at `path`: everything but the body borrowed or static, so the only
+/// allocation is the rendered body (and the bearer value, when the caller did not prebuild
+/// it). Workers AI's OpenAI-compatible endpoint shares it with its own path.
+pub(crate) fn pass_through<'a>(
+    op: Operation,
+    req: &ParsedRequest,
+    target: &Target<'a>,
+    path: RequestPath<'a>,
+) -> UpstreamRequest<'a> {
+    let mut headers = Headers::new();
+    headers.push(("host", Cow::Borrowed(target.host)));
+    headers.push(("content-type", Cow::Borrowed("application/json")));
+    if req.stream {
+        headers.push(("accept", Cow::Borrowed("text/event-stream")));
+    }
+    if let Some(auth) = target.api_key_as_bearer() {
+        headers.push(("authorization", auth));
+    }
+    UpstreamRequest {
+        method: "POST",
+        path,
+        headers,
+        extra_headers: target.extra_headers,
+        body: req.render(target.model, op.can_stream()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,11 +108,17 @@ mod tests {
             .build_request(Operation::ChatCompletions, &req, &t)
             .unwrap();
         assert_eq!(up.path, "/v1/chat/completions");
-        assert!(
-            up.headers
-                .contains(&("authorization".into(), "Bearer sk-up".into()))
+        assert_eq!(up.path.to_string(), "/v1/chat/completions");
+        assert_eq!(
+            up.all_headers().collect::<Vec<_>>(),
+            [
+                ("host", "api.example.com"),
+                ("content-type", "application/json"),
+                ("accept", "text/event-stream"),
+                ("authorization", "Bearer sk-up"),
+                ("x-team", "a"),
+            ]
         );
-        assert!(up.headers.contains(&("x-team".into(), "a".into())));
         assert_eq!(
             String::from_utf8(up.body).unwrap(),
             r#"{"model":"gpt-real","stream":true,"messages":[],"seed":7,"stream_options":{"include_usage":true}}"#

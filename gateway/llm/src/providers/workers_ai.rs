@@ -14,8 +14,10 @@ mod run_stream;
 
 use serde_json::{Value, json};
 
-use super::openai::OpenAiAdapter;
-use super::{Adapter, Operation, ResponseMeta, Target, UpstreamRequest};
+use std::borrow::Cow;
+
+use super::openai::{OpenAiAdapter, pass_through};
+use super::{Adapter, Headers, Operation, RequestPath, ResponseMeta, Target, UpstreamRequest};
 use crate::chat::{ChatRequest, Completion, Content, unsupported};
 use crate::stream::StreamTranslator;
 use crate::{LlmError, ParsedRequest, Usage};
@@ -27,18 +29,22 @@ pub use run_stream::WorkersAiRunStream;
 pub struct WorkersAiAdapter;
 
 impl Adapter for WorkersAiAdapter {
-    fn build_request(
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError> {
-        let base = format!("{}/v1", target.base_path);
-        let t = Target {
-            base_path: &base,
-            ..*target
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError> {
+        let rest = match op {
+            Operation::ChatCompletions => "/v1/chat/completions",
+            Operation::Completions => "/v1/completions",
+            Operation::Embeddings => "/v1/embeddings",
         };
-        OpenAiAdapter.build_request(op, req, &t)
+        let path = RequestPath {
+            prefix: target.base_path,
+            rest: Cow::Borrowed(rest),
+        };
+        Ok(pass_through(op, req, target, path))
     }
 
     fn stream_translator_with(
@@ -65,33 +71,35 @@ impl Adapter for WorkersAiAdapter {
 pub struct WorkersAiRunAdapter;
 
 impl Adapter for WorkersAiRunAdapter {
-    fn build_request(
+    fn build_request<'a>(
         &self,
         op: Operation,
         req: &ParsedRequest,
-        target: &Target<'_>,
-    ) -> Result<UpstreamRequest, LlmError> {
+        target: &Target<'a>,
+    ) -> Result<UpstreamRequest<'a>, LlmError> {
         let chat = ChatRequest::parse(req)?;
         let body = match op {
             Operation::ChatCompletions => to_run_body(&chat, req.stream)?,
             Operation::Embeddings => json!({ "text": chat.input_texts()? }),
             Operation::Completions => return Err(unsupported("model", "text completion")),
         };
-        let mut headers = vec![
-            ("host".to_owned(), target.host.to_owned()),
-            ("content-type".to_owned(), "application/json".to_owned()),
-        ];
+        let mut headers = Headers::new();
+        headers.push(("host", Cow::Borrowed(target.host)));
+        headers.push(("content-type", Cow::Borrowed("application/json")));
         if req.stream {
-            headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
+            headers.push(("accept", Cow::Borrowed("text/event-stream")));
         }
-        if let Some(k) = target.bearer_token.or(target.api_key) {
-            headers.push(("authorization".to_owned(), format!("Bearer {k}")));
+        if let Some(auth) = target.bearer_as_header() {
+            headers.push(("authorization", auth));
         }
-        headers.extend(target.extra_headers.iter().cloned());
         Ok(UpstreamRequest {
             method: "POST",
-            path: format!("{}/run/{}", target.base_path, target.model),
+            path: RequestPath {
+                prefix: target.base_path,
+                rest: Cow::Owned(format!("/run/{}", target.model)),
+            },
             headers,
+            extra_headers: target.extra_headers,
             body: serde_json::to_vec(&body).unwrap_or_default(),
         })
     }

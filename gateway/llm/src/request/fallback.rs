@@ -36,7 +36,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
 }
 
 /// The top-level members as [`super::split_top_level`] finds them, or serde_json's error.
-pub(super) fn split_top_level(body: &[u8]) -> Result<Vec<Field>, LlmError> {
+pub(super) fn split_top_level(body: &[u8]) -> Result<super::Fields, LlmError> {
     let top: TopLevel<'_> =
         serde_json::from_slice(body).map_err(|e| LlmError::InvalidJson(e.to_string()))?;
     let base = body.as_ptr() as usize;

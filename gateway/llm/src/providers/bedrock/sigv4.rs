@@ -22,7 +22,7 @@ pub struct SignRequest<'a> {
     /// The query string as sent, without `?` (may be empty).
     pub query: &'a str,
     /// Headers to sign (names any case; `host` and `x-amz-date` must be among them).
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [crate::providers::Header<'a>],
     /// The body.
     pub body: &'a [u8],
     /// `bedrock`, `s3`, …
@@ -164,11 +164,8 @@ mod tests {
         session_token: None,
     };
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+    fn h(pairs: &[(&'static str, &'static str)]) -> Vec<crate::providers::Header<'static>> {
+        pairs.iter().map(|(k, v)| (*k, (*v).into())).collect()
     }
 
     #[test]
