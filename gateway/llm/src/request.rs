@@ -162,7 +162,8 @@ impl ParsedRequest {
         }
         let model = model
             .filter(|m| !m.is_empty())
-            .ok_or(LlmError::InvalidField {
+            // Lazily: the error's `String` would otherwise be built (and dropped) per request.
+            .ok_or_else(|| LlmError::InvalidField {
                 field: "model",
                 reason: "is required".into(),
             })?;

@@ -483,7 +483,7 @@ mod tests {
     use super::*;
     use datamind_llm::providers::RequestPath;
 
-    fn outgoing(path: &str, headers: &[(&'static str, &'static str)]) -> Outgoing<'static> {
+    fn outgoing<'a>(path: &str, headers: &[(&'static str, &'static str)]) -> Outgoing<'a> {
         Outgoing {
             upreq: UpstreamRequest {
                 method: "POST",
@@ -520,6 +520,10 @@ mod tests {
             traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
             tracestate: Some("vendor=1".into()),
         };
+        let bad = Propagation {
+            traceparent: good.traceparent.clone(),
+            tracestate: Some("a=1\r\nevil: 2".into()),
+        };
         let mut o = outgoing("/v1/x", &[]);
         o.propagation = Some(&good);
         let wire = String::from_utf8(o.h1_wire().unwrap()).unwrap();
@@ -527,13 +531,33 @@ mod tests {
             "\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
         ));
         assert!(wire.contains("\r\ntracestate: vendor=1\r\n"));
-        let bad = Propagation {
-            traceparent: good.traceparent,
-            tracestate: Some("a=1\r\nevil: 2".into()),
-        };
         o.propagation = Some(&bad);
         let wire = String::from_utf8(o.h1_wire().unwrap()).unwrap();
         assert!(!wire.contains("tracestate") && !wire.contains("evil"));
+    }
+
+    #[test]
+    fn h1_wire_joins_a_path_in_pieces_and_checks_each() {
+        let mut o = outgoing("", &[]);
+        o.upreq.path = RequestPath {
+            prefix: "/base",
+            rest: "/v1/chat/completions".into(),
+        };
+        let wire = String::from_utf8(o.h1_wire().unwrap()).unwrap();
+        assert!(wire.starts_with("POST /base/v1/chat/completions HTTP/1.1\r\n"));
+        o.upreq.path.prefix = "/a b";
+        assert!(o.h1_wire().is_err());
+        o.upreq.path = RequestPath::default();
+        assert!(o.h1_wire().is_err(), "an empty target");
+    }
+
+    #[test]
+    fn h1_wire_sends_extra_headers_after_the_adapters() {
+        let extra = [("x-team".to_owned(), "a".to_owned())];
+        let mut o = outgoing("/v1/x", &[("host", "up")]);
+        o.upreq.extra_headers = &extra;
+        let wire = String::from_utf8(o.h1_wire().unwrap()).unwrap();
+        assert!(wire.contains("\r\nhost: up\r\nx-team: a\r\ncontent-length: 7\r\n"));
     }
 
     #[test]

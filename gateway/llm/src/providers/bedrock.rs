@@ -59,14 +59,15 @@ impl Adapter for BedrockAdapter {
         headers.push(("content-type", Cow::Borrowed("application/json")));
         headers.push(("accept", Cow::Borrowed(accept)));
         if let Some(creds) = target.aws {
-            let now = target.now_unix.ok_or(LlmError::InvalidField {
+            // `ok_or_else`: the errors' strings are built only when they are returned.
+            let now = target.now_unix.ok_or_else(|| LlmError::InvalidField {
                 field: "model",
                 reason: "SigV4 signing needs the request time".into(),
             })?;
             let region = target
                 .region
                 .or_else(|| region_from_host(target.host))
-                .ok_or(LlmError::InvalidField {
+                .ok_or_else(|| LlmError::InvalidField {
                     field: "model",
                     reason: "no AWS region configured for this deployment".into(),
                 })?;

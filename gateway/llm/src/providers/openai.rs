@@ -124,4 +124,54 @@ mod tests {
             r#"{"model":"gpt-real","stream":true,"messages":[],"seed":7,"stream_options":{"include_usage":true}}"#
         );
     }
+
+    #[test]
+    fn borrows_everything_but_the_body_from_the_target() {
+        let req =
+            ParsedRequest::parse(Bytes::from_static(br#"{"model":"a","messages":[]}"#)).unwrap();
+        let t = Target {
+            base_path: "/v1",
+            host: "h",
+            model: "m",
+            api_key: Some("k"),
+            api_key_bearer: Some("Bearer k"),
+            ..Target::default()
+        };
+        let up = OpenAiAdapter
+            .build_request(Operation::Embeddings, &req, &t)
+            .unwrap();
+        assert_eq!(up.path.pieces(), ["/v1", "/embeddings"]);
+        assert!(matches!(up.path.rest, Cow::Borrowed(_)));
+        assert!(
+            up.headers
+                .iter()
+                .all(|(_, v)| matches!(v, Cow::Borrowed(_)))
+        );
+        assert!(!up.headers.spilled());
+        assert_eq!(up.header("authorization"), Some("Bearer k"));
+        // Without a prebuilt value the same header is built.
+        let t = Target {
+            api_key_bearer: None,
+            ..t
+        };
+        let built = OpenAiAdapter
+            .build_request(Operation::Embeddings, &req, &t)
+            .unwrap();
+        assert_eq!(built, up);
+    }
+
+    #[test]
+    fn request_path_compares_and_prints_whole() {
+        let p = RequestPath {
+            prefix: "/base",
+            rest: Cow::Borrowed("/v1/x?y=1"),
+        };
+        assert_eq!(p, "/base/v1/x?y=1");
+        assert_ne!(p, "/base/v1/x");
+        assert_ne!(p, "/bas");
+        assert_eq!(p.to_string(), "/base/v1/x?y=1");
+        assert_eq!(p.len(), 14);
+        assert_eq!(RequestPath::whole("/a"), "/a");
+        assert!(RequestPath::default().is_empty());
+    }
 }
