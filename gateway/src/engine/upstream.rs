@@ -521,7 +521,7 @@ mod tests {
             tracestate: Some("vendor=1".into()),
         };
         let bad = Propagation {
-            traceparent: good.traceparent.clone(),
+            traceparent: good.traceparent,
             tracestate: Some("a=1\r\nevil: 2".into()),
         };
         let mut o = outgoing("/v1/x", &[]);
