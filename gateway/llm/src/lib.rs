@@ -60,7 +60,8 @@
 //! 1. Add a variant to [`providers::ProviderKind`] (and its `adapter()` / `as_str()` arms).
 //! 2. In `providers/<name>.rs`, implement [`providers::Adapter`]: parse the client body
 //!    with [`chat::ChatRequest::parse`], build the provider body and headers
-//!    (`build_request`); translate answers with [`chat::Completion`]
+//!    (`build_request`: static names, values borrowed from the [`providers::Target`] where
+//!    they can be, so the request allocates little more than its body); translate answers with [`chat::Completion`]
 //!    (`translate_response_with`); write a [`stream::StreamTranslator`] in
 //!    `providers/<name>/stream.rs` that feeds a push parser ([`stream::sse::SseParser`] or
 //!    [`stream::eventstream::EventStreamDecoder`]) and writes through
