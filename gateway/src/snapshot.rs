@@ -87,8 +87,7 @@ pub struct Deployment {
     pub span_attributes: Box<[u8]>,
 }
 
-/// A configured provider, ready to connect to.
-#[derive(Debug)]
+/// A configured provider, ready to connect to. Its `Debug` leaves the credentials out.
 pub struct Provider {
     /// Name from the config.
     pub name: String,
@@ -126,6 +125,24 @@ pub struct Provider {
     pub mock_latency: Duration,
     /// `mock`: delay between chunks.
     pub mock_chunk_delay: Duration,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |o: bool| if o { "<set>" } else { "<none>" };
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("host_header", &self.host_header)
+            .field("api_key", &set(self.api_key.is_some()))
+            .field("bearer_token", &set(self.bearer_token.is_some()))
+            .field("aws", &set(self.aws.is_some()))
+            .field("region", &self.region)
+            .field("headers", &self.headers.len())
+            .field("timeouts", &self.timeouts)
+            .field("pool_key", &self.pool_key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Live health per deployment id, kept across reloads.
@@ -275,4 +292,29 @@ pub(crate) fn make_peer(base: &BaseUrl, t: &Timeouts, http2: bool) -> Option<Htt
         o.set_http_version(1, 1);
     }
     Some(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use crate::telemetry::Metrics;
+
+    #[test]
+    fn a_providers_debug_output_leaves_its_credentials_out() {
+        let yaml = "server: {listen: '127.0.0.1:1', admin_listen: '127.0.0.1:2'}\n\
+            auth: {enabled: false}\n\
+            providers:\n\
+            - {name: o, kind: openai, base_url: 'http://127.0.0.1:9/v1', api_key: sk-very-secret-1}\n\
+            - {name: z, kind: azure, base_url: 'http://127.0.0.1:9', bearer_token: entra-secret-2}\n\
+            models:\n\
+            - {name: m, deployments: [{provider: o, model: x}, {provider: z, model: y}]}\n";
+        let cfg = parse_str(yaml, &|_| None).unwrap();
+        let s = Snapshot::build(cfg, &HealthRegistry::default(), &Metrics::new());
+        let all = format!("{:?}", s.groups["m"].deployments);
+        assert!(all.contains("\"o\"") && all.contains("<set>"), "{all}");
+        for secret in ["sk-very-secret-1", "entra-secret-2"] {
+            assert!(!all.contains(secret), "{all}");
+        }
+    }
 }
