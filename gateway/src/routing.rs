@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use datamind_llm::policy::{Candidate as PolicyCandidate, Exclusion, Now, Policy, Ranking};
 use datamind_llm::policy::{RequestInput, Selection};
+use smallvec::SmallVec;
 
 use crate::GatewayError;
 use crate::config::Strategy;
@@ -128,7 +129,7 @@ pub fn place(
         // Shadow only: the groups' strategies decide, the shadow is compared with them.
         let p = plan(snapshot, group, now);
         let info = shadow.map(|s| {
-            let first = p.candidates.first().map(|c| c.deployment.id.as_str());
+            let first = p.candidates.first().map(|c| c.deployment.id.as_ref());
             compare(snapshot, "default", None, first, &s)
         });
         return Ok((p, info.map(|shadow| default_info(Some(shadow)))));
@@ -142,7 +143,7 @@ pub fn place(
         .ranking
         .order
         .first()
-        .map(|(i, _)| e.deployments[*i].0.id.as_str());
+        .map(|(i, _)| e.deployments[*i].0.id.as_ref());
     let shadow = shadow.map(|s| {
         compare(
             snapshot,
@@ -240,7 +241,7 @@ fn compare(
         .ranking
         .order
         .first()
-        .map(|(i, _)| shadow.deployments[*i].0.id.as_str());
+        .map(|(i, _)| shadow.deployments[*i].0.id.as_ref());
     let agree = match (denied, shadow_denied) {
         (None, None) => first == shadow_first,
         (a, b) => a == b,
@@ -270,7 +271,7 @@ fn gather<'s>(
     let mut out: Vec<(&'s Arc<Deployment>, u32)> = Vec::with_capacity(group.deployments.len());
     if fallbacks.is_none() && group.fallbacks.is_empty() {
         // The common case, one group: no queue to walk.
-        let mut ordered = Vec::with_capacity(group.deployments.len());
+        let mut ordered = Ordered::new();
         order_into(group, &mut ordered);
         for d in ordered {
             if !out.iter().any(|(o, _)| o.id == d.id) {
@@ -316,8 +317,8 @@ pub struct Candidate {
 /// The ordered candidates for one request.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// In attempt order.
-    pub candidates: Vec<Candidate>,
+    /// In attempt order. Inline: a plan rarely has more than a few.
+    pub candidates: SmallVec<[Candidate; 4]>,
     /// Deployments left out because they are cooling down.
     pub cooling: Vec<Arc<Deployment>>,
     /// Smallest remaining cooldown among them, in ms.
@@ -330,8 +331,9 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>, now: u64) -> Plan {
         min_cooldown_ms: u64::MAX,
         ..Plan::default()
     };
-    // Groups and deployments are few: linear scans beat hashing here.
-    let mut queue: Vec<&Arc<ModelGroup>> = vec![group];
+    // Groups and deployments are few: linear scans beat hashing here, and the queue stays
+    // inline (no allocation per request).
+    let mut queue: SmallVec<[&Arc<ModelGroup>; 4]> = smallvec::smallvec![group];
     let mut i = 0;
     while i < queue.len() {
         let g = queue[i];
@@ -368,15 +370,19 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>, now: u64) -> Plan {
     out
 }
 
+/// A group's deployments in try order; inline up to a typical group's size, so ordering
+/// them allocates nothing per request.
+type Ordered<'g> = SmallVec<[&'g Arc<Deployment>; 8]>;
+
 /// The group's deployments in the order its strategy prefers.
-fn order(g: &ModelGroup) -> Vec<&Arc<Deployment>> {
-    let mut v = Vec::with_capacity(g.deployments.len());
+fn order(g: &ModelGroup) -> Ordered<'_> {
+    let mut v = Ordered::new();
     order_into(g, &mut v);
     v
 }
 
 /// [`order`] into `v` (empty).
-fn order_into<'g>(g: &'g ModelGroup, v: &mut Vec<&'g Arc<Deployment>>) {
+fn order_into<'g>(g: &'g ModelGroup, v: &mut Ordered<'g>) {
     let ds = &g.deployments;
     if ds.len() <= 1 {
         v.extend(ds.iter());
@@ -433,7 +439,7 @@ mod tests {
     fn ids(p: &Plan) -> Vec<&str> {
         p.candidates
             .iter()
-            .map(|c| c.deployment.id.as_str())
+            .map(|c| c.deployment.id.as_ref())
             .collect()
     }
 
@@ -470,7 +476,7 @@ mod tests {
         let p = plan(&s, g, now_ms());
         assert_eq!(ids(&p), vec!["b/m"]);
         assert_eq!(
-            p.cooling.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            p.cooling.iter().map(|d| d.id.as_ref()).collect::<Vec<_>>(),
             vec!["a/m"]
         );
         assert!(p.min_cooldown_ms > 4_000);
