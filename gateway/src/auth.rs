@@ -102,10 +102,10 @@ pub struct Caller {
     /// Stable, non-secret id: a config key's name, a runtime key's generated id, or
     /// `jwt:<issuer>:<sub>` for a JWT. Keys limits and spend.
     pub key_id: String,
-    /// The key's name (safe to log).
-    pub key_name: String,
-    /// Tenant name.
-    pub tenant: String,
+    /// The key's name (safe to log). Shared: every request's access-log record holds it.
+    pub key_name: Arc<str>,
+    /// Tenant name. Shared, like `key_name`.
+    pub tenant: Arc<str>,
     /// The tenant's attributes, limits and budget (bare when the tenant is not configured).
     pub tenant_info: Arc<TenantInfo>,
     /// Allowed client-facing models; `None` = all.

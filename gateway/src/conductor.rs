@@ -27,6 +27,15 @@ use crate::telemetry::metrics::route::{RouteMetrics, RouteOutcome, RuleCounters}
 /// The header naming the rule and deployment of each answer.
 pub const ROUTE_HEADER: &str = "x-datamind-route";
 
+/// The [`ROUTE_HEADER`] value of an answer `deployment` gave under `rule`.
+pub fn route_header_value(rule: &str, deployment: &str) -> String {
+    let mut v = String::with_capacity(18 + rule.len() + deployment.len());
+    for part in ["rule=", rule, "; deployment=", deployment] {
+        v.push_str(part);
+    }
+    v
+}
+
 /// The placement policy of one snapshot.
 #[derive(Debug, Default)]
 pub struct Conductor {

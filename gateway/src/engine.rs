@@ -58,7 +58,7 @@ pub struct Outcome {
     /// Status sent to the client.
     pub status: u16,
     /// Deployment that answered.
-    pub deployment: Option<String>,
+    pub deployment: Option<Arc<str>>,
     /// Attempts made.
     pub attempts: u32,
     /// Time from request start to the first byte written to the client.
@@ -187,7 +187,7 @@ pub(crate) async fn serve(
             attempt_start + Duration::from_millis(d.provider.timeouts.first_byte_ms);
         let err = match opened {
             Ok(reply) => {
-                out.deployment = Some(d.id.clone());
+                out.deployment = Some(Arc::clone(&d.id));
                 let status = Some(reply.status);
                 out.price = d.price;
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
@@ -384,6 +384,42 @@ pub(crate) fn parse_retry_after(v: Option<&[u8]>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sizes of the attempt's futures, which the request's future holds one of at a time.
+    #[test]
+    fn attempt_futures_stay_small() {
+        fn size7<A, B, C, D, E, G, H, F>(_: impl FnOnce(A, B, C, D, E, G, H) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        // `'a` names the closures' argument lifetimes (clippy does not see it used).
+        #[allow(clippy::extra_unused_lifetimes)]
+        fn sizes<'a>() -> (usize, usize) {
+            let open = size7(
+                |g: &'a Gateway,
+                 d: &'a Deployment,
+                 a: &'static dyn datamind_llm::Adapter,
+                 j: &'a Job<'a>,
+                 s: &'a mut Downstream<'a>,
+                 w: &'a mut Duration,
+                 p: Option<&'a crate::telemetry::trace::Propagation>| {
+                    upstream::open(g, d, a, j, s, w, p)
+                },
+            );
+            let relay = size7(
+                |g: &'a Gateway,
+                 s: &'a mut Downstream<'a>,
+                 j: &'a Job<'a>,
+                 d: &'a Deployment,
+                 r: relay::Reply,
+                 f: Instant,
+                 o: &'a mut Outcome| relay::relay(g, s, j, d, r, f, o),
+            );
+            (open, relay)
+        }
+        let (open, relay) = sizes();
+        eprintln!("upstream::open future: {open} bytes, relay::relay future: {relay} bytes");
+        assert!(open <= 2560 && relay <= 2048, "open {open}, relay {relay}");
+    }
 
     #[test]
     fn retry_policy() {

@@ -63,8 +63,8 @@ pub struct ModelGroup {
 /// One (provider, upstream model) pair.
 #[derive(Debug)]
 pub struct Deployment {
-    /// `provider/model`: labels, headers, logs.
-    pub id: String,
+    /// `provider/model`: labels, headers, logs. Shared: each request's outcome holds it.
+    pub id: Arc<str>,
     /// Its provider.
     pub provider: Arc<Provider>,
     /// The model name the provider knows.
@@ -85,6 +85,9 @@ pub struct Deployment {
     pub metrics: DeploymentMetrics,
     /// The fixed attributes of its attempt spans, OTLP-encoded once.
     pub span_attributes: Box<[u8]>,
+    /// Its `x-datamind-route` value when no placement rule chose it
+    /// (`rule=default; deployment=<id>`), built once instead of per answer.
+    pub default_route: Box<str>,
 }
 
 /// A configured provider, ready to connect to. Its `Debug` leaves the credentials out.
@@ -237,7 +240,12 @@ impl Snapshot {
                         span_attributes: crate::telemetry::trace::deployment_span_attributes(
                             &provider, &d.model, &id,
                         ),
-                        id,
+                        default_route: crate::conductor::route_header_value(
+                            datamind_llm::policy::DEFAULT_RULE,
+                            &id,
+                        )
+                        .into(),
+                        id: id.into(),
                         provider,
                         model: d.model.clone(),
                         weight: d.weight.max(1),

@@ -309,10 +309,10 @@ impl Issuer {
         let key_id = format!("jwt:{}:{sub}", self.cfg.issuer);
         Ok((
             Caller {
-                key_name: key_id.clone(),
+                key_name: key_id.as_str().into(),
                 key_id,
                 tenant_info: tenants.resolve(&tenant),
-                tenant,
+                tenant: tenant.into(),
                 models,
                 limits: Arc::new(limits),
                 budget: None,

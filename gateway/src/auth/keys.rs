@@ -65,8 +65,8 @@ impl KeyTable {
                 hex::decode_to_slice(&k.sha256, &mut digest).ok()?;
                 let caller = Caller {
                     key_id: k.name.clone(),
-                    key_name: k.name.clone(),
-                    tenant: k.tenant.clone(),
+                    key_name: k.name.as_str().into(),
+                    tenant: k.tenant.as_str().into(),
                     tenant_info: tenants.resolve(&k.tenant),
                     models: Caller::model_set(&k.models),
                     limits: Arc::new(k.limits.clone()),
@@ -185,7 +185,7 @@ mod tests {
         let t = table();
         let c = t.authenticate(Some(b"Bearer sk-good"), None).unwrap();
         assert_eq!(
-            (c.tenant.as_str(), c.may_use("a"), c.may_use("b")),
+            (&*c.tenant, c.may_use("a"), c.may_use("b")),
             ("t1", true, false)
         );
         assert_eq!(c.key_id, "dev");

@@ -161,8 +161,8 @@ impl RuntimeKey {
     fn caller(&self, tenants: &Tenants) -> Caller {
         Caller {
             key_id: self.id.clone(),
-            key_name: self.name.clone(),
-            tenant: self.tenant.clone(),
+            key_name: self.name.as_str().into(),
+            tenant: self.tenant.as_str().into(),
             tenant_info: tenants.resolve(&self.tenant),
             models: Caller::model_set(&self.models),
             limits: Arc::new(self.limits.clone()),

@@ -85,7 +85,7 @@ pub fn explain(snapshot: &Snapshot, body: &[u8]) -> Result<Value, GatewayError> 
             .enumerate()
             .map(|(i, cand)| {
                 let d = &cand.deployment;
-                json!({"rank": i + 1, "deployment": d.id, "group": d.input.group,
+                json!({"rank": i + 1, "deployment": &*d.id, "group": d.input.group,
                        "tier": u32::from(cand.fallback), "sort_key": null,
                        "inputs": inputs(&d.input, &d.health.stats(now, d.max_in_flight))})
             })
@@ -93,7 +93,7 @@ pub fn explain(snapshot: &Snapshot, body: &[u8]) -> Result<Value, GatewayError> 
         return Ok(json!({
             "model": req.model, "rule": {"name": datamind_llm::policy::DEFAULT_RULE},
             "denied": null, "tags": {}, "errors": [], "candidates": candidates,
-            "excluded": plan.cooling.iter().map(|d| json!({"deployment": d.id,
+            "excluded": plan.cooling.iter().map(|d| json!({"deployment": &*d.id,
                 "reason": "cooling down"})).collect::<Vec<_>>(),
             "shadow": shadow(snapshot, group, &input, now),
         }));
@@ -118,7 +118,7 @@ fn shadow(
     json!({
         "rule": &*ev.selection.rule_name,
         "denied": ev.selection.deny.as_ref().map(|d| json!({"status": d.status, "message": d.message})),
-        "first": ev.ranking.order.first().map(|(i, _)| ev.deployments[*i].0.id.clone()),
+        "first": ev.ranking.order.first().map(|(i, _)| ev.deployments[*i].0.id.to_string()),
     })
 }
 
@@ -139,7 +139,7 @@ fn describe(policy: &Policy, ev: &Evaluation<'_>) -> Value {
         .enumerate()
         .map(|(rank, (i, key))| {
             let (d, tier) = ev.deployments[*i];
-            json!({"rank": rank + 1, "deployment": d.id, "group": d.input.group, "tier": tier,
+            json!({"rank": rank + 1, "deployment": &*d.id, "group": d.input.group, "tier": tier,
                    "sort_key": key, "inputs": inputs(&d.input, &ev.candidates[*i].stats)})
         })
         .collect();
@@ -149,7 +149,7 @@ fn describe(policy: &Policy, ev: &Evaluation<'_>) -> Value {
         .iter()
         .map(|(i, why)| {
             let (d, tier) = ev.deployments[*i];
-            json!({"deployment": d.id, "group": d.input.group, "tier": tier,
+            json!({"deployment": &*d.id, "group": d.input.group, "tier": tier,
                    "reason": why.to_string(), "inputs": inputs(&d.input, &ev.candidates[*i].stats)})
         })
         .collect();

@@ -33,10 +33,10 @@ impl Conductor {
     pub fn tenant(&self, caller: &Caller) -> Arc<TenantInput> {
         let t = &caller.tenant_info;
         let bare = t.residency.is_none() && t.region.is_none() && t.attributes.is_empty();
-        match self.tenants.get(&caller.tenant) {
+        match self.tenants.get(&*caller.tenant) {
             Some((input, configured)) if *configured || bare => input.clone(),
             _ => Arc::new(TenantInput::new(
-                caller.tenant.as_str(),
+                &*caller.tenant,
                 t.residency.clone().unwrap_or_default(),
                 t.region.clone().unwrap_or_default(),
                 &t.attributes,

@@ -2,6 +2,8 @@
 //! the status and the few fields the engine needs, then the body by its framing (length,
 //! chunked, or until close), and whether the connection can go back to the idle pool.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
@@ -33,7 +35,7 @@ pub(crate) struct H1Answer {
     /// HTTP status.
     pub status: u16,
     /// `content-type`, if sent.
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'static, str>>,
     /// `retry-after`, raw.
     pub retry_after: Option<Vec<u8>>,
     body: Body,
@@ -141,7 +143,7 @@ impl H1Answer {
 
 struct Parsed {
     status: u16,
-    content_type: Option<String>,
+    content_type: Option<Cow<'static, str>>,
     retry_after: Option<Vec<u8>>,
     body: Body,
     keepalive: bool,
@@ -166,7 +168,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Parsed>, String> {
     for h in r.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-type") {
-            content_type = std::str::from_utf8(h.value).ok().map(str::to_owned);
+            content_type = std::str::from_utf8(h.value).ok().map(media_type);
         } else if name.eq_ignore_ascii_case(b"content-length") {
             let v = std::str::from_utf8(h.value).unwrap_or("").trim();
             let parsed = v
@@ -225,6 +227,20 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Parsed>, String> {
     }))
 }
 
+/// A `content-type` value: the usual ones as literals, so reading them copies nothing.
+fn media_type(v: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 4] = [
+        "application/json",
+        "text/event-stream",
+        "application/json; charset=utf-8",
+        "text/event-stream; charset=utf-8",
+    ];
+    match KNOWN.iter().find(|k| **k == v) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(v.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,7 +266,7 @@ mod tests {
         while let Some(b) = a.next().await.unwrap() {
             body.extend_from_slice(&b);
         }
-        let ct = a.content_type.clone();
+        let ct = a.content_type.clone().map(String::from);
         (a.status, ct, body, a.into_reusable().is_some())
     }
 

@@ -47,7 +47,7 @@ pub(super) async fn open(
     };
     Ok(Reply {
         status: 200,
-        content_type: Some(content_type.to_owned()),
+        content_type: Some(content_type.into()),
         body: BodySource::Mock {
             chunks,
             gap: p.mock_chunk_delay,
@@ -55,6 +55,5 @@ pub(super) async fn open(
         },
         adapter: None,
         usage: Some(answer.usage),
-        model: d.model.clone(),
     })
 }

@@ -1,5 +1,6 @@
 //! Writing the answer to the client: whole bodies, SSE streams, and upstream errors.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,14 +31,12 @@ const MAX_RESPONSE_BODY: usize = 64 << 20;
 /// An upstream's answer, before any byte went to the client.
 pub(crate) struct Reply {
     pub status: u16,
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'static, str>>,
     pub body: BodySource,
     /// Translates the provider format; `None` when the body is already client-format.
     pub adapter: Option<&'static dyn Adapter>,
     /// Usage known up front (the in-process mock).
     pub usage: Option<Usage>,
-    /// The provider's model name, for translated answers that do not carry one.
-    pub model: String,
 }
 
 /// Where the answer's bytes come from.
@@ -186,14 +185,14 @@ async fn relay_whole(
         // Traced: the adapter may read the answer's facts in the pass that finds usage.
         (Some(a), Some(t)) if t.is_recording() => {
             let (body, usage, facts) =
-                a.translate_response_with_facts(job.op, body, &meta(job, &reply.model));
+                a.translate_response_with_facts(job.op, body, &meta(job, &d.model));
             match facts {
                 Some(f) => t.note_facts(f, &body),
                 None => t.note_response(&body),
             }
             (body, usage)
         }
-        (Some(a), _) => a.translate_response_with(job.op, body, &meta(job, &reply.model)),
+        (Some(a), _) => a.translate_response_with(job.op, body, &meta(job, &d.model)),
         (None, t) => {
             if let Some(t) = t {
                 t.note_response(&body);
@@ -224,7 +223,7 @@ async fn relay_whole(
     let len = decimal::Decimal::new(body.len() as u64);
     let mut h = response_header(reply.status, job, d, out);
     if let Some(ct) = &reply.content_type {
-        h.insert("content-type", ct.as_str());
+        h.insert("content-type", ct.as_ref());
     }
     h.insert("content-length", len.as_str());
     let written = match session.write_head(&h).await {
@@ -251,7 +250,7 @@ async fn relay_stream(
     out: &mut Outcome,
 ) -> Result<Relayed, RelayError> {
     let mut translator: Box<dyn StreamTranslator> = match reply.adapter {
-        Some(a) => a.stream_translator_with(job.op, job.req, &meta(job, &reply.model)),
+        Some(a) => a.stream_translator_with(job.op, job.req, &meta(job, &d.model)),
         None => Box::new(OpenAiPassthrough::new(false)),
     };
     if job.client == ClientFormat::Anthropic {
@@ -475,15 +474,16 @@ fn response_header<'a>(
         h.insert("x-datamind-overhead-ms", format!("{ms:.3}"));
     }
     h.insert("x-request-id", job.request_id);
-    h.insert("x-datamind-deployment", d.id.as_str());
+    h.insert("x-datamind-deployment", &*d.id);
     h.insert(
         "x-datamind-attempts",
         decimal::small(u64::from(out.attempts)),
     );
-    let mut route = String::with_capacity(18 + job.rule.len() + d.id.len());
-    for part in ["rule=", job.rule, "; deployment=", &d.id] {
-        route.push_str(part);
-    }
+    let route = if job.rule == datamind_llm::policy::DEFAULT_RULE {
+        Cow::Borrowed(&*d.default_route)
+    } else {
+        Cow::Owned(crate::conductor::route_header_value(job.rule, &d.id))
+    };
     h.insert(crate::conductor::ROUTE_HEADER, route);
     h
 }

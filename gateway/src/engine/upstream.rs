@@ -145,7 +145,7 @@ pub(super) async fn open(
                 h.headers
                     .get("content-type")
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
+                    .map(|v| v.to_owned().into()),
                 parse_retry_after(h.headers.get("retry-after").map(|v| v.as_bytes())),
             ),
             None => return Err(AttemptError::Network("no response header".into())),
@@ -194,7 +194,6 @@ pub(super) async fn open(
         },
         adapter: Some(adapter),
         usage: None,
-        model: d.model.clone(),
     })
 }
 
@@ -227,7 +226,8 @@ async fn exchange(
     let now = if reused { now } else { Instant::now() };
     let header_by = deadline.min(now + first_byte);
     let wait = header_by.saturating_duration_since(now);
-    let sent = async move {
+    // Pinned where it is made: `until` and `select!` then move a pointer, not the future.
+    let sent = std::pin::pin!(async move {
         match up {
             Connection::H1(mut stream) => {
                 // Header and body leave in one write (Pingora's client would flush the
@@ -254,7 +254,7 @@ async fn exchange(
                 Ok(Answer::Other(up))
             }
         }
-    };
+    });
     let r = tokio::select! {
         r = until(header_by, sent) => r,
         _ = client_gone(downstream) => return Err((AttemptError::ClientGone, false)),

@@ -91,12 +91,12 @@ pub async fn admit(
         .config
         .tenants
         .iter()
-        .any(|t| t.name == caller.tenant);
+        .any(|t| *t.name == *caller.tenant);
     out.limits = Some(Hold {
         caller: caller.clone(),
         model: group.name.clone(),
         tenant_label: if listed {
-            caller.tenant.clone()
+            caller.tenant.to_string()
         } else {
             "other".to_owned()
         },

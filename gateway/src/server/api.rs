@@ -4,6 +4,7 @@
 //! group → plan → [`crate::engine::serve`] → access log and metrics. Every error is written
 //! in the OpenAI shape by [`super::respond::error`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use crate::engine::{self, ClientFormat, Job, Outcome};
 use crate::snapshot::Snapshot;
 use crate::state::Gateway;
 use crate::telemetry::AccessRecord;
-use crate::telemetry::access_log::rfc3339_ms;
+use crate::telemetry::access_log::Timestamp;
 use crate::telemetry::metrics::RequestSample;
 use crate::{GatewayError, routing};
 
@@ -73,15 +74,15 @@ impl ApiApp {
         self.gw.in_flight.fetch_add(1, Ordering::AcqRel);
         self.gw.metrics.requests_in_flight().inc();
         let snapshot = self.gw.snapshot.load_full();
-        let request_id = request_id(session);
-        let method = session.method().to_owned();
-        let path = session.path().to_owned();
-        let mut rec = AccessRecord {
-            ts: rfc3339_ms(ts),
-            method,
-            path,
+        let ids = request_ids(session);
+        let request_id = &ids[RESPONSE_ID_PREFIX.len()..];
+        // Boxed now, sent in this box to the access log at the end (see `AccessLog::log`).
+        let mut rec = Box::new(AccessRecord {
+            ts: Timestamp(ts),
+            method: known(session.method(), &["POST", "GET"]),
+            path: known(session.path(), &API_PATHS),
             ..AccessRecord::default()
-        };
+        });
         let mut out = Outcome {
             client: if rec.path.starts_with("/v1/messages") {
                 ClientFormat::Anthropic
@@ -97,12 +98,12 @@ impl ApiApp {
         );
 
         let result = self
-            .route(session, &snapshot, &request_id, &mut rec, &mut out, started)
+            .route(session, &snapshot, &ids, &mut rec, &mut out, started)
             .await;
         if let Err(e) = result {
             out.status = e.status();
             rec.error = Some(e.to_string());
-            if !respond::error(session, &e, &request_id, out.client, &out.headers).await {
+            if !respond::error(session, &e, request_id, out.client, &out.headers).await {
                 out.client_gone = true;
             }
             body::discard_rest(session, snapshot.config.server.max_body_bytes).await;
@@ -140,7 +141,8 @@ impl ApiApp {
             ),
         }
         crate::conductor::log_fields(&snapshot, &out, &mut rec);
-        rec.request_id = request_id;
+        rec.request_id = ids;
+        rec.request_id.replace_range(..RESPONSE_ID_PREFIX.len(), "");
         rec.status = out.status;
         rec.deployment = out.deployment;
         rec.attempts = out.attempts;
@@ -169,16 +171,18 @@ impl ApiApp {
         !out.client_gone
     }
 
+    /// The request's phases up to the answer; `ids` as [`request_ids`] makes them.
     async fn route(
         &self,
         session: &mut Downstream<'_>,
         snapshot: &Snapshot,
-        request_id: &str,
+        ids: &str,
         rec: &mut AccessRecord,
         out: &mut Outcome,
         started: Instant,
     ) -> Result<(), GatewayError> {
-        let route = match (rec.method.as_str(), rec.path.as_str()) {
+        let request_id = &ids[RESPONSE_ID_PREFIX.len()..];
+        let route = match (&*rec.method, &*rec.path) {
             ("POST", "/v1/chat/completions") => Route::Llm(Operation::ChatCompletions),
             ("POST", "/v1/completions") => Route::Llm(Operation::Completions),
             ("POST", "/v1/embeddings") => Route::Llm(Operation::Embeddings),
@@ -221,15 +225,15 @@ impl ApiApp {
             crate::clock::unix_secs_at(started) as i64,
         )
         .await?;
-        rec.tenant = Some(caller.tenant.clone());
+        rec.tenant = Some(Arc::clone(&caller.tenant));
         // Metric label: tenants of keys are configured; a JWT's tenant only when listed.
         rec.tenant_is_label = !caller.key_id.starts_with("jwt:")
             || snapshot
                 .config
                 .tenants
                 .iter()
-                .any(|t| t.name == caller.tenant);
-        rec.key_name = Some(caller.key_name.clone());
+                .any(|t| *t.name == *caller.tenant);
+        rec.key_name = Some(Arc::clone(&caller.key_name));
         let op = match route {
             Route::Models => {
                 let data: Vec<_> = snapshot
@@ -312,11 +316,14 @@ impl ApiApp {
                 .push(("x-datamind-cache", status.as_str().to_owned()));
         }
         let conductor = &snapshot.conductor;
-        let input = conductor
-            .is_active()
-            .then(|| conductor.request_input(&caller, &req, op, session.fields()));
-        let now_ms = crate::clock::unix_ms_at(started);
-        let placed = routing::place(snapshot, group, input.as_ref(), now_ms);
+        // Scoped: the rules' input is not kept in the request's future across the awaits below.
+        let placed = {
+            let input = conductor
+                .is_active()
+                .then(|| conductor.request_input(&caller, &req, op, session.fields()));
+            let now_ms = crate::clock::unix_ms_at(started);
+            routing::place(snapshot, group, input.as_ref(), now_ms)
+        };
         if let Err(
             GatewayError::PolicyDenied { rule, .. } | GatewayError::NoPlacement { rule, .. },
         ) = &placed
@@ -324,19 +331,14 @@ impl ApiApp {
             rec.rule = Some(rule.clone());
         }
         let (plan, route) = placed?;
-        let rule = route
-            .as_ref()
-            .map_or(datamind_llm::policy::DEFAULT_RULE, |r| &*r.rule)
-            .to_owned();
+        // Shared with `out.route`, not copied.
+        let rule = route.as_ref().map(|r| Arc::clone(&r.rule));
         out.route = route;
         let total = Duration::from_millis(snapshot.config.timeouts.total_ms);
-        let mut response_id = String::with_capacity(9 + request_id.len());
-        response_id.push_str("chatcmpl-");
-        response_id.push_str(request_id);
         let job = Job {
             client: out.client,
             estimated_input_tokens,
-            response_id: &response_id,
+            response_id: ids,
             op,
             req: &req,
             request_id,
@@ -346,7 +348,9 @@ impl ApiApp {
                 .as_ref()
                 .filter(|p| p.store)
                 .map(|p| p.max_entry_bytes),
-            rule: &rule,
+            rule: rule
+                .as_deref()
+                .unwrap_or(datamind_llm::policy::DEFAULT_RULE),
             overhead_header: snapshot.config.telemetry.overhead_header,
         };
         let served = engine::serve(&self.gw, snapshot, session, &job, plan, out).await;
@@ -430,16 +434,25 @@ impl HttpServerApp for ApiApp {
     }
 }
 
-/// The client's `x-request-id` when it is sane (≤ 128 visible ASCII), else a new one.
-fn request_id(session: &Downstream<'_>) -> String {
+/// What comes before the request id in the id of translated answers.
+const RESPONSE_ID_PREFIX: &str = "chatcmpl-";
+
+/// `chatcmpl-<request id>`: the id of translated answers and, after [`RESPONSE_ID_PREFIX`],
+/// the request id — one string for both. The request id is the client's `x-request-id`
+/// when it is sane (≤ 128 visible ASCII), else a new one.
+fn request_ids(session: &Downstream<'_>) -> String {
     if let Some(v) = session.header("x-request-id")
         && !v.is_empty()
         && v.len() <= 128
         && v.iter().all(|b| b.is_ascii_graphic())
     {
-        return String::from_utf8_lossy(v).into_owned();
+        let mut ids = String::with_capacity(RESPONSE_ID_PREFIX.len() + v.len());
+        ids.push_str(RESPONSE_ID_PREFIX);
+        ids.push_str(&String::from_utf8_lossy(v));
+        return ids;
     }
-    let mut id = String::with_capacity(32);
+    let mut id = String::with_capacity(RESPONSE_ID_PREFIX.len() + 32);
+    id.push_str(RESPONSE_ID_PREFIX);
     for n in [fastrand::u64(..), fastrand::u64(..)] {
         for i in (0..16).rev() {
             id.push(char::from(
@@ -450,6 +463,27 @@ fn request_id(session: &Downstream<'_>) -> String {
     id
 }
 
+/// The paths the API serves: logged as these literals rather than copied per request.
+const API_PATHS: [&str; 6] = [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/models",
+];
+
+/// `s` as the literal it equals in `known`, else a copy.
+fn known(s: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_owned()),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod tests;

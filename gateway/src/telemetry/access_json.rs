@@ -11,7 +11,10 @@ use crate::http1::decimal;
 pub fn write(r: &AccessRecord, w: &mut Vec<u8>) {
     w.push(b'{');
     key(w, "ts", true);
-    string(w, &r.ts);
+    // Digits and separators only: nothing to escape.
+    w.push(b'"');
+    w.extend_from_slice(&r.ts.rfc3339());
+    w.push(b'"');
     key(w, "request_id", false);
     string(w, &r.request_id);
     key(w, "method", false);
@@ -19,16 +22,16 @@ pub fn write(r: &AccessRecord, w: &mut Vec<u8>) {
     key(w, "path", false);
     string(w, &r.path);
     for (k, v) in [
-        ("tenant", &r.tenant),
-        ("key_name", &r.key_name),
-        ("model", &r.model),
-        ("deployment", &r.deployment),
-        ("rule", &r.rule),
-        ("cloud", &r.cloud),
-        ("region", &r.region),
+        ("tenant", r.tenant.as_deref()),
+        ("key_name", r.key_name.as_deref()),
+        ("model", r.model.as_deref()),
+        ("deployment", r.deployment.as_deref()),
+        ("rule", r.rule.as_deref()),
+        ("cloud", r.cloud.as_deref()),
+        ("region", r.region.as_deref()),
     ] {
         key(w, k, false);
-        opt_string(w, v.as_deref());
+        opt_string(w, v);
     }
     key(w, "tags", false);
     match &r.tags {
@@ -253,7 +256,7 @@ mod tests {
         tags.insert("tier".to_owned(), "gold".to_owned());
         tags.insert("q\"uote".to_owned(), "back\\slash".to_owned());
         same_as_serde(&AccessRecord {
-            ts: "2026-11-26T01:40:00.123Z".into(),
+            ts: crate::telemetry::access_log::Timestamp(1_795_657_200_123),
             request_id: "abc".into(),
             method: "POST".into(),
             path: "/v1/chat/completions".into(),

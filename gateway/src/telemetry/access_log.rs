@@ -5,7 +5,9 @@
 //! and counted rather than slowing requests. Records hold no credentials by construction:
 //! there is no field a key could go into.
 
+use std::borrow::Cow;
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::Duration;
 
@@ -16,25 +18,29 @@ use serde::Serialize;
 
 use super::propagation::{SpanHex, TraceHex};
 
-/// What one request did.
+/// What one request did. Built on the request path, so its fields avoid copies where they
+/// can: the time is formatted by the writer thread, known methods and paths are literals.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AccessRecord {
     /// RFC 3339 UTC time the request started.
-    pub ts: String,
+    pub ts: Timestamp,
     /// `x-request-id`.
     pub request_id: String,
     /// HTTP method.
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// Path without query.
-    pub path: String,
-    /// Tenant of the caller, if authenticated.
-    pub tenant: Option<String>,
-    /// Name of the API key used (never the key).
-    pub key_name: Option<String>,
+    pub path: Cow<'static, str>,
+    /// Tenant of the caller, if authenticated (shared with the caller).
+    #[serde(serialize_with = "shared")]
+    pub tenant: Option<Arc<str>>,
+    /// Name of the API key used (never the key; shared with the caller).
+    #[serde(serialize_with = "shared")]
+    pub key_name: Option<Arc<str>>,
     /// Client-facing model.
     pub model: Option<String>,
-    /// Deployment that served it.
-    pub deployment: Option<String>,
+    /// Deployment that served it (shared with the snapshot).
+    #[serde(serialize_with = "shared")]
+    pub deployment: Option<Arc<str>>,
     /// Conductor rule that placed it.
     pub rule: Option<String>,
     /// Cloud of the deployment that served it.
@@ -80,6 +86,29 @@ pub struct AccessRecord {
     pub span_id: Option<SpanHex>,
 }
 
+/// A shared string as serde writes a `String` (without serde's `rc` feature, which would
+/// rebuild every crate that uses serde).
+fn shared<S: serde::Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_deref().serialize(s)
+}
+
+/// A Unix time in ms, logged as RFC 3339 UTC with milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    pub fn rfc3339(self) -> [u8; 24] {
+        rfc3339_ms_bytes(self.0)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(&self.rfc3339()).unwrap_or_default())
+    }
+}
+
 /// The access-log writer's handle.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
@@ -113,11 +142,13 @@ impl AccessLog {
         Ok(Self { tx: Some(tx) })
     }
 
-    /// Queues one record; returns false when it had to be dropped.
-    pub fn log(&self, record: AccessRecord) -> bool {
+    /// Queues one record; returns false when it had to be dropped. Boxed by the caller: a
+    /// request builds its record in the box it is sent in, so the record is neither part of
+    /// the request's future nor copied into a box at the end.
+    pub fn log(&self, record: Box<AccessRecord>) -> bool {
         match &self.tx {
             None => true,
-            Some(tx) => match tx.try_send(Box::new(record)) {
+            Some(tx) => match tx.try_send(record) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
             },
@@ -161,6 +192,11 @@ fn write_loop(rx: Receiver<Box<AccessRecord>>, out: Box<dyn Write + Send>) {
 
 /// Formats a Unix time in ms as RFC 3339 UTC with milliseconds.
 pub fn rfc3339_ms(unix_ms: u64) -> String {
+    String::from_utf8_lossy(&rfc3339_ms_bytes(unix_ms)).into_owned()
+}
+
+/// [`rfc3339_ms`] without the allocation: the 24 ASCII bytes.
+fn rfc3339_ms_bytes(unix_ms: u64) -> [u8; 24] {
     let secs = unix_ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -188,7 +224,7 @@ pub fn rfc3339_ms(unix_ms: u64) -> String {
     put(14, 2, rem % 3600 / 60);
     put(17, 2, rem % 60);
     put(20, 3, unix_ms % 1000);
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
@@ -201,5 +237,9 @@ mod tests {
         assert_eq!(rfc3339_ms(1_795_657_200_123), "2026-11-26T01:40:00.123Z");
         assert_eq!(rfc3339_ms(951_782_400_007), "2000-02-29T00:00:00.007Z");
         assert_eq!(rfc3339_ms(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1_795_657_200_123)).unwrap(),
+            "\"2026-11-26T01:40:00.123Z\""
+        );
     }
 }

@@ -335,7 +335,7 @@ impl RequestTrace {
         let model = rec.model.as_deref().unwrap_or("");
         match op_name {
             Some(op) => w.str_parts(proto::SPAN_NAME, &[op, " ", model]),
-            None => w.str_parts(proto::SPAN_NAME, &[&rec.method, " ", &rec.path]),
+            None => w.str_parts(proto::SPAN_NAME, &[&*rec.method, " ", &*rec.path]),
         }
         w.uint(proto::SPAN_KIND, proto::KIND_SERVER);
         w.fixed64(proto::SPAN_START, unix_nanos(self.start));

@@ -80,7 +80,7 @@ async fn maps_claims_and_refuses_what_does_not_verify() {
         .await
         .unwrap();
     assert_eq!(c.key_id, format!("jwt:{ISS}:alice"));
-    assert_eq!(c.tenant, "t1");
+    assert_eq!(&*c.tenant, "t1");
     assert!(c.may_use("b") && !c.may_use("c"));
     assert_eq!(c.limits.rpm, Some(7));
 

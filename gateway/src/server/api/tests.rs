@@ -1,0 +1,40 @@
+//! Sizes of the per-request futures. `h1::serve` boxes one `handle` future per request,
+//! copying it whole into the box, so its size is paid per request in memcpy; these tests
+//! print the sizes and fail when they grow well past today's (debug-build) figures.
+
+use super::*;
+
+/// The size of the future a closure returns, without running it.
+fn future_size<A, B, F>(_: impl FnOnce(A, B) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
+fn handle_size<'a, 'b, 'c: 'b>() -> usize {
+    future_size(|api: &'a ApiApp, d: &'b mut Downstream<'c>| api.handle(d))
+}
+
+/// [`future_size`] for six arguments.
+fn future_size6<A, B, C, D, E, G, F>(_: impl FnOnce(A, B, C, D, E, G) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
+// `'a` names the closure's argument lifetimes (clippy does not see it used).
+#[allow(clippy::extra_unused_lifetimes)]
+fn serve_size<'a>() -> usize {
+    future_size6(
+        |g: &'a Gateway,
+         s: &'a Snapshot,
+         d: &'a mut Downstream<'a>,
+         j: &'a Job<'a>,
+         p: routing::Plan,
+         o: &'a mut Outcome| engine::serve(g, s, d, j, p, o),
+    )
+}
+
+#[test]
+fn request_futures_stay_small() {
+    let handle = handle_size();
+    eprintln!("ApiApp::handle future: {handle} bytes");
+    eprintln!("engine::serve future: {} bytes", serve_size());
+    assert!(handle <= 5120, "handle future grew to {handle} bytes");
+}
