@@ -46,8 +46,8 @@ pub struct Snapshot {
 /// A client-facing model name and its deployments.
 #[derive(Debug)]
 pub struct ModelGroup {
-    /// Client-facing name.
-    pub name: String,
+    /// Client-facing name. Shared: each request's access-log record holds it.
+    pub name: Arc<str>,
     /// Load-balancing strategy.
     pub strategy: Strategy,
     /// Where it is served.
@@ -255,7 +255,7 @@ impl Snapshot {
                 })
                 .collect();
             let group = ModelGroup {
-                name: m.name.clone(),
+                name: m.name.as_str().into(),
                 strategy: m.strategy,
                 deployments,
                 fallbacks: m.fallbacks.clone(),

@@ -94,7 +94,7 @@ pub async fn admit(
         .any(|t| *t.name == *caller.tenant);
     out.limits = Some(Hold {
         caller: caller.clone(),
-        model: group.name.clone(),
+        model: group.name.to_string(),
         tenant_label: if listed {
             caller.tenant.to_string()
         } else {

@@ -282,12 +282,13 @@ impl ApiApp {
             let content = (self.gw.traces.get()).is_some_and(|x| x.records_content(&caller.tenant));
             t.note_request(op, &req, content);
         }
-        rec.model = Some(req.model.clone());
         rec.stream = req.stream && op.can_stream();
-        let group = snapshot
-            .groups
-            .get(&req.model)
-            .ok_or_else(|| GatewayError::ModelNotFound(req.model.clone()))?;
+        let Some(group) = snapshot.groups.get(&req.model) else {
+            rec.model = Some(Arc::from(&*req.model));
+            return Err(GatewayError::ModelNotFound(req.model.clone()));
+        };
+        // The group's name is the requested model: logged without a copy.
+        rec.model = Some(Arc::clone(&group.name));
         if !caller.may_use(&req.model) {
             return Err(GatewayError::ModelNotAllowed(req.model.clone()));
         }

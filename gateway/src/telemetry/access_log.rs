@@ -37,7 +37,8 @@ pub struct AccessRecord {
     #[serde(serialize_with = "shared")]
     pub key_name: Option<Arc<str>>,
     /// Client-facing model.
-    pub model: Option<String>,
+    #[serde(serialize_with = "shared")]
+    pub model: Option<Arc<str>>,
     /// Deployment that served it (shared with the snapshot).
     #[serde(serialize_with = "shared")]
     pub deployment: Option<Arc<str>>,
