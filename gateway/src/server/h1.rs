@@ -86,8 +86,11 @@ async fn serve(api: &ApiApp, mut conn: Conn, shutdown: &ShutdownWatch) {
         if *shutdown.borrow() || api.draining() {
             conn.close_after();
         }
-        // The request's state lives in a box: the connection's future stays small.
-        let kept = Box::pin(api.handle(&mut Downstream::H1(&mut conn))).await;
+        // Awaited in place, not boxed: this future is itself boxed once per connection
+        // (`process_new`) and never moved, so the request's state is built where it runs —
+        // no allocation and no copy of it per request, at the price of a connection's
+        // future holding room for one request's state while idle.
+        let kept = api.handle(&mut Downstream::H1(&mut conn)).await;
         if !kept || !conn.finish().await {
             break;
         }

@@ -1,6 +1,7 @@
-//! Sizes of the per-request futures. `h1::serve` boxes one `handle` future per request,
-//! copying it whole into the box, so its size is paid per request in memcpy; these tests
-//! print the sizes and fail when they grow well past today's (debug-build) figures.
+//! Sizes of the per-request futures. An HTTP/1.x connection's future holds room for one
+//! `handle` future (idle or not), and Pingora's path boxes one per request, copying it
+//! whole; these tests print the sizes and fail when they grow well past today's
+//! (debug-build) figures.
 
 use super::*;
 
