@@ -37,5 +37,6 @@ fn request_futures_stay_small() {
     let handle = handle_size();
     eprintln!("ApiApp::handle future: {handle} bytes");
     eprintln!("engine::serve future: {} bytes", serve_size());
-    assert!(handle <= 5120, "handle future grew to {handle} bytes");
+    // 5,416 bytes once the llm crate kept the request's top-level fields inline (+320).
+    assert!(handle <= 5632, "handle future grew to {handle} bytes");
 }
