@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
+# 10-minute soak at c=64: the gateway alone, RSS and dropped access-log lines every 10 s.
+# Usage: SECS=600 REL=<dir with datamind-gateway, mock-llm, datamind-bench> ./this.sh
 set -euo pipefail
-REL=${REL:-/var/cache/datamind/tgt-fat/release}
-W=/tmp/s6/soak; rm -rf $W; mkdir -p $W/logs
+REL=${REL:-${CARGO_TARGET_DIR:-/var/cache/datamind/target}/release}
+W=$(mktemp -d); mkdir -p $W/logs  # the access log grows ~16 MB/s: keep 10 GB free for 600 s
 KEY=sk-bench-key
 "$REL/mock-llm" --listen 127.0.0.1:0 --name up >$W/mock.out 2>$W/mock.err & MP=$!
 sleep 0.3; MA=$(sed -n 's/^listening on //p' $W/mock.out); MPORT=${MA##*:}
@@ -23,4 +25,4 @@ for i in $(seq $(( ${SECS:-150} / 10 ))); do
   echo "t=${i}0s rss_kib=$rss access_log_dropped=${drop:-?} log_bytes=$(stat -c %s $W/logs/access.log)"
 done
 wait $BP || true
-kill $GP $MP; wait 2>/dev/null || true
+kill $GP $MP; wait 2>/dev/null || true; rm -rf $W
