@@ -175,6 +175,7 @@ impl BackgroundService for Reloader {
             tracing::error!("cannot install signal handlers");
             return;
         };
+        self.gw.reloader_started.store(true, Ordering::Release);
         loop {
             tokio::select! {
                 Some(()) = rx.recv() => {

@@ -30,6 +30,9 @@ pub struct Gateway {
     pub access_log: AccessLog,
     /// SIGTERM received: finish what is in flight, accept nothing new.
     pub draining: AtomicBool,
+    /// The config reloader is watching the file and the signals: until then `/readyz` says
+    /// "starting" (an edit made before would be missed).
+    pub reloader_started: AtomicBool,
     /// API requests being served.
     pub in_flight: AtomicUsize,
     /// The shared Redis, when `redis:` is configured (fixed at start: a reload that changes
@@ -95,6 +98,7 @@ impl Gateway {
             }),
             access_log,
             draining: AtomicBool::new(false),
+            reloader_started: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             redis,
             cache,

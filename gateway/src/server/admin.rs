@@ -106,11 +106,16 @@ impl ServeHttp for AdminApp {
                 "text/plain",
                 b"draining\n".to_vec(),
             ),
-            "/readyz" if !self.api_listening().await => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                b"starting\n".to_vec(),
-            ),
+            "/readyz"
+                if !self.gw.reloader_started.load(Ordering::Acquire)
+                    || !self.api_listening().await =>
+            {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    b"starting\n".to_vec(),
+                )
+            }
             "/readyz" => (StatusCode::OK, "text/plain", b"ready\n".to_vec()),
             "/metrics" => (
                 StatusCode::OK,
