@@ -135,9 +135,10 @@ fn spans(c: &mut Criterion) {
             let mut t = RequestTrace::recording(None, None);
             t.note_request(Operation::ChatCompletions, &req, false);
             let prop = t.begin_attempt(&d);
-            t.note_response(answer);
+            t.keep_answer(Bytes::from_static(answer));
             t.end_attempt("success", Some(200), None);
-            t.encode(&mut buf, &rec, &usage, 0.05);
+            t.finish(usage, 0.05, std::time::Duration::from_micros(90));
+            t.encode(&mut buf, &rec);
             // A batch's worth: the buffer goes to the exporter thread.
             if buf.len() >= 256 * 1024 {
                 let _ = tx.try_send(std::mem::take(&mut buf));

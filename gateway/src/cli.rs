@@ -104,8 +104,15 @@ fn say(line: &str) {
 
 fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     crate::telemetry::logging::init(config.telemetry.log_level.as_deref());
-    let access_log = if config.access_log.enabled {
-        match AccessLog::start(&config.access_log.path) {
+    // The access-log thread also encodes spans: it runs when either is on.
+    let spans =
+        crate::telemetry::otlp::enabled(&config.telemetry.traces, |k| std::env::var(k).ok());
+    let access_log = if config.access_log.enabled || spans {
+        let path = config
+            .access_log
+            .enabled
+            .then_some(config.access_log.path.as_str());
+        match AccessLog::start(path) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(
@@ -123,6 +130,7 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     let gw = Gateway::new(config, access_log);
     match Traces::start(&telemetry_cfg, &gw.metrics) {
         Ok(Some(t)) => {
+            gw.access_log.attach_spans(t.sink());
             let _ = gw.traces.set(t);
         }
         Ok(None) => {}

@@ -292,11 +292,13 @@ async fn standard_otel_variables_select_http_protobuf_and_attempt_spans_show_the
     let rx = OtlpReceiver::start().await?;
     let primary = datamind_e2e::MockLlm::start(MockSpec::named("up1").status(503)).await?;
     let backup = datamind_e2e::MockLlm::start(MockSpec::named("up2")).await?;
+    // No access log: the thread that encodes spans then runs for them alone.
     let config = datamind_e2e::fixture::failover_config(&primary.base_url(), &backup.base_url())
         .set(
             "/policy",
             json!({"rules": [{"name": "keep-all", "filter": "true", "tags": {"tier": "gold"}}]}),
-        );
+        )
+        .set("/access_log/enabled", json!(false));
     let endpoint = rx.http_url("");
     let gateway = Gateway::start_with_env(
         |api, admin| config.render(api, admin),
@@ -320,6 +322,7 @@ async fn standard_otel_variables_select_http_protobuf_and_attempt_spans_show_the
         })
         .await?;
     let server = spans.iter().find(|s| s.kind == 2).unwrap();
+    assert!(gateway.access_log().is_empty(), "the access log is off");
     assert_eq!(server.transport, "http");
     assert!(rx.calls().iter().all(|c| c.path == "/v1/traces"));
     assert_eq!(

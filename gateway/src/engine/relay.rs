@@ -181,35 +181,25 @@ async fn relay_whole(
     }
     let read_at = Instant::now();
     out.upstream_wait += read_at - waited;
-    let (body, usage) = match (reply.adapter, out.trace.as_mut()) {
-        // Traced: the adapter may read the answer's facts in the pass that finds usage.
-        (Some(a), Some(t)) if t.is_recording() => {
-            let (body, usage, facts) =
-                a.translate_response_with_facts(job.op, body, &meta(job, &d.model));
-            match facts {
-                Some(f) => t.note_facts(f, &body),
-                None => t.note_response(&body),
-            }
-            (body, usage)
-        }
-        (Some(a), _) => a.translate_response_with(job.op, body, &meta(job, &d.model)),
-        (None, t) => {
-            if let Some(t) = t {
-                t.note_response(&body);
-            }
-            (body, reply.usage)
-        }
+    let (body, usage) = match reply.adapter {
+        Some(a) => a.translate_response_with(job.op, body, &meta(job, &d.model)),
+        None => (body, reply.usage),
     };
     out.usage = usage.unwrap_or_default();
     // Usage is known: settle limits and spend before the client sees the end.
     crate::limits::gate::finish(gw, out);
+    let body = Bytes::from(body);
+    // Traced: the answer (OpenAI format) is kept, shared, and read when the spans are
+    // encoded, off this thread.
+    if let Some(t) = out.trace.as_mut().filter(|t| t.is_recording()) {
+        t.keep_answer(body.clone());
+    }
     let body = match job.client {
         ClientFormat::Anthropic if reply.status < 300 => {
-            anthropic::from_openai_response(&body, &job.req.model).unwrap_or(body)
+            anthropic::from_openai_response(&body, &job.req.model).map_or(body, Bytes::from)
         }
         _ => body,
     };
-    let body = Bytes::from(body);
     // Response cache: only a whole 200 within the entry limit is kept.
     let mut capture = job
         .capture_limit

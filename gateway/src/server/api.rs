@@ -154,12 +154,18 @@ impl ApiApp {
         if rec.error.is_none() {
             rec.error = out.error;
         }
-        if let Some(t) = out.trace.take() {
+        if let Some(mut t) = out.trace.take() {
             rec.trace_id = Some(t.trace_id());
             if t.is_recording() {
                 rec.span_id = Some(t.span_id());
                 if let Some(traces) = self.gw.traces.get() {
-                    traces.submit(*t, &rec, &out.usage, overhead * 1000.0);
+                    t.finish(out.usage, overhead * 1000.0, duration);
+                    // Encoded by the access-log thread, which has the record anyway.
+                    if self.gw.access_log.takes_spans() {
+                        rec.trace = Some(t);
+                    } else {
+                        traces.submit(*t, &rec);
+                    }
                 }
             }
         }

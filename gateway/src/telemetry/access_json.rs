@@ -283,6 +283,7 @@ mod tests {
             tenant_is_label: true,
             operation: Some("chat"),
             span_id: Some(SpanHex::span(SpanId::from_bytes([0xb7; 8]))),
+            trace: None,
         });
     }
 

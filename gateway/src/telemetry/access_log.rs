@@ -4,11 +4,15 @@
 //! serializes and writes them in batches. When the writer falls behind, lines are dropped
 //! and counted rather than slowing requests. Records hold no credentials by construction:
 //! there is no field a key could go into.
+//!
+//! The same thread encodes traced requests' spans (a record carries its request's trace,
+//! see `otlp`), so a request's own thread neither writes its line nor encodes its spans.
+//! With tracing on and the access log off, the thread runs for the spans alone.
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// How often the writer wakes to write what accumulated.
@@ -16,11 +20,13 @@ const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
 use serde::Serialize;
 
+use super::otlp::SpanSink;
 use super::propagation::{SpanHex, TraceHex};
+use super::trace::RequestTrace;
 
 /// What one request did. Built on the request path, so its fields avoid copies where they
 /// can: the time is formatted by the writer thread, known methods and paths are literals.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct AccessRecord {
     /// RFC 3339 UTC time the request started.
     pub ts: Timestamp,
@@ -85,6 +91,9 @@ pub struct AccessRecord {
     /// The gateway's server span id (when traced).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub span_id: Option<SpanHex>,
+    /// The request's finished trace, for the writer thread to encode (not logged).
+    #[serde(skip)]
+    pub trace: Option<Box<RequestTrace>>,
 }
 
 /// A shared string as serde writes a `String` (without serde's `rc` feature, which would
@@ -114,45 +123,78 @@ impl Serialize for Timestamp {
 #[derive(Debug, Clone)]
 pub struct AccessLog {
     tx: Option<SyncSender<Box<AccessRecord>>>,
+    /// Lines are written (else the thread runs for spans only).
+    writes: bool,
+    /// Where the thread leaves spans, once tracing is attached.
+    spans: Arc<OnceLock<SpanSink>>,
 }
 
 impl AccessLog {
-    /// A disabled log.
+    /// No thread: no lines, and spans are encoded by the requests themselves.
     pub fn disabled() -> Self {
-        Self { tx: None }
+        Self {
+            tx: None,
+            writes: false,
+            spans: Arc::default(),
+        }
     }
 
-    /// Starts the writer thread for `path` (`-` = stdout).
-    pub fn start(path: &str) -> std::io::Result<Self> {
-        let out: Box<dyn Write + Send> = if path == "-" {
-            Box::new(std::io::stdout())
-        } else {
-            Box::new(
+    /// Starts the writer thread, writing lines to `path` (`-` = stdout), or none when
+    /// `path` is `None` (the thread then only encodes spans).
+    pub fn start(path: Option<&str>) -> std::io::Result<Self> {
+        let out: Option<Box<dyn Write + Send>> = match path {
+            None => None,
+            Some("-") => Some(Box::new(std::io::stdout())),
+            Some(path) => Some(Box::new(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)?,
-            )
+            )),
         };
+        let writes = out.is_some();
+        let spans: Arc<OnceLock<SpanSink>> = Arc::default();
         // The channel's slots are allocated up front: boxed records keep that at 8 bytes a
         // slot (256 KiB) instead of the record's size (tens of MiB of idle RSS).
         let (tx, rx) = sync_channel(QUEUE_SLOTS);
+        let thread_spans = Arc::clone(&spans);
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(rx, out))?;
-        Ok(Self { tx: Some(tx) })
+            .spawn(move || write_loop(rx, out, thread_spans))?;
+        Ok(Self {
+            tx: Some(tx),
+            writes,
+            spans,
+        })
     }
 
-    /// Queues one record; returns false when it had to be dropped. Boxed by the caller: a
-    /// request builds its record in the box it is sent in, so the record is neither part of
-    /// the request's future nor copied into a box at the end.
+    /// Hands traced requests' spans to the writer thread; false when there is no thread
+    /// (the requests then encode their own).
+    pub fn attach_spans(&self, sink: SpanSink) -> bool {
+        self.tx.is_some() && self.spans.set(sink).is_ok()
+    }
+
+    /// Whether records may carry their trace (see [`AccessLog::attach_spans`]).
+    pub fn takes_spans(&self) -> bool {
+        self.tx.is_some() && self.spans.get().is_some()
+    }
+
+    /// Queues one record; returns false when its line had to be dropped (its spans, if it
+    /// carried any, are counted as dropped). Boxed by the caller: a request builds its
+    /// record in the box it is sent in, so the record is neither part of the request's
+    /// future nor copied into a box at the end.
     pub fn log(&self, record: Box<AccessRecord>) -> bool {
-        match &self.tx {
-            None => true,
-            Some(tx) => match tx.try_send(record) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-            },
+        let Some(tx) = &self.tx else {
+            return true;
+        };
+        match tx.try_send(record) {
+            Ok(()) => true,
+            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+                if let (Some(t), Some(sink)) = (&r.trace, self.spans.get()) {
+                    sink.dropped(t);
+                }
+                !self.writes
+            }
         }
     }
 }
@@ -160,32 +202,45 @@ impl AccessLog {
 /// Records that may wait for the writer (which drains every `FLUSH_EVERY`).
 const QUEUE_SLOTS: usize = 32_768;
 
-fn write_loop(rx: Receiver<Box<AccessRecord>>, out: Box<dyn Write + Send>) {
+fn write_loop(
+    rx: Receiver<Box<AccessRecord>>,
+    out: Option<Box<dyn Write + Send>>,
+    spans: Arc<OnceLock<SpanSink>>,
+) {
     // Poll on a timer instead of blocking in `recv`: a blocked receiver must be woken by
     // every sender (a futex call and a context switch per request); a sleeping one costs
-    // nothing on the request path. Lines appear within FLUSH_EVERY.
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    // nothing on the request path. Lines (and spans) leave within FLUSH_EVERY.
+    let mut out = out.map(|o| std::io::BufWriter::with_capacity(64 * 1024, o));
     let mut line = Vec::with_capacity(1024);
     loop {
         std::thread::sleep(FLUSH_EVERY);
         let mut wrote = false;
         loop {
             match rx.try_recv() {
-                Ok(r) => {
-                    line.clear();
-                    super::access_json::write(&r, &mut line);
-                    line.push(b'\n');
-                    let _ = out.write_all(&line);
-                    wrote = true;
+                Ok(mut r) => {
+                    if let Some(t) = r.trace.take()
+                        && let Some(sink) = spans.get()
+                    {
+                        sink.submit(*t, &r);
+                    }
+                    if let Some(out) = out.as_mut() {
+                        line.clear();
+                        super::access_json::write(&r, &mut line);
+                        line.push(b'\n');
+                        let _ = out.write_all(&line);
+                        wrote = true;
+                    }
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    let _ = out.flush();
+                    if let Some(out) = out.as_mut() {
+                        let _ = out.flush();
+                    }
                     return;
                 }
             }
         }
-        if wrote {
+        if wrote && let Some(out) = out.as_mut() {
             let _ = out.flush();
         }
     }

@@ -1,17 +1,18 @@
 //! OTLP export of request spans, off the hot path.
 //!
 //! ```text
-//! request: submit ─▶ spans encoded straight into its worker  ──▶ "otlp-export" thread
-//!   (once, from the request's facts)   thread's batch buffer       (own tokio runtime,
-//!                                       (`spool`; full: dropped,    `export`): every tick
-//!                                        counted)                   takes the ready batches,
-//!                                                                   frames them with the
-//!                                                                   resource and scope,
-//!                                                                   POSTs (HTTP) or sends
-//!                                                                   (gRPC) them
+//! request ─▶ its trace rides in the access record ─▶ access-log thread: SpanSink::submit
+//!   ─▶ spans encoded into the batch buffer (`spool`;  ──▶ "otlp-export" thread (own tokio
+//!      full: dropped, counted)                              runtime, `export`): every tick
+//!                                                           takes the ready batches, frames
+//!                                                           them with the resource and
+//!                                                           scope, POSTs (HTTP) or sends
+//!                                                           (gRPC) them
 //! ```
-//! A request never waits on the collector and never wakes the exporter: it appends its
-//! encoded spans to a buffer its thread reuses and moves on. The exporter thread wakes on a
+//! A request never waits on the collector, never wakes the exporter, and does not even
+//! encode its spans: the access-log thread (which runs for traces even when no access log
+//! is written) appends them to a buffer it reuses. Where no such thread runs (a gateway
+//! built without one), `Traces::submit` encodes on the request's thread instead. The exporter thread wakes on a
 //! timer, exports a batch at a time with a deadline, and counts what it could not deliver
 //! in `datamind_telemetry_dropped_total{signal="spans",reason}` (`queue_full`,
 //! `export_failed`, `export_timeout`); delivered spans in
@@ -34,7 +35,6 @@ use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
-use datamind_llm::Usage;
 use prometheus_client::metrics::counter::Counter;
 
 use super::AccessRecord;
@@ -125,18 +125,18 @@ impl Traces {
         self.content_tenants.iter().any(|t| t == tenant)
     }
 
-    /// Encodes a finished request's spans into the exporter's spool; drops (and counts)
-    /// them when the spool is full. Never blocks on the exporter, never wakes it.
-    pub fn submit(&self, trace: RequestTrace, rec: &AccessRecord, usage: &Usage, overhead_ms: f64) {
-        if !trace.is_recording() {
-            return;
+    /// Where the access-log thread leaves the spans it encodes.
+    pub fn sink(&self) -> SpanSink {
+        SpanSink {
+            spool: Arc::clone(&self.spool),
+            dropped_queue_full: self.dropped_queue_full.clone(),
         }
-        let n = trace.span_count();
-        if !self.spool.push(n, |buf| {
-            trace.encode(buf, rec, usage, overhead_ms);
-        }) {
-            self.dropped_queue_full.inc_by(u64::from(n));
-        }
+    }
+
+    /// Encodes a finished request's spans into the exporter's spool on this thread (see
+    /// [`SpanSink::submit`]).
+    pub fn submit(&self, trace: RequestTrace, rec: &AccessRecord) {
+        submit(&self.spool, &self.dropped_queue_full, trace, rec);
     }
 
     fn sample(&self, parent_sampled: Option<bool>) -> bool {
@@ -144,6 +144,39 @@ impl Traces {
             Some(s) => s,
             None => self.sample_ratio >= 1.0 || fastrand::f64() < self.sample_ratio,
         }
+    }
+}
+
+/// The spool's entrance for finished requests' spans, held by the access-log thread.
+#[derive(Debug, Clone)]
+pub struct SpanSink {
+    spool: Arc<Spool>,
+    dropped_queue_full: Counter,
+}
+
+impl SpanSink {
+    /// Encodes a finished request's spans into the exporter's spool; drops (and counts)
+    /// them when the spool is full. Never blocks on the exporter, never wakes it.
+    pub fn submit(&self, trace: RequestTrace, rec: &AccessRecord) {
+        submit(&self.spool, &self.dropped_queue_full, trace, rec);
+    }
+
+    /// Counts the spans of a request that could not be handed over.
+    pub fn dropped(&self, trace: &RequestTrace) {
+        self.dropped_queue_full
+            .inc_by(u64::from(trace.span_count()));
+    }
+}
+
+fn submit(spool: &Spool, dropped: &Counter, trace: RequestTrace, rec: &AccessRecord) {
+    if !trace.is_recording() {
+        return;
+    }
+    let n = trace.span_count();
+    if !spool.push(n, |buf| {
+        trace.encode(buf, rec);
+    }) {
+        dropped.inc_by(u64::from(n));
     }
 }
 

@@ -5,21 +5,28 @@
 //!   engine, per attempt: begin_attempt ─▶ traceparent for the upstream; end_attempt
 //!   relay: note_response (id, model, finish reasons of a whole answer) or note_stream
 //!          (the same, as the stream translator saw them)
-//! api, at the end: Traces::submit ─▶ encode(access record, outcome) ─▶ OTLP protobuf
-//!                   bytes at the end of the exporter's batch buffer (`otlp::spool`)
+//! relay: keep_answer (a whole answer, shared, not copied) or note_stream (id, model and
+//!        finish reasons, as the stream translator saw them)
+//! api, at the end: finish(usage, overhead, duration), then the trace rides in the access
+//!                  record to the access-log thread (`access_log`)
+//! access-log thread: SpanSink::submit ─▶ encode(access record) ─▶ OTLP protobuf bytes at
+//!                  the end of the exporter's batch buffer (`otlp::spool`)
 //! ```
 //! Spans are encoded once, when the request is over, from facts the request collected
-//! anyway, straight into OTLP protobuf (`otlp::proto`): nothing is locked, nothing waits,
-//! no `tracing` span machinery or SDK `SpanData` runs per request, and attribute keys are
-//! static strings written as bytes. Names and attributes follow the OpenTelemetry GenAI semantic conventions;
+//! anyway, straight into OTLP protobuf (`otlp::proto`), on the access-log thread: the
+//! request's own thread only records times and ids, and goes back to its connection. No
+//! `tracing` span machinery or SDK `SpanData` runs per request, and attribute keys are
+//! static strings written as bytes. A whole answer's id, model and finish reasons are read
+//! from the answer there too, not on the request's thread. Names and attributes follow the OpenTelemetry GenAI semantic conventions;
 //! the README lists each one. Prompt and completion content is recorded only for tenants
 //! listed in `telemetry.traces.record_content_tenants`.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
 
 use datamind_llm::stream::StreamTranslator;
-use datamind_llm::usage::AnswerFacts;
 use datamind_llm::{Operation, ParsedRequest, Usage};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
@@ -83,6 +90,18 @@ pub struct RequestTrace {
     attempts: Vec<AttemptSpan>,
     record_content: bool,
     facts: Facts,
+    /// A whole answer, read for its facts when the spans are encoded.
+    answer: Option<Bytes>,
+    /// How the request ended (set by `finish`).
+    end: Option<End>,
+}
+
+/// What the request's end adds to its server span.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    at: SystemTime,
+    usage: Usage,
+    overhead_ms: f64,
 }
 
 // === impl RequestTrace ===
@@ -102,6 +121,8 @@ impl RequestTrace {
             attempts: Vec::new(),
             record_content: false,
             facts: Facts::default(),
+            answer: None,
+            end: None,
         }
     }
 
@@ -118,6 +139,8 @@ impl RequestTrace {
             attempts: Vec::new(),
             record_content: false,
             facts: Facts::default(),
+            answer: None,
+            end: None,
         }
     }
 
@@ -164,6 +187,20 @@ impl RequestTrace {
         if !self.recording {
             return;
         }
+        if let (_, Some(f)) = Usage::with_facts_from_openai_json(body) {
+            self.facts.response_id = f.id;
+            self.facts.response_model = f.model;
+            self.facts.finish_reasons = f.finish_reasons;
+        } else {
+            self.note_answer_any_order(body);
+        }
+        if self.record_content {
+            self.facts.output = Some(bounded_text(body));
+        }
+    }
+
+    /// `note_response` for a body the quick reader does not take (any JSON object order).
+    fn note_answer_any_order(&mut self, body: &[u8]) {
         #[derive(serde::Deserialize)]
         struct Choice {
             finish_reason: Option<String>,
@@ -184,22 +221,14 @@ impl RequestTrace {
                 .filter_map(|c| c.finish_reason)
                 .collect();
         }
-        if self.record_content {
-            self.facts.output = Some(bounded_text(body));
-        }
     }
 
-    /// Records the facts of a whole answer that the adapter already read (see
-    /// `note_response`); `body` is the answer, for tenants who opted in to content.
-    pub fn note_facts(&mut self, f: AnswerFacts, body: &[u8]) {
-        if !self.recording {
-            return;
-        }
-        self.facts.response_id = f.id;
-        self.facts.response_model = f.model;
-        self.facts.finish_reasons = f.finish_reasons;
-        if self.record_content {
-            self.facts.output = Some(bounded_text(body));
+    /// Keeps a whole answer (OpenAI format; shared, not copied): its id, model, finish
+    /// reasons and, for tenants who opted in, its text are read when the spans are encoded,
+    /// off the request's thread.
+    pub fn keep_answer(&mut self, body: Bytes) {
+        if self.recording {
+            self.answer = Some(body);
         }
     }
 
@@ -254,6 +283,16 @@ impl RequestTrace {
         }
     }
 
+    /// Records the end of the request: `took` after the start, with its usage and the
+    /// time spent in the gateway. Cheap: the spans are encoded later, elsewhere.
+    pub fn finish(&mut self, usage: Usage, overhead_ms: f64, took: Duration) {
+        self.end = Some(End {
+            at: self.start + took,
+            usage,
+            overhead_ms,
+        });
+    }
+
     /// How many spans `encode` writes.
     pub fn span_count(&self) -> u32 {
         if self.recording {
@@ -267,17 +306,22 @@ impl RequestTrace {
     /// (`ScopeSpans.spans` fields; nothing when not recording) and returns how many it
     /// wrote. Attributes are written straight from the record and the facts: no
     /// `SpanData`, no per-attribute `String`.
-    pub fn encode(
-        self,
-        buf: &mut Vec<u8>,
-        rec: &AccessRecord,
-        usage: &Usage,
-        overhead_ms: f64,
-    ) -> u32 {
+    pub fn encode(mut self, buf: &mut Vec<u8>, rec: &AccessRecord) -> u32 {
         if !self.recording {
             return 0;
         }
-        let end = SystemTime::now();
+        if let Some(answer) = self.answer.take() {
+            self.note_response(&answer);
+        }
+        let End {
+            at: end,
+            usage,
+            overhead_ms,
+        } = self.end.unwrap_or(End {
+            at: SystemTime::now(),
+            usage: Usage::default(),
+            overhead_ms: 0.0,
+        });
         // A tracestate that does not parse is not passed on in the span (as the SDK would).
         let tracestate = self
             .tracestate
@@ -290,7 +334,7 @@ impl RequestTrace {
         buf.reserve(1024 + 320 * self.attempts.len() + content);
         let mut w = Writer::new(buf);
         w.message(proto::SCOPE_SPANS_SPANS, |w| {
-            self.server_span(w, rec, usage, overhead_ms, &tracestate, end);
+            self.server_span(w, rec, &usage, overhead_ms, &tracestate, end);
         });
         let op = self.facts.op.map_or("chat", operation_name);
         for a in &self.attempts {

@@ -2,6 +2,7 @@
 //! decoded with the generated OTLP types.
 
 use super::*;
+use datamind_llm::Usage;
 
 fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
     move |k| {
@@ -126,7 +127,10 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
     t.begin_attempt(&d);
     t.end_attempt("retry", Some(503), Some("503"));
     t.begin_attempt(&d);
-    t.note_response(br#"{"id":"chatcmpl-7","model":"mock-chat-a-0613","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#);
+    // The whole answer is kept as it is and read when the spans are encoded.
+    t.keep_answer(bytes::Bytes::from_static(
+        br#"{"id":"chatcmpl-7","model":"mock-chat-a-0613","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
+    ));
     t.end_attempt("success", Some(200), None);
     let rec = AccessRecord {
         method: "POST".into(),
@@ -159,7 +163,8 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
     let frame = BatchFrame::new(&settings);
     let mut buf = vec![0xee; frame.headroom()];
     assert_eq!(t.span_count(), 3);
-    assert_eq!(t.encode(&mut buf, &rec, &usage, 0.25), 3);
+    t.finish(usage, 0.25, Duration::from_millis(7));
+    assert_eq!(t.encode(&mut buf, &rec), 3);
     let body = frame.request(buf, frame.headroom());
     let decoded = ExportTraceServiceRequest::decode(body).unwrap();
     assert_eq!(decoded.resource_spans.len(), 1);
@@ -192,7 +197,11 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
     assert_eq!(hex::encode(&server.parent_span_id), "00f067aa0ba902b7");
     assert_eq!(server.trace_state, "k=v");
     assert_eq!(server.flags, 0x301);
-    assert!(server.end_time_unix_nano >= server.start_time_unix_nano);
+    // The server span ends when the request did (`finish`), not when it is encoded.
+    assert_eq!(
+        server.end_time_unix_nano - server.start_time_unix_nano,
+        7_000_000
+    );
     assert!(server.start_time_unix_nano > 1_700_000_000_000_000_000);
     let a = &server.attributes;
     let s = |v: &str| Some(Any::StringValue(v.into()));
