@@ -174,10 +174,14 @@ CONF
   fi
 }
 start_datamind_anthropic() { [ -n "${URL[datamind_anthropic]:-}" ]; }
-# A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`.
+# A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`
+# (datamind_b) or `datamind_traced` (datamind_traced_b).
 # One current-thread runtime per worker thread (server.work_stealing: false).
 start_datamind_nosteal() { start_datamind datamind_nosteal "" "  work_stealing: false"; }
 start_datamind_b() { [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind datamind_b; }
+start_datamind_traced_b() {
+  [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind_traced datamind_traced_b
+}
 
 # The same gateway with the in-memory response cache; every bench request opts in
 # (x-datamind-cache: force), so after a scenario's first request this measures the hit path.
@@ -220,11 +224,11 @@ redis: { url: \"redis://127.0.0.1:$port\" }" || return 1
 # local collector that accepts and discards them (benches/otlp_sink.py): tracing on versus
 # the plain `datamind` target is the cost of tracing.
 start_datamind_traced() {
-  local sink_port; sink_port=$(free_port)
-  python3 "$ROOT/benches/otlp_sink.py" "$sink_port" >"$WORK/otlp-sink.out" 2>&1 &
+  local name=${1:-datamind_traced} sink_port; sink_port=$(free_port)
+  python3 "$ROOT/benches/otlp_sink.py" "$sink_port" >"$WORK/$name-otlp-sink.out" 2>&1 &
   PIDS+=("$!")
   wait_http "http://127.0.0.1:$sink_port/healthz" 10 || return 1
-  start_datamind datamind_traced "telemetry:
+  start_datamind "$name" "telemetry:
   traces:
     enabled: true
     protocol: http/protobuf
