@@ -17,8 +17,8 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+use crate::telemetry::metrics::Counter;
 use datamind_llm::policy::{DeploymentInput, Placement, Policy, PolicySpec, Reads};
-use prometheus_client::metrics::counter::Counter;
 
 use crate::config::{Config, DeploymentConfig, ProviderConfig};
 use crate::telemetry::Metrics;

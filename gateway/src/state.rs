@@ -1,7 +1,7 @@
 //! The state shared by every request and background task of one gateway process.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use arc_swap::ArcSwap;
 use pingora_core::connectors::http::Connector;
@@ -33,8 +33,6 @@ pub struct Gateway {
     /// The config reloader is watching the file and the signals: until then `/readyz` says
     /// "starting" (an edit made before would be missed).
     pub reloader_started: AtomicBool,
-    /// API requests being served.
-    pub in_flight: AtomicUsize,
     /// The shared Redis, when `redis:` is configured (fixed at start: a reload that changes
     /// it logs a warning).
     pub redis: Option<crate::redis::Redis>,
@@ -53,7 +51,7 @@ pub struct Gateway {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("in_flight", &self.in_flight)
+            .field("in_flight", &self.requests_in_flight())
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +97,6 @@ impl Gateway {
             access_log,
             draining: AtomicBool::new(false),
             reloader_started: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
             redis,
             cache,
             runtime_keys,
@@ -111,6 +108,7 @@ impl Gateway {
 
     /// Requests being served right now.
     pub fn requests_in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        // The metric's shards, summed: requests update only their thread's shard.
+        usize::try_from(self.metrics.requests_in_flight().get()).unwrap_or(0)
     }
 }

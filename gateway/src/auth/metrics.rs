@@ -6,8 +6,8 @@
 //!   check but expiry).
 //! - `datamind_jwks_fetches_total{issuer, result="ok|error"}`: key-set fetches.
 
+use crate::telemetry::metrics::Counter;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 

@@ -11,8 +11,8 @@
 //! - `datamind_cache_store_errors_total`: external store (Redis) calls that failed
 //!   (each degraded to a miss or a skipped store).
 
+use crate::telemetry::metrics::Counter;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;

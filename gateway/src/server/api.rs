@@ -71,7 +71,6 @@ impl ApiApp {
     pub(super) async fn handle(&self, session: &mut Downstream<'_>) -> bool {
         let started = Instant::now();
         let ts = crate::clock::unix_ms_at(started);
-        self.gw.in_flight.fetch_add(1, Ordering::AcqRel);
         self.gw.metrics.requests_in_flight().inc();
         let snapshot = self.gw.snapshot.load_full();
         let ids = request_ids(session);
@@ -173,7 +172,6 @@ impl ApiApp {
             self.gw.metrics.record_access_log_drop();
         }
         self.gw.metrics.requests_in_flight().dec();
-        self.gw.in_flight.fetch_sub(1, Ordering::AcqRel);
         !out.client_gone
     }
 

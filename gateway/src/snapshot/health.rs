@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::telemetry::metrics::Gauge;
 use datamind_llm::policy::Stats;
 use parking_lot::Mutex;
-use prometheus_client::metrics::gauge::Gauge;
 
 /// Weight of a new sample in the latency EWMAs.
 const ALPHA: f64 = 1.0 / 8.0;
@@ -200,7 +200,10 @@ impl Health {
     }
 
     fn success(&self, ttfb: Duration, total: Duration) {
-        self.consecutive_failures.store(0, Relaxed);
+        // Read first: a store, even of the same 0, takes the line from the other core.
+        if self.consecutive_failures.load(Relaxed) != 0 {
+            self.consecutive_failures.store(0, Relaxed);
+        }
         let sample = ttfb.as_micros().min(u128::from(u64::MAX)) as u64;
         let old = self.ewma_ttfb_us.load(Relaxed);
         // alpha = 1/8: smooth, yet a slow deployment shows within a handful of requests

@@ -5,20 +5,22 @@
 //! outcomes: never keys, tenants' secrets or prompt content.
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::fnv::Fnv;
 
 pub mod genai;
 pub mod route;
+pub mod sharded;
+
+pub use sharded::{Counter, Gauge, Histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -120,27 +122,30 @@ type ByTenant = HashMap<Box<str>, [Counter; 2], BuildHasherDefault<Fnv>>;
 /// A model's per-tenant token counters, resolved on a tenant's first request and then
 /// found by an FNV lookup of the tenant name: no label set to build, allocate and
 /// SipHash per request. Tenant label values are bounded by the config (unlisted tenants
-/// count as `other`), so the table stays small.
+/// count as `other`), so the table stays small. The table is read through an `ArcSwap`
+/// (no lock word or reference count for both worker threads to write per request) and
+/// copied to add a tenant.
 #[derive(Debug, Clone)]
 struct TenantTokens {
     family: Family<TenantTokenLabels, Counter>,
     model: String,
-    by_tenant: Arc<RwLock<ByTenant>>,
+    by_tenant: Arc<ArcSwap<ByTenant>>,
 }
 
 // === impl TenantTokens ===
 
 impl TenantTokens {
-    /// The input and output counters of `tenant`.
-    fn get(&self, tenant: &str) -> [Counter; 2] {
-        let found = self
-            .by_tenant
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(tenant)
-            .cloned();
-        if let Some(c) = found {
-            return c;
+    /// Adds `input` and `output` tokens to `tenant`'s counters.
+    fn add(&self, tenant: &str, input: u64, output: u64) {
+        let add = |c: &[Counter; 2]| {
+            for (c, n) in c.iter().zip([input, output]) {
+                if n > 0 {
+                    c.inc_by(n);
+                }
+            }
+        };
+        if let Some(c) = self.by_tenant.load().get(tenant) {
+            return add(c);
         }
         let resolve = |direction| {
             self.family
@@ -152,11 +157,12 @@ impl TenantTokens {
                 .clone()
         };
         let c = [resolve("input"), resolve("output")];
-        self.by_tenant
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(tenant.into(), c.clone());
-        c
+        add(&c);
+        self.by_tenant.rcu(|map| {
+            let mut map = ByTenant::clone(map);
+            map.insert(tenant.into(), c.clone());
+            map
+        });
     }
 }
 
@@ -502,12 +508,7 @@ impl Metrics {
         if let Some(t) = tenant
             && tokens.0 + tokens.1 > 0
         {
-            let [input, output] = m.tenants.get(t);
-            for (c, n) in [(input, tokens.0), (output, tokens.1)] {
-                if n > 0 {
-                    c.inc_by(n);
-                }
-            }
+            m.tenants.add(t, tokens.0, tokens.1);
         }
         if !op.is_empty() {
             m.genai.record(&genai::ServerSample {

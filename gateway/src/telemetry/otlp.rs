@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
+use crate::telemetry::metrics::Counter;
 
 use super::AccessRecord;
 use super::metrics::Metrics;

@@ -16,10 +16,10 @@
 //! semantic conventions advise. Handles for `chat` are resolved once per config snapshot;
 //! other operations and errors are looked up when they happen.
 
+use super::sharded::Histogram;
 use datamind_llm::{Operation, Usage};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -248,29 +248,30 @@ impl GenAiModel {
         let (f, m) = (&self.families, self);
         let err = error_type(s.status);
         let fast = s.op == "chat" && err.is_none();
-        let duration = if fast {
-            m.duration.clone()
+        // The model's own handles are used in place (no clone: an Arc's count is shared).
+        if fast {
+            m.duration.observe(s.duration_s);
         } else {
             let l = f.server(s.op, &m.model, err.unwrap_or(""));
-            f.server_duration.get_or_create(&l).clone()
-        };
-        duration.observe(s.duration_s);
+            f.server_duration.get_or_create(&l).observe(s.duration_s);
+        }
         if err.is_some() {
             return;
         }
         if let Some(ttft) = s.stream_ttft_s {
-            let (t, p) = if fast {
-                (m.ttft.clone(), m.tpot.clone())
+            let tpot = (s.output_tokens > 1)
+                .then(|| (s.duration_s - ttft).max(0.0) / (s.output_tokens - 1) as f64);
+            if fast {
+                m.ttft.observe(ttft);
+                if let Some(v) = tpot {
+                    m.tpot.observe(v);
+                }
             } else {
                 let l = f.server(s.op, &m.model, "");
-                (
-                    f.server_ttft.get_or_create(&l).clone(),
-                    f.server_tpot.get_or_create(&l).clone(),
-                )
-            };
-            t.observe(ttft);
-            if s.output_tokens > 1 {
-                p.observe((s.duration_s - ttft).max(0.0) / (s.output_tokens - 1) as f64);
+                f.server_ttft.get_or_create(&l).observe(ttft);
+                if let Some(v) = tpot {
+                    f.server_tpot.get_or_create(&l).observe(v);
+                }
             }
         }
     }

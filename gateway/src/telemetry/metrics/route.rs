@@ -1,7 +1,7 @@
 //! Conductor's metrics: decisions by rule, shadow-policy agreement.
 
+use crate::telemetry::metrics::Counter;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 

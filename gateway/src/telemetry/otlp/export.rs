@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
+use crate::telemetry::metrics::Counter;
 use bytes::Bytes;
 use opentelemetry_sdk::Resource;
-use prometheus_client::metrics::counter::Counter;
 
 use super::ExportSettings;
 use super::proto::{self, Writer};
