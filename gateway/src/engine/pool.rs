@@ -16,10 +16,16 @@
 //! network error on a reused connection, which the engine retries once on a fresh one.
 //! HTTP/2 sessions stay in Pingora's pool (one connection carries many streams).
 //!
+//! The pool is sharded by thread: a thread puts connections back into its own shard and
+//! takes from it first, so the two worker threads do not pass one lock's cache line back
+//! and forth on every request. A thread whose shard has none for the peer takes from the
+//! others before a new connection is opened.
+//!
 //! With one runtime per thread (`server.work_stealing: false`) a socket is registered with
 //! the runtime that connected it, and a task on another thread using it would be woken
 //! through that runtime: a cross-thread wake-up per read. There the pool keeps each
-//! thread's connections apart ([`H1Pool::per_thread`]).
+//! thread's connections apart ([`H1Pool::per_thread`]): no taking from other shards, and
+//! keys salted per thread (threads beyond the shard count share shards).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -34,21 +40,32 @@ use super::connection::{H1Conn, quiet};
 /// Idle connections per peer beyond this are closed on `put` (oldest first).
 const MAX_IDLE_PER_PEER: usize = 256;
 
+/// Shards (threads are spread over them by first use).
+const SHARDS: usize = 8;
+
+/// Idle connections by Pingora's `reuse_hash` of the peer (already a hash).
+type ByPeer = HashMap<u64, Vec<Idle>, BuildHasherDefault<Prehashed>>;
+
+/// One shard, alone on its cache lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<ByPeer>);
+
 /// Idle HTTP/1.1 connections by peer (Pingora's `reuse_hash`).
 pub struct H1Pool {
-    /// By Pingora's `reuse_hash` of the peer: already a hash.
-    idle: Mutex<HashMap<u64, Vec<Idle>, BuildHasherDefault<Prehashed>>>,
+    shards: Box<[Shard]>,
     idle_timeout: Duration,
     /// Connections are handed out only on the thread that put them back.
     per_thread: bool,
 }
 
 thread_local! {
-    /// This thread's pool-key salt (per-thread pools): distinct per thread, well mixed.
-    static SALT: u64 = {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    /// This thread's shard and pool-key salt (per-thread pools): the salt distinct per
+    /// thread, well mixed.
+    static THREAD: (usize, u64) = {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ((n % SHARDS as u64) as usize, (n + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
     };
 }
 
@@ -61,7 +78,7 @@ impl H1Pool {
     /// An empty pool whose connections live at most `idle_timeout` unused.
     pub fn new(idle_timeout: Duration) -> Self {
         Self {
-            idle: Mutex::new(HashMap::default()),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             idle_timeout,
             per_thread: false,
         }
@@ -75,22 +92,30 @@ impl H1Pool {
         }
     }
 
-    /// The key under which the calling thread keeps `key`'s connections.
-    fn slot(&self, key: u64) -> u64 {
-        if self.per_thread {
-            key ^ SALT.with(|s| *s)
-        } else {
-            key
-        }
+    /// The calling thread's shard, and the key under which it keeps `key`'s connections.
+    fn slot(&self, key: u64) -> (usize, u64) {
+        let (shard, salt) = THREAD.with(|t| *t);
+        (shard, if self.per_thread { key ^ salt } else { key })
     }
 
-    /// A live idle connection to `key`'s peer, most recently used first; `now` is a
-    /// recent clock reading (idle times are checked against it).
+    /// A live idle connection to `key`'s peer, most recently used first (this thread's
+    /// shard, then the others'); `now` is a recent clock reading (idle times are checked
+    /// against it).
     pub(crate) fn take(&self, key: u64, now: Instant) -> Option<H1Conn> {
-        let key = self.slot(key);
+        let (own, key) = self.slot(key);
+        if let Some(c) = self.take_from(own, key, now) {
+            return Some(c);
+        }
+        if self.per_thread {
+            return None;
+        }
+        (1..SHARDS).find_map(|i| self.take_from((own + i) % SHARDS, key, now))
+    }
+
+    fn take_from(&self, shard: usize, key: u64, now: Instant) -> Option<H1Conn> {
         loop {
             let idle = {
-                let mut map = self.idle.lock();
+                let mut map = self.shards[shard].0.lock();
                 map.get_mut(&key)?.pop()?
             };
             // Closed outside the lock: a close is a syscall.
@@ -103,15 +128,15 @@ impl H1Pool {
         }
     }
 
-    /// Keeps `stream` for reuse when it is quiet; closes it otherwise. `now` is a recent
-    /// clock reading: the start of its idle time.
+    /// Keeps `stream` for reuse (in this thread's shard) when it is quiet; closes it
+    /// otherwise. `now` is a recent clock reading: the start of its idle time.
     pub(crate) fn put(&self, key: u64, mut stream: H1Conn, now: Instant) {
         if !quiet(&mut stream) {
             return;
         }
-        let key = self.slot(key);
+        let (shard, key) = self.slot(key);
         let evicted = {
-            let mut map = self.idle.lock();
+            let mut map = self.shards[shard].0.lock();
             let list = map.entry(key).or_default();
             list.push(Idle { stream, since: now });
             (list.len() > MAX_IDLE_PER_PEER).then(|| list.remove(0))
@@ -123,8 +148,8 @@ impl H1Pool {
     pub fn sweep(&self) {
         let now = Instant::now();
         let mut stale = Vec::new();
-        {
-            let mut map = self.idle.lock();
+        for shard in &self.shards {
+            let mut map = shard.0.lock();
             for list in map.values_mut() {
                 let mut i = 0;
                 while i < list.len() {
@@ -143,7 +168,10 @@ impl H1Pool {
 
     /// Idle connections held.
     pub fn len(&self) -> usize {
-        self.idle.lock().values().map(Vec::len).sum()
+        self.shards
+            .iter()
+            .map(|s| s.0.lock().values().map(Vec::len).sum::<usize>())
+            .sum()
     }
 
     /// Whether no connection is held.
@@ -308,5 +336,19 @@ mod tests {
             "another thread got this thread's connection"
         );
         assert!(pool.take(3, Instant::now()).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_shared_pool_hands_another_threads_connections_out() {
+        let pool = std::sync::Arc::new(H1Pool::new(Duration::from_secs(60)));
+        let (c, _server) = pair().await;
+        let port = c.local_port();
+        pool.put(3, c, Instant::now());
+        let other = std::sync::Arc::clone(&pool);
+        // Another thread (its own shard, empty) finds it in this thread's shard.
+        let elsewhere =
+            std::thread::spawn(move || other.take(3, Instant::now()).map(|c| c.local_port()));
+        assert_eq!(elsewhere.join().unwrap(), Some(port));
+        assert!(pool.is_empty());
     }
 }
