@@ -141,7 +141,10 @@ fn answer(c: &mut Criterion) {
 /// Stream translation per provider, on the golden fixtures of `gateway/llm/tests/golden`
 /// (the providers' documented example streams): provider bytes in, OpenAI chunks out.
 fn providers(c: &mut Criterion) {
-    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway/llm/tests/golden");
+    // At run time first: this checkout, not the one that built the bench.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let golden = format!("{manifest}/../gateway/llm/tests/golden");
     let cases = [
         (ProviderKind::Anthropic, "anthropic/stream_tool_use"),
         (ProviderKind::Gemini, "gemini/stream_text"),

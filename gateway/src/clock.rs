@@ -47,11 +47,15 @@ fn unix_nanos_at(at: Instant) -> u64 {
                     return t;
                 }
             }
-            // The wall reading comes a moment after `at`: microseconds, far below the
-            // millisecond resolution callers use.
+            // A fresh pair of readings (once a second per thread): `at` may be far from
+            // now (a long request's start), so it is placed relative to this pair.
+            let now = Instant::now();
             let wall = system_nanos();
-            anchor.set(Some((at, wall)));
-            wall
+            anchor.set(Some((now, wall)));
+            match now.checked_duration_since(at) {
+                Some(behind) => wall.saturating_sub(nanos(behind)),
+                None => wall.saturating_add(nanos(at.duration_since(now))),
+            }
         })
         .unwrap_or_else(|_| system_nanos())
 }
@@ -99,14 +103,21 @@ mod tests {
     }
 
     #[test]
-    fn an_old_anchor_is_renewed() {
+    fn an_old_anchor_is_renewed_and_an_old_instant_placed_in_the_past() {
         let a = Instant::now();
         let _ = unix_ms_at(a);
+        // Five seconds past the anchor: a fresh pair of readings, not anchor + 5 s.
         let later = a + Duration::from_secs(5);
-        // Five seconds past the anchor: a fresh wall reading (now), not anchor + 5 s.
         let t = unix_ms_at(later);
         let now = system_ms();
-        assert!(t <= now + 1 && now - t < 1000, "{t} {now}");
-        assert_eq!(ANCHOR.with(|c| c.get()).map(|(m, _)| m), Some(later));
+        assert!(t.abs_diff(now + 5000) < 1000, "{t} {now}");
+        let anchored = ANCHOR.with(|c| c.get()).map(|(m, _)| m).unwrap();
+        assert!(anchored >= a && anchored < later);
+        // A long request's start, 5 s back: 5 s before now, not now.
+        if let Some(old) = Instant::now().checked_sub(Duration::from_secs(5)) {
+            let t = unix_ms_at(old);
+            let now = system_ms();
+            assert!((4990..=5010).contains(&(now - t)), "{t} {now}");
+        }
     }
 }

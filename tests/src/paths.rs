@@ -10,8 +10,16 @@ use anyhow::{Context, Result, bail};
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    // Cargo sets it when it runs a test, too: read at run time first. A test binary built in
+    // another checkout that shares the `CARGO_TARGET_DIR` (CI clones afresh) may be reused
+    // without a rebuild, and must read this checkout's files, not the vanished one's.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
+        .parent()
+        .map_or_else(|| manifest.clone(), Path::to_path_buf)
 }
 
 /// `$CARGO_TARGET_DIR` (relative paths are taken from the workspace root) or

@@ -257,7 +257,11 @@ fn dirs(p: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn golden_cases() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    // Cargo sets the variable at run time too: this checkout's fixtures, even when the test
+    // binary was built in another checkout sharing the target directory.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let root = manifest.join("tests/golden");
     let mut failures = Vec::new();
     let mut cases = 0;
     for pdir in dirs(&root) {

@@ -16,7 +16,13 @@ const EXAMPLE: &str = include_str!("../../../config/examples/conductor.yaml");
 const EXAMPLE_FILES: &str = include_str!("../../../config/examples/conductor-files.yaml");
 
 fn examples_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples")
+    // At run time first (see `tests/src/paths.rs`): this checkout, not the one that built it.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::path::PathBuf::from,
+        )
+        .join("../config/examples")
 }
 
 fn example() -> Config {

@@ -209,7 +209,8 @@ async fn relay_whole(
         c.push(&body);
     }
     out.status = reply.status;
-    out.ttfb = Some(job.started.elapsed());
+    // The answer was whole at `read_at`; what follows (translation, the head) takes µs.
+    out.ttfb = Some(read_at - job.started);
     let len = decimal::Decimal::new(body.len() as u64);
     let mut h = response_header(reply.status, job, d, out);
     if let Some(ct) = &reply.content_type {
@@ -433,11 +434,9 @@ pub(super) async fn upstream_error(
 
 /// What translated answers say about themselves when the provider does not.
 fn meta<'a>(job: &'a Job<'_>, model: &'a str) -> ResponseMeta<'a> {
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     ResponseMeta {
-        created,
+        // The second the request started (from the monotonic reading it holds: no clock read).
+        created: crate::clock::unix_secs_at(job.started),
         id: job.response_id,
         model,
     }
