@@ -174,10 +174,10 @@ CONF
   fi
 }
 start_datamind_anthropic() { [ -n "${URL[datamind_anthropic]:-}" ]; }
-# A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`
-# (datamind_b) or `datamind_traced` (datamind_traced_b).
 # One current-thread runtime per worker thread (server.work_stealing: false).
 start_datamind_nosteal() { start_datamind datamind_nosteal "" "  work_stealing: false"; }
+# A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`
+# (datamind_b) or `datamind_traced` (datamind_traced_b).
 start_datamind_b() { [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind datamind_b; }
 start_datamind_traced_b() {
   [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind_traced datamind_traced_b
@@ -395,6 +395,9 @@ if [ "$SOAK" -gt 0 ] && [ -n "${URL[datamind]:-}" ]; then
   curl -s -o /dev/null -X POST "http://$MOCK_ADDR/control" -d '{"ttft_ms":0,"chunk_delay_ms":0}'
   for ((m = 0; m < SOAK; m++)); do
     log "soak minute $((m + 1))/$SOAK"
+    # ~1 GB of access log a minute: emptied each minute (the gateway appends, so it keeps
+    # writing to the file as before) instead of filling the disk with 10 GB.
+    : >"$WORK/logs/datamind-access.log"
     if out=$("$BENCH" --url "${URL[datamind]}/v1/chat/completions" -H "${HDR[datamind]}" --pid "${PID[datamind]}" \
         --json -c 64 --duration 60 --body @"$(body_for small mock)"); then
       jq -c --argjson r "$m" '{scenario:"soak_c64",target:"datamind",repeat:$r,report:.}' <<<"$out" >>"$RESULTS"
