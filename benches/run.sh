@@ -88,7 +88,7 @@ MOCK_PORT=${MOCK_ADDR##*:}
 log "mock-llm on $MOCK_ADDR"
 
 # --- targets: each sets URL_<t>, PID_<t>, HDR_<t> (extra -H args, one per line) -----------
-declare -A URL PID HDR STREAMS MODEL
+declare -A URL PID HDR STREAMS MODEL ADMIN
 URL[direct]="http://$MOCK_ADDR"; PID[direct]=$MOCK_PID; HDR[direct]=""; STREAMS[direct]=1
 
 start_nginx() {
@@ -165,6 +165,7 @@ CONF
   "$gw" --config "$WORK/$name.yaml" >"$WORK/$name.out" 2>&1 &
   PID[$name]=$!; PIDS+=("${PID[$name]}")
   URL[$name]="http://127.0.0.1:$port"; HDR[$name]="Authorization: Bearer $KEY"; STREAMS[$name]=1
+  ADMIN[$name]="http://127.0.0.1:$admin"
   wait_http "http://127.0.0.1:$admin/healthz" 20 || return 1
   if [ "$name" = datamind ]; then
     # The same process behind an Anthropic-format upstream: translation both ways.
@@ -400,7 +401,15 @@ if [ "$SOAK" -gt 0 ] && [ -n "${URL[datamind]:-}" ]; then
     : >"$WORK/logs/datamind-access.log"
     if out=$("$BENCH" --url "${URL[datamind]}/v1/chat/completions" -H "${HDR[datamind]}" --pid "${PID[datamind]}" \
         --json -c 64 --duration 60 --body @"$(body_for small mock)"); then
-      jq -c --argjson r "$m" '{scenario:"soak_c64",target:"datamind",repeat:$r,report:.}' <<<"$out" >>"$RESULTS"
+      # Evidence for RSS steps: access-log lines dropped so far (its queue full), the CPU
+      # seconds of the gateway's access-log thread, and the machine's load.
+      dropped=$(curl -s "${ADMIN[datamind]}/metrics" | awk '/^datamind_access_log_dropped_total /{print $2}')
+      logcpu=$(for t in /proc/"${PID[datamind]}"/task/*; do
+        [ "$(cat "$t/comm")" = access-log ] && awk '{print ($14 + $15) / 100}' "$t/stat"; done)
+      jq -c --argjson r "$m" --arg d "${dropped:-}" --arg c "${logcpu:-}" --arg l "$(cut -d' ' -f1 /proc/loadavg)" \
+        '{scenario:"soak_c64",target:"datamind",repeat:$r,report:.,
+          access_log_dropped:($d|tonumber? // null),access_log_cpu_s:($c|tonumber? // null),loadavg:($l|tonumber? // null)}' \
+        <<<"$out" >>"$RESULTS"
     fi
   done
 fi
@@ -417,7 +426,8 @@ data = json.load(open(sys.argv[1])); smoke = sys.argv[3] == "1"
 cells, soak = {}, []
 for run in data["runs"]:
     if run["scenario"] == "soak_c64":
-        soak.append(run["report"]); continue
+        soak.append(dict(run["report"], _extra={k: run.get(k) for k in
+                    ("access_log_dropped", "access_log_cpu_s", "loadavg")})); continue
     cells.setdefault(run["scenario"], {}).setdefault(run["target"], []).append(run["report"])
 med = lambda xs: statistics.median(xs) if xs else None
 fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"
@@ -444,10 +454,14 @@ for scenario, targets in cells.items():
 if soak:
     rss = [r["process"]["rss_mean_mib"] for r in soak if r.get("process")]
     out += ["## soak_c64 (datamind alone, one row per minute)", "",
-            "| minute | req/s | p99 ms | RSS mean MiB | errors |", "|---|---|---|---|---|"]
+            "| minute | req/s | p99 ms | RSS mean MiB | errors | access-log lines dropped (total) | access-log thread CPU s (total) | loadavg |",
+            "|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(soak):
+        x = r.get("_extra") or {}
         out.append(f"| {i + 1} | {r['throughput']:.0f} | {r['latency_ms']['p99']:.3f} | "
-                   f"{fmt(r['process']['rss_mean_mib'] if r.get('process') else None,1)} | {r['errors']} |")
+                   f"{fmt(r['process']['rss_mean_mib'] if r.get('process') else None,1)} | {r['errors']} | "
+                   f"{fmt(x.get('access_log_dropped'), 0)} | {fmt(x.get('access_log_cpu_s'), 1)} | "
+                   f"{fmt(x.get('loadavg'), 2)} |")
     if len(rss) > 1:
         out += ["", f"RSS drift, last minute over first: {100 * (rss[-1] / rss[0] - 1):+.1f}%"]
     if len(rss) > 2:
