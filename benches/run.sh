@@ -405,7 +405,8 @@ if [ "$SOAK" -gt 0 ] && [ -n "${URL[datamind]:-}" ]; then
       # seconds of the gateway's access-log thread, and the machine's load.
       dropped=$(curl -s "${ADMIN[datamind]}/metrics" | awk '/^datamind_access_log_dropped_total /{print $2}')
       logcpu=$(for t in /proc/"${PID[datamind]}"/task/*; do
-        [ "$(cat "$t/comm")" = access-log ] && awk '{print ($14 + $15) / 100}' "$t/stat"; done)
+        if [ "$(cat "$t/comm")" = access-log ]; then awk '{print ($14 + $15) / 100}' "$t/stat"; fi
+      done)
       jq -c --argjson r "$m" --arg d "${dropped:-}" --arg c "${logcpu:-}" --arg l "$(cut -d' ' -f1 /proc/loadavg)" \
         '{scenario:"soak_c64",target:"datamind",repeat:$r,report:.,
           access_log_dropped:($d|tonumber? // null),access_log_cpu_s:($c|tonumber? // null),loadavg:($l|tonumber? // null)}' \
