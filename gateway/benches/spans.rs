@@ -132,11 +132,17 @@ fn spans(c: &mut Criterion) {
     let mut buf = Vec::new();
     g.bench_function("direct_protobuf", |b| {
         b.iter(|| {
-            let mut t = RequestTrace::recording(None, None);
+            let t0 = std::time::Instant::now();
+            let mut t = RequestTrace::recording(None, None, t0);
             t.note_request(Operation::ChatCompletions, &req, false);
-            let prop = t.begin_attempt(&d);
+            let prop = t.begin_attempt(&d, t0);
             t.keep_answer(Bytes::from_static(answer));
-            t.end_attempt("success", Some(200), None);
+            t.end_attempt(
+                std::time::Duration::from_micros(80),
+                "success",
+                Some(200),
+                None,
+            );
             t.finish(usage, 0.05, std::time::Duration::from_micros(90));
             t.encode(&mut buf, &rec);
             // A batch's worth: the buffer goes to the exporter thread.

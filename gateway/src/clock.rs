@@ -31,7 +31,8 @@ pub fn unix_secs_at(at: Instant) -> u64 {
     unix_nanos_at(at) / 1_000_000_000
 }
 
-fn unix_nanos_at(at: Instant) -> u64 {
+/// Unix time in nanoseconds at `at` (see [`unix_ms_at`]).
+pub fn unix_nanos_at(at: Instant) -> u64 {
     ANCHOR
         .try_with(|anchor| {
             if let Some((mono, wall)) = anchor.get() {

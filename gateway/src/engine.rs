@@ -171,7 +171,10 @@ pub(crate) async fn serve(
         let d: &Arc<Deployment> = &cand.deployment;
         out.attempts += 1;
         let mut in_flight = d.health.start();
-        let propagation = out.trace.as_mut().map(|t| t.begin_attempt(d));
+        let propagation = out
+            .trace
+            .as_mut()
+            .map(|t| t.begin_attempt(d, attempt_start));
         let waited_before = out.upstream_wait;
         let opened = match d.provider.kind.adapter() {
             Some(adapter) => {
@@ -356,7 +359,7 @@ fn end_attempt(
         answered.then_some(&out.usage),
     );
     if let Some(t) = out.trace.as_mut() {
-        t.end_attempt(o.as_str(), status, error);
+        t.end_attempt(took, o.as_str(), status, error);
     }
 }
 

@@ -365,19 +365,6 @@ pub trait Adapter: Send + Sync {
         meta: &ResponseMeta<'_>,
     ) -> (Vec<u8>, Option<Usage>);
 
-    /// [`Adapter::translate_response_with`], plus the answer's id, model and finish
-    /// reasons when the adapter reads them in the same pass (called instead of it when the
-    /// request is traced). `None`: the caller reads them from the returned body itself.
-    fn translate_response_with_facts(
-        &self,
-        op: Operation,
-        body: Vec<u8>,
-        meta: &ResponseMeta<'_>,
-    ) -> (Vec<u8>, Option<Usage>, Option<crate::usage::AnswerFacts>) {
-        let (body, usage) = self.translate_response_with(op, body, meta);
-        (body, usage, None)
-    }
-
     /// [`Adapter::stream_translator_with`] with placeholder metadata.
     fn stream_translator(&self, op: Operation, req: &ParsedRequest) -> Box<dyn StreamTranslator> {
         self.stream_translator_with(op, req, &default_meta(&req.model))

@@ -215,6 +215,9 @@ impl Usage {
 
 pub(crate) use crate::json_scan::contains;
 
+mod facts;
 mod quick;
+
+pub use facts::FactsRef;
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,7 @@ impl ApiApp {
             self.gw.traces.get(),
             session.header("traceparent"),
             session.header("tracestate"),
+            started,
         );
 
         let result = self

@@ -33,7 +33,7 @@ mod transport;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::telemetry::metrics::Counter;
 
@@ -194,12 +194,13 @@ pub fn begin(
     traces: Option<&Traces>,
     traceparent: Option<&[u8]>,
     tracestate: Option<&[u8]>,
+    started: Instant,
 ) -> Option<Box<RequestTrace>> {
     let parent = traceparent.and_then(parse_traceparent);
     let state = || tracestate.and_then(accept_tracestate);
     match traces {
         Some(t) if t.sample(parent.map(|p| p.sampled)) => {
-            Some(Box::new(RequestTrace::recording(parent, state())))
+            Some(Box::new(RequestTrace::recording(parent, state(), started)))
         }
         _ => parent.map(|p| Box::new(RequestTrace::propagate_only(p, state()))),
     }

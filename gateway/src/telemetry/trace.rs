@@ -3,8 +3,6 @@
 //! ```text
 //! api: Traces::begin(traceparent) ─▶ RequestTrace (ids, start time)
 //!   engine, per attempt: begin_attempt ─▶ traceparent for the upstream; end_attempt
-//!   relay: note_response (id, model, finish reasons of a whole answer) or note_stream
-//!          (the same, as the stream translator saw them)
 //! relay: keep_answer (a whole answer, shared, not copied) or note_stream (id, model and
 //!        finish reasons, as the stream translator saw them)
 //! api, at the end: finish(usage, overhead, duration), then the trace rides in the access
@@ -17,16 +15,20 @@
 //! request's own thread only records times and ids, and goes back to its connection. No
 //! `tracing` span machinery or SDK `SpanData` runs per request, and attribute keys are
 //! static strings written as bytes. A whole answer's id, model and finish reasons are read
-//! from the answer there too, not on the request's thread. Names and attributes follow the OpenTelemetry GenAI semantic conventions;
-//! the README lists each one. Prompt and completion content is recorded only for tenants
+//! from the answer there too, not on the request's thread, borrowed from its bytes
+//! (`FactsRef::read`: the top level up to `choices`, then a search for the finish reasons).
+//! Names and attributes follow the OpenTelemetry GenAI semantic conventions; the README
+//! lists each one. Prompt and completion content is recorded only for tenants
 //! listed in `telemetry.traces.record_content_tenants`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use datamind_llm::stream::StreamTranslator;
+use datamind_llm::usage::FactsRef;
 use datamind_llm::{Operation, ParsedRequest, Usage};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
@@ -87,7 +89,9 @@ pub struct RequestTrace {
     parent: Option<RemoteParent>,
     tracestate: Option<String>,
     start: SystemTime,
-    attempts: Vec<AttemptSpan>,
+    /// Inline for the usual single attempt: no allocation made here and freed on the
+    /// access-log thread.
+    attempts: SmallVec<[AttemptSpan; 1]>,
     record_content: bool,
     facts: Facts,
     /// A whole answer, read for its facts when the spans are encoded.
@@ -108,7 +112,13 @@ struct End {
 
 impl RequestTrace {
     /// A recording trace: a child of `parent` when the client sent one.
-    pub fn recording(parent: Option<RemoteParent>, tracestate: Option<String>) -> Self {
+    /// `started`: when the request began (the span's start, placed on the wall clock by
+    /// `clock`, without reading it).
+    pub fn recording(
+        parent: Option<RemoteParent>,
+        tracestate: Option<String>,
+        started: Instant,
+    ) -> Self {
         let trace_id = parent.map_or_else(|| TraceId::from(nonzero_u128()), |p| p.trace_id);
         Self {
             recording: true,
@@ -117,8 +127,8 @@ impl RequestTrace {
             span_id: SpanId::from(nonzero_u64()),
             parent,
             tracestate,
-            start: SystemTime::now(),
-            attempts: Vec::new(),
+            start: wall(started),
+            attempts: SmallVec::new(),
             record_content: false,
             facts: Facts::default(),
             answer: None,
@@ -136,7 +146,7 @@ impl RequestTrace {
             parent: Some(parent),
             tracestate,
             start: SystemTime::UNIX_EPOCH,
-            attempts: Vec::new(),
+            attempts: SmallVec::new(),
             record_content: false,
             facts: Facts::default(),
             answer: None,
@@ -181,21 +191,15 @@ impl RequestTrace {
         }
     }
 
-    /// Records facts of a whole (non-streamed) answer body: id, model, finish reasons, and
-    /// the completion when the tenant opted in.
-    pub fn note_response(&mut self, body: &[u8]) {
-        if !self.recording {
-            return;
-        }
+    /// Records facts of a whole (non-streamed) answer body that [`FactsRef::read`] does
+    /// not take (another member order, escapes): id, model, finish reasons, owned.
+    fn note_response(&mut self, body: &[u8]) {
         if let (_, Some(f)) = Usage::with_facts_from_openai_json(body) {
             self.facts.response_id = f.id;
             self.facts.response_model = f.model;
             self.facts.finish_reasons = f.finish_reasons;
         } else {
             self.note_answer_any_order(body);
-        }
-        if self.record_content {
-            self.facts.output = Some(bounded_text(body));
         }
     }
 
@@ -246,8 +250,8 @@ impl RequestTrace {
         self.facts.finish_reasons = t.finish_reasons().to_vec();
     }
 
-    /// Starts an attempt span on `d`; returns the headers the attempt carries.
-    pub fn begin_attempt(&mut self, d: &Arc<Deployment>) -> Propagation {
+    /// Starts an attempt span on `d` at `at`; returns the headers the attempt carries.
+    pub fn begin_attempt(&mut self, d: &Arc<Deployment>, at: Instant) -> Propagation {
         if !self.recording {
             let sampled = self.parent.is_some_and(|p| p.sampled);
             return Propagation {
@@ -256,11 +260,11 @@ impl RequestTrace {
             };
         }
         let span_id = SpanId::from(nonzero_u64());
-        let now = SystemTime::now();
+        let start = wall(at);
         self.attempts.push(AttemptSpan {
             span_id,
-            start: now,
-            end: now,
+            start,
+            end: start,
             deployment: Arc::clone(d),
             outcome: "failure",
             status: None,
@@ -272,11 +276,17 @@ impl RequestTrace {
         }
     }
 
-    /// Ends the latest attempt span with its outcome (`success`, `retry`, `fallback`,
-    /// `failure`), the upstream status if one came, and why it failed.
-    pub fn end_attempt(&mut self, outcome: &'static str, status: Option<u16>, error: Option<&str>) {
+    /// Ends the latest attempt span, `took` after its start, with its outcome (`success`,
+    /// `retry`, `fallback`, `failure`), the upstream status if one came, and why it failed.
+    pub fn end_attempt(
+        &mut self,
+        took: Duration,
+        outcome: &'static str,
+        status: Option<u16>,
+        error: Option<&str>,
+    ) {
         if let Some(a) = self.attempts.last_mut() {
-            a.end = SystemTime::now();
+            a.end = a.start + took;
             a.outcome = outcome;
             a.status = status;
             a.error_type = error.map(str::to_owned);
@@ -310,14 +320,18 @@ impl RequestTrace {
         if !self.recording {
             return 0;
         }
-        if let Some(answer) = self.answer.take() {
-            self.note_response(&answer);
+        // A whole answer's facts, borrowed from it (owned when the quick read declines).
+        let answer = self.answer.take();
+        let quick = answer.as_deref().and_then(FactsRef::read);
+        if let Some(a) = answer.as_deref() {
+            if quick.is_none() {
+                self.note_response(a);
+            }
+            if self.record_content {
+                self.facts.output = Some(bounded_text(a));
+            }
         }
-        let End {
-            at: end,
-            usage,
-            overhead_ms,
-        } = self.end.unwrap_or(End {
+        let end = self.end.unwrap_or(End {
             at: SystemTime::now(),
             usage: Usage::default(),
             overhead_ms: 0.0,
@@ -332,9 +346,19 @@ impl RequestTrace {
         let content = self.facts.input.as_ref().map_or(0, String::len)
             + self.facts.output.as_ref().map_or(0, String::len);
         buf.reserve(1024 + 320 * self.attempts.len() + content);
+        let said = quick.unwrap_or_else(|| FactsRef {
+            id: self.facts.response_id.as_deref(),
+            model: self.facts.response_model.as_deref(),
+            finish_reasons: self
+                .facts
+                .finish_reasons
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        });
         let mut w = Writer::new(buf);
         w.message(proto::SCOPE_SPANS_SPANS, |w| {
-            self.server_span(w, rec, &usage, overhead_ms, &tracestate, end);
+            self.server_span(w, rec, &said, &end, &tracestate);
         });
         let op = self.facts.op.map_or("chat", operation_name);
         for a in &self.attempts {
@@ -357,11 +381,15 @@ impl RequestTrace {
         &self,
         w: &mut Writer<'_>,
         rec: &AccessRecord,
-        usage: &Usage,
-        overhead_ms: f64,
+        said: &FactsRef<'_>,
+        end: &End,
         tracestate: &str,
-        end: SystemTime,
     ) {
+        let End {
+            at: end,
+            ref usage,
+            overhead_ms,
+        } = *end;
         const A: u32 = proto::SPAN_ATTRIBUTES;
         self.ids(w, self.span_id, tracestate);
         let remote = match self.parent {
@@ -401,11 +429,7 @@ impl RequestTrace {
                 "gen_ai.provider.name",
                 a.deployment.provider.kind.as_str(),
             );
-            let m = self
-                .facts
-                .response_model
-                .as_deref()
-                .unwrap_or(&a.deployment.model);
+            let m = said.model.unwrap_or(&a.deployment.model);
             w.attr_str(A, "gen_ai.response.model", m);
         }
         if let Some(n) = self.facts.max_tokens {
@@ -414,14 +438,14 @@ impl RequestTrace {
         if let Some(t) = self.facts.temperature {
             w.attr_f64(A, "gen_ai.request.temperature", t);
         }
-        if let Some(id) = &self.facts.response_id {
+        if let Some(id) = said.id {
             w.attr_str(A, "gen_ai.response.id", id);
         }
-        if !self.facts.finish_reasons.is_empty() {
+        if !said.finish_reasons.is_empty() {
             w.attr_str_array(
                 A,
                 "gen_ai.response.finish_reasons",
-                self.facts.finish_reasons.iter().map(String::as_str),
+                said.finish_reasons.iter().copied(),
             );
         }
         if self.facts.op.is_some() && rec.status < 400 {
@@ -534,6 +558,11 @@ fn status_error(w: &mut Writer<'_>, message: &str) {
         w.bytes(proto::STATUS_MESSAGE, message.as_bytes());
         w.uint(proto::STATUS_CODE, proto::STATUS_ERROR);
     });
+}
+
+/// The wall-clock time at `at`, derived without a clock read (`clock::unix_nanos_at`).
+fn wall(at: Instant) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(crate::clock::unix_nanos_at(at))
 }
 
 fn unix_nanos(t: SystemTime) -> u64 {

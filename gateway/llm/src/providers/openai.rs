@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use super::{Adapter, Headers, Operation, RequestPath, ResponseMeta, Target, UpstreamRequest};
 use crate::stream::StreamTranslator;
 use crate::stream::openai::OpenAiPassthrough;
-use crate::usage::AnswerFacts;
 use crate::{LlmError, ParsedRequest, Usage};
 
 /// The adapter for OpenAI's wire format: the body passes through with `model` rewritten.
@@ -43,17 +42,6 @@ impl Adapter for OpenAiAdapter {
     ) -> (Vec<u8>, Option<Usage>) {
         let usage = Usage::from_openai_json(&body);
         (body, usage)
-    }
-
-    fn translate_response_with_facts(
-        &self,
-        _op: Operation,
-        body: Vec<u8>,
-        _meta: &ResponseMeta<'_>,
-    ) -> (Vec<u8>, Option<Usage>, Option<AnswerFacts>) {
-        // The body passes through: one parse gives usage and the trace's facts.
-        let (usage, facts) = Usage::with_facts_from_openai_json(&body);
-        (body, usage, facts)
     }
 }
 

@@ -107,20 +107,20 @@ pub(super) fn answer(body: &[u8]) -> Option<(Option<Usage>, AnswerFacts)> {
 }
 
 /// A position in a body, moved over JSON without checking what it skips.
-struct Walk<'a> {
-    b: &'a [u8],
-    i: usize,
+pub(super) struct Walk<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) i: usize,
 }
 
 impl Walk<'_> {
-    fn ws(&mut self) {
+    pub(super) fn ws(&mut self) {
         while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
         }
     }
 
     /// Consumes `c` after whitespace.
-    fn eat(&mut self, c: u8) -> bool {
+    pub(super) fn eat(&mut self, c: u8) -> bool {
         self.ws();
         let hit = self.b.get(self.i) == Some(&c);
         self.i += usize::from(hit);
@@ -129,7 +129,7 @@ impl Walk<'_> {
 
     /// Past the string whose opening quote is at `self.i`; returns where its raw content
     /// lies and whether it holds an escape.
-    fn string(&mut self) -> Option<(Range<usize>, bool)> {
+    pub(super) fn string(&mut self) -> Option<(Range<usize>, bool)> {
         let start = self.i + 1;
         let mut i = start;
         let mut escaped = false;
@@ -156,7 +156,7 @@ impl Walk<'_> {
     }
 
     /// Past one value (after whitespace), nested ones included.
-    fn skip_value(&mut self) -> Option<()> {
+    pub(super) fn skip_value(&mut self) -> Option<()> {
         self.ws();
         let mut depth = 0usize;
         loop {
@@ -256,7 +256,7 @@ impl Walk<'_> {
     }
 
     /// `null` (after whitespace), consumed.
-    fn null(&mut self) -> bool {
+    pub(super) fn null(&mut self) -> bool {
         self.ws();
         let hit = self.b[self.i..].starts_with(b"null");
         self.i += if hit { 4 } else { 0 };

@@ -119,19 +119,20 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
     ))
     .unwrap();
     let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".as_slice();
-    let mut t = *begin(None, Some(tp), Some(b"k=v")).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut t = *begin(None, Some(tp), Some(b"k=v"), t0).unwrap();
     // Tracing off: only propagation. Make a recording trace the way `begin` would.
     assert!(!t.is_recording());
-    t = RequestTrace::recording(parse_traceparent(tp), Some("k=v".into()));
+    t = RequestTrace::recording(parse_traceparent(tp), Some("k=v".into()), t0);
     t.note_request(datamind_llm::Operation::ChatCompletions, &req, false);
-    t.begin_attempt(&d);
-    t.end_attempt("retry", Some(503), Some("503"));
-    t.begin_attempt(&d);
+    t.begin_attempt(&d, t0 + Duration::from_millis(1));
+    t.end_attempt(Duration::from_millis(2), "retry", Some(503), Some("503"));
+    t.begin_attempt(&d, t0 + Duration::from_millis(3));
     // The whole answer is kept as it is and read when the spans are encoded.
     t.keep_answer(bytes::Bytes::from_static(
         br#"{"id":"chatcmpl-7","model":"mock-chat-a-0613","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
     ));
-    t.end_attempt("success", Some(200), None);
+    t.end_attempt(Duration::from_millis(4), "success", Some(200), None);
     let rec = AccessRecord {
         method: "POST".into(),
         path: "/v1/chat/completions".into(),
@@ -273,6 +274,15 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
             Some(Any::IntValue(9))
         );
     }
+    // Attempt spans sit where their instants put them, relative to the server span.
+    let at = |span: &opentelemetry_proto::tonic::trace::v1::Span| {
+        (
+            span.start_time_unix_nano - server.start_time_unix_nano,
+            span.end_time_unix_nano - span.start_time_unix_nano,
+        )
+    };
+    assert_eq!(at(retry), (1_000_000, 2_000_000));
+    assert_eq!(at(ok), (3_000_000, 4_000_000));
     let status = retry.status.as_ref().unwrap();
     assert_eq!((status.code, status.message.as_str()), (2, "503"));
     assert_eq!(attr(&retry.attributes, "error.type"), s("503"));
@@ -308,8 +318,9 @@ fn long_nested_messages_get_multi_byte_lengths() {
 #[test]
 fn begin_follows_the_parent_flag_and_passes_context_on_when_off() {
     let tp = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".as_slice();
-    assert!(begin(None, None, None).is_none());
-    let t = begin(None, Some(tp), Some(b"k=v")).unwrap();
+    let now = std::time::Instant::now();
+    assert!(begin(None, None, None, now).is_none());
+    let t = begin(None, Some(tp), Some(b"k=v"), now).unwrap();
     assert!(!t.is_recording());
     assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
 }
