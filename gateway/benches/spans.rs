@@ -136,7 +136,7 @@ fn spans(c: &mut Criterion) {
             let mut t = RequestTrace::recording(None, None, t0);
             t.note_request(Operation::ChatCompletions, &req, false);
             let prop = t.begin_attempt(&d, t0);
-            t.keep_answer(Bytes::from_static(answer));
+            t.keep_answer(&Bytes::from_static(answer));
             t.end_attempt(
                 std::time::Duration::from_micros(80),
                 "success",

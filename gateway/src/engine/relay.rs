@@ -189,10 +189,9 @@ async fn relay_whole(
     // Usage is known: settle limits and spend before the client sees the end.
     crate::limits::gate::finish(gw, out);
     let body = Bytes::from(body);
-    // Traced: the answer (OpenAI format) is kept, shared, and read when the spans are
-    // encoded, off this thread.
+    // Traced: the answer's (OpenAI format) id, model and finish reasons, for the span.
     if let Some(t) = out.trace.as_mut().filter(|t| t.is_recording()) {
-        t.keep_answer(body.clone());
+        t.keep_answer(&body);
     }
     let body = match job.client {
         ClientFormat::Anthropic if reply.status < 300 => {

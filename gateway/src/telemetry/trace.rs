@@ -3,8 +3,8 @@
 //! ```text
 //! api: Traces::begin(traceparent) ─▶ RequestTrace (ids, start time)
 //!   engine, per attempt: begin_attempt ─▶ traceparent for the upstream; end_attempt
-//! relay: keep_answer (a whole answer, shared, not copied) or note_stream (id, model and
-//!        finish reasons, as the stream translator saw them)
+//! relay: keep_answer (a whole answer's id, model and finish reasons, copied inline) or
+//!        note_stream (the same, as the stream translator saw them)
 //! api, at the end: finish(usage, overhead, duration), then the trace rides in the access
 //!                  record to the access-log thread (`access_log`)
 //! access-log thread: SpanSink::submit ─▶ encode(access record) ─▶ OTLP protobuf bytes at
@@ -15,12 +15,15 @@
 //! request's own thread only records times and ids, and goes back to its connection. No
 //! `tracing` span machinery or SDK `SpanData` runs per request, and attribute keys are
 //! static strings written as bytes. A whole answer's id, model and finish reasons are read
-//! from the answer there too, not on the request's thread, borrowed from its bytes
-//! (`FactsRef::read`: the top level up to `choices`, then a search for the finish reasons).
+//! on the request's thread while the answer is in its cache (`FactsRef::read`: the top
+//! level up to `choices`, then a search for the finish reasons, ~1k instructions) and
+//! copied into the trace; only an answer of another shape (or one whose text is recorded)
+//! travels, shared, to be read on the access-log thread.
 //! Names and attributes follow the OpenTelemetry GenAI semantic conventions; the README
 //! lists each one. Prompt and completion content is recorded only for tenants
 //! listed in `telemetry.traces.record_content_tenants`.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -94,7 +97,10 @@ pub struct RequestTrace {
     attempts: SmallVec<[AttemptSpan; 1]>,
     record_content: bool,
     facts: Facts,
-    /// A whole answer, read for its facts when the spans are encoded.
+    /// A whole answer's id, model and finish reasons, copied when the quick read takes it.
+    said: Said,
+    /// A whole answer the quick read declines (or whose text is recorded): kept, shared,
+    /// and read when the spans are encoded.
     answer: Option<Bytes>,
     /// How the request ended (set by `finish`).
     end: Option<End>,
@@ -106,6 +112,54 @@ struct End {
     at: SystemTime,
     usage: Usage,
     overhead_ms: f64,
+}
+
+/// A whole answer's id, model and finish reasons, copied into one inline buffer: no
+/// allocation for the usual few dozen bytes, and nothing of the answer itself outlives
+/// the request on its thread.
+#[derive(Debug, Default)]
+struct Said {
+    text: SmallVec<[u8; 96]>,
+    id: Option<Range<usize>>,
+    model: Option<Range<usize>>,
+    finish_reasons: SmallVec<[Range<usize>; 2]>,
+    /// `copy` ran (an answer without any of them still says so).
+    noted: bool,
+}
+
+impl Said {
+    fn copy(f: &FactsRef<'_>) -> Self {
+        let mut text = SmallVec::new();
+        let mut put = |s: &str| {
+            let start = text.len();
+            text.extend_from_slice(s.as_bytes());
+            start..text.len()
+        };
+        let id = f.id.map(&mut put);
+        let model = f.model.map(&mut put);
+        let finish_reasons = f.finish_reasons.iter().map(|r| put(r)).collect();
+        Self {
+            text,
+            id,
+            model,
+            finish_reasons,
+            noted: true,
+        }
+    }
+
+    /// The facts again, borrowed from the buffer (`None` when nothing was copied).
+    fn view(&self) -> Option<FactsRef<'_>> {
+        if !self.noted {
+            return None;
+        }
+        // Each piece was a `&str`, so these never fail.
+        let text = |r: &Range<usize>| std::str::from_utf8(&self.text[r.clone()]).ok();
+        Some(FactsRef {
+            id: self.id.as_ref().and_then(text),
+            model: self.model.as_ref().and_then(text),
+            finish_reasons: self.finish_reasons.iter().filter_map(text).collect(),
+        })
+    }
 }
 
 // === impl RequestTrace ===
@@ -131,6 +185,7 @@ impl RequestTrace {
             attempts: SmallVec::new(),
             record_content: false,
             facts: Facts::default(),
+            said: Said::default(),
             answer: None,
             end: None,
         }
@@ -149,6 +204,7 @@ impl RequestTrace {
             attempts: SmallVec::new(),
             record_content: false,
             facts: Facts::default(),
+            said: Said::default(),
             answer: None,
             end: None,
         }
@@ -227,12 +283,18 @@ impl RequestTrace {
         }
     }
 
-    /// Keeps a whole answer (OpenAI format; shared, not copied): its id, model, finish
-    /// reasons and, for tenants who opted in, its text are read when the spans are encoded,
-    /// off the request's thread.
-    pub fn keep_answer(&mut self, body: Bytes) {
-        if self.recording {
-            self.answer = Some(body);
+    /// Notes a whole answer (OpenAI format): its id, model and finish reasons are read
+    /// here, where the answer is still in this core's cache ([`FactsRef::read`]: the top
+    /// level up to `choices`, then a search), and copied into the trace's inline buffer.
+    /// An answer the quick read declines, or whose text the tenant records, is kept
+    /// instead (shared, not copied) and read on the access-log thread.
+    pub fn keep_answer(&mut self, body: &Bytes) {
+        if !self.recording {
+            return;
+        }
+        match FactsRef::read(body) {
+            Some(f) if !self.record_content => self.said = Said::copy(&f),
+            _ => self.answer = Some(body.clone()),
         }
     }
 
@@ -320,7 +382,7 @@ impl RequestTrace {
         if !self.recording {
             return 0;
         }
-        // A whole answer's facts, borrowed from it (owned when the quick read declines).
+        // A kept answer's facts, borrowed from it (owned when the quick read declines).
         let answer = self.answer.take();
         let quick = answer.as_deref().and_then(FactsRef::read);
         if let Some(a) = answer.as_deref() {
@@ -346,16 +408,18 @@ impl RequestTrace {
         let content = self.facts.input.as_ref().map_or(0, String::len)
             + self.facts.output.as_ref().map_or(0, String::len);
         buf.reserve(1024 + 320 * self.attempts.len() + content);
-        let said = quick.unwrap_or_else(|| FactsRef {
-            id: self.facts.response_id.as_deref(),
-            model: self.facts.response_model.as_deref(),
-            finish_reasons: self
-                .facts
-                .finish_reasons
-                .iter()
-                .map(String::as_str)
-                .collect(),
-        });
+        let said = quick
+            .or_else(|| self.said.view())
+            .unwrap_or_else(|| FactsRef {
+                id: self.facts.response_id.as_deref(),
+                model: self.facts.response_model.as_deref(),
+                finish_reasons: self
+                    .facts
+                    .finish_reasons
+                    .iter()
+                    .map(String::as_str)
+                    .collect(),
+            });
         let mut w = Writer::new(buf);
         w.message(proto::SCOPE_SPANS_SPANS, |w| {
             self.server_span(w, rec, &said, &end, &tracestate);

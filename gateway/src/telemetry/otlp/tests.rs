@@ -129,7 +129,7 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
     t.end_attempt(Duration::from_millis(2), "retry", Some(503), Some("503"));
     t.begin_attempt(&d, t0 + Duration::from_millis(3));
     // The whole answer is kept as it is and read when the spans are encoded.
-    t.keep_answer(bytes::Bytes::from_static(
+    t.keep_answer(&bytes::Bytes::from_static(
         br#"{"id":"chatcmpl-7","model":"mock-chat-a-0613","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
     ));
     t.end_attempt(Duration::from_millis(4), "success", Some(200), None);
@@ -362,5 +362,53 @@ fn attributes_decode_on_both_sides_of_the_one_byte_length_path() {
                 assert_eq!(kv.value, Some(AnyValue { value: Some(want) }));
             }
         }
+    }
+}
+
+/// A whole answer gives the server span its id and finish reasons whether the quick read
+/// takes it (copied on the request's thread) or not (kept and read when encoded).
+#[test]
+fn answers_in_any_member_order_give_the_span_their_facts() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+    use prost::Message as _;
+    let bodies: [&'static [u8]; 3] = [
+        br#"{"id":"x-1","object":"chat.completion","model":"m","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
+        br#"{"choices":[{"finish_reason":"stop"},{"finish_reason":"length"}],"model":"m","id":"x-1"}"#,
+        br#"{"id":"x\u002d1","model":"m","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
+    ];
+    for body in bodies {
+        let mut t = RequestTrace::recording(None, None, std::time::Instant::now());
+        t.keep_answer(&bytes::Bytes::from_static(body));
+        t.finish(Usage::default(), 0.1, Duration::from_millis(1));
+        let mut buf = Vec::new();
+        assert_eq!(t.encode(&mut buf, &AccessRecord::default()), 1);
+        let spans = ScopeSpans::decode(&buf[..]).unwrap().spans;
+        let attr = |k: &str| {
+            spans[0]
+                .attributes
+                .iter()
+                .find(|kv| kv.key == k)
+                .and_then(|kv| kv.value.clone())
+                .and_then(|v| v.value)
+        };
+        let show = String::from_utf8_lossy(body);
+        assert_eq!(
+            attr("gen_ai.response.id"),
+            Some(Any::StringValue("x-1".into())),
+            "{show}"
+        );
+        let Some(Any::ArrayValue(reasons)) = attr("gen_ai.response.finish_reasons") else {
+            panic!("no finish reasons: {show}");
+        };
+        let reasons: Vec<_> = reasons.values.into_iter().filter_map(|v| v.value).collect();
+        assert_eq!(
+            reasons,
+            [
+                Any::StringValue("stop".into()),
+                Any::StringValue("length".into())
+            ],
+            "{show}"
+        );
     }
 }
