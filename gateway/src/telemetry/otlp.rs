@@ -202,7 +202,7 @@ pub fn begin(
         Some(t) if t.sample(parent.map(|p| p.sampled)) => {
             Some(Box::new(RequestTrace::recording(parent, state(), started)))
         }
-        _ => parent.map(|p| Box::new(RequestTrace::propagate_only(p, state()))),
+        _ => parent.map(|p| Box::new(RequestTrace::propagate_only(p, state(), started))),
     }
 }
 

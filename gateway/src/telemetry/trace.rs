@@ -25,7 +25,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -57,8 +57,8 @@ pub struct Propagation {
 #[derive(Debug)]
 struct AttemptSpan {
     span_id: SpanId,
-    start: SystemTime,
-    end: SystemTime,
+    start: Instant,
+    end: Instant,
     /// Who was tried (shared with the snapshot: nothing is copied per attempt).
     deployment: Arc<Deployment>,
     outcome: &'static str,
@@ -91,7 +91,8 @@ pub struct RequestTrace {
     span_id: SpanId,
     parent: Option<RemoteParent>,
     tracestate: Option<String>,
-    start: SystemTime,
+    /// Monotonic: placed on the wall clock when encoded, off the request's thread.
+    start: Instant,
     /// Inline for the usual single attempt: no allocation made here and freed on the
     /// access-log thread.
     attempts: SmallVec<[AttemptSpan; 1]>,
@@ -109,7 +110,7 @@ pub struct RequestTrace {
 /// What the request's end adds to its server span.
 #[derive(Debug, Clone, Copy)]
 struct End {
-    at: SystemTime,
+    at: Instant,
     usage: Usage,
     overhead_ms: f64,
 }
@@ -166,8 +167,8 @@ impl Said {
 
 impl RequestTrace {
     /// A recording trace: a child of `parent` when the client sent one.
-    /// `started`: when the request began (the span's start, placed on the wall clock by
-    /// `clock`, without reading it).
+    /// `started`: when the request began (the span's start; placed on the wall clock when
+    /// the spans are encoded, by `clock`, without reading it).
     pub fn recording(
         parent: Option<RemoteParent>,
         tracestate: Option<String>,
@@ -181,7 +182,7 @@ impl RequestTrace {
             span_id: SpanId::from(nonzero_u64()),
             parent,
             tracestate,
-            start: wall(started),
+            start: started,
             attempts: SmallVec::new(),
             record_content: false,
             facts: Facts::default(),
@@ -192,7 +193,11 @@ impl RequestTrace {
     }
 
     /// Passes the client's context on unchanged and records nothing.
-    pub fn propagate_only(parent: RemoteParent, tracestate: Option<String>) -> Self {
+    pub fn propagate_only(
+        parent: RemoteParent,
+        tracestate: Option<String>,
+        started: Instant,
+    ) -> Self {
         Self {
             recording: false,
             trace_id: parent.trace_id,
@@ -200,7 +205,7 @@ impl RequestTrace {
             span_id: parent.span_id,
             parent: Some(parent),
             tracestate,
-            start: SystemTime::UNIX_EPOCH,
+            start: started,
             attempts: SmallVec::new(),
             record_content: false,
             facts: Facts::default(),
@@ -322,11 +327,10 @@ impl RequestTrace {
             };
         }
         let span_id = SpanId::from(nonzero_u64());
-        let start = wall(at);
         self.attempts.push(AttemptSpan {
             span_id,
-            start,
-            end: start,
+            start: at,
+            end: at,
             deployment: Arc::clone(d),
             outcome: "failure",
             status: None,
@@ -394,7 +398,7 @@ impl RequestTrace {
             }
         }
         let end = self.end.unwrap_or(End {
-            at: SystemTime::now(),
+            at: Instant::now(),
             usage: Usage::default(),
             overhead_ms: 0.0,
         });
@@ -625,13 +629,9 @@ fn status_error(w: &mut Writer<'_>, message: &str) {
 }
 
 /// The wall-clock time at `at`, derived without a clock read (`clock::unix_nanos_at`).
-fn wall(at: Instant) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_nanos(crate::clock::unix_nanos_at(at))
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+/// Unix nanoseconds at `at`, derived from this thread's clock anchor (`clock`).
+fn unix_nanos(at: Instant) -> u64 {
+    crate::clock::unix_nanos_at(at)
 }
 
 fn bounded_text(v: &[u8]) -> String {
