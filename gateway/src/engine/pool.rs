@@ -151,15 +151,13 @@ impl H1Pool {
         for shard in &self.shards {
             let mut map = shard.0.lock();
             for list in map.values_mut() {
-                let mut i = 0;
-                while i < list.len() {
-                    let old = now.saturating_duration_since(list[i].since) >= self.idle_timeout;
-                    if old || !quiet(&mut list[i].stream) {
-                        stale.push(list.swap_remove(i));
-                    } else {
-                        i += 1;
-                    }
-                }
+                // In order: a list is oldest first, and `take` pops the most recent, so a
+                // sweep must not move a fresh connection below older ones (`swap_remove`
+                // did, so the older ones were handed out again and never aged out).
+                stale.extend(list.extract_if(.., |idle| {
+                    now.saturating_duration_since(idle.since) >= self.idle_timeout
+                        || !quiet(&mut idle.stream)
+                }));
             }
             map.retain(|_, list| !list.is_empty());
         }
@@ -310,6 +308,27 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         fresh.sweep();
         assert_eq!(fresh.len(), 1, "the closed one is swept, the live one kept");
+    }
+
+    /// A sweep that closes one connection keeps the rest most recent first.
+    #[tokio::test]
+    async fn sweeping_keeps_the_most_recent_first() {
+        let pool = H1Pool::new(Duration::from_secs(60));
+        let (a, sa) = pair().await;
+        let (b, _sb) = pair().await;
+        let (c, _sc) = pair().await;
+        let (b_port, c_port) = (b.local_port(), c.local_port());
+        let t0 = Instant::now();
+        pool.put(1, a, t0);
+        pool.put(1, b, t0 + Duration::from_millis(1));
+        pool.put(1, c, t0 + Duration::from_millis(2));
+        drop(sa);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pool.sweep();
+        assert_eq!(pool.len(), 2);
+        let now = Instant::now();
+        assert_eq!(pool.take(1, now).map(|c| c.local_port()), Some(c_port));
+        assert_eq!(pool.take(1, now).map(|c| c.local_port()), Some(b_port));
     }
 
     #[tokio::test]
