@@ -407,9 +407,14 @@ if [ "$SOAK" -gt 0 ] && [ -n "${URL[datamind]:-}" ]; then
       logcpu=$(for t in /proc/"${PID[datamind]}"/task/*; do
         if [ "$(cat "$t/comm")" = access-log ]; then awk '{print ($14 + $15) / 100}' "$t/stat"; fi
       done)
+      # Transparent huge pages in the gateway's memory (the gateway turns THP off; a step in
+      # RSS with this column rising is khugepaged filling sparse heap regions).
+      huge=$(awk '/^AnonHugePages:/{print $2 / 1024}' /proc/"${PID[datamind]}"/smaps_rollup 2>/dev/null)
       jq -c --argjson r "$m" --arg d "${dropped:-}" --arg c "${logcpu:-}" --arg l "$(cut -d' ' -f1 /proc/loadavg)" \
+        --arg h "${huge:-}" \
         '{scenario:"soak_c64",target:"datamind",repeat:$r,report:.,
-          access_log_dropped:($d|tonumber? // null),access_log_cpu_s:($c|tonumber? // null),loadavg:($l|tonumber? // null)}' \
+          access_log_dropped:($d|tonumber? // null),access_log_cpu_s:($c|tonumber? // null),loadavg:($l|tonumber? // null),
+          anon_huge_mib:($h|tonumber? // null)}' \
         <<<"$out" >>"$RESULTS"
     fi
   done
@@ -428,8 +433,9 @@ cells, soak = {}, []
 for run in data["runs"]:
     if run["scenario"] == "soak_c64":
         soak.append(dict(run["report"], _extra={k: run.get(k) for k in
-                    ("access_log_dropped", "access_log_cpu_s", "loadavg")})); continue
-    cells.setdefault(run["scenario"], {}).setdefault(run["target"], []).append(run["report"])
+                    ("access_log_dropped", "access_log_cpu_s", "loadavg", "anon_huge_mib")})); continue
+    cells.setdefault(run["scenario"], {}).setdefault(run["target"], []).append(
+        dict(run["report"], _repeat=run.get("repeat")))
 med = lambda xs: statistics.median(xs) if xs else None
 fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"
 out = [f"# Gateway benchmark {'(smoke) ' if smoke else ''}— {sys.argv[1].rsplit('/',1)[-1][:-5]}", "",
@@ -452,15 +458,37 @@ for scenario, targets in cells.items():
                    f"{fmt(med([r['latency_ms']['p50'] for r in reps]),3)} | {fmt(med([r['latency_ms']['p99'] for r in reps]),3)} | "
                    f"{fmt(med(fc),3)} | {fmt(med(gap),3)} | {fmt(med(cpu),4)} | {fmt(med(rss),1)} | {errs} | {fmt(med([r.get('loadavg_1m') or 0 for r in reps]),2)} |")
     out.append("")
+# Paired ratios: targets run back to back within a repeat (A B C, then B C A, ...), so the
+# ratio of two targets' throughput in the same repeat cancels most of what the machine's
+# load did to both; the median and range of those ratios say more than a ratio of medians.
+PAIRS = [("datamind", "nginx"), ("datamind_traced", "datamind"), ("datamind_b", "datamind"),
+         ("datamind_traced_b", "datamind_b"), ("datamind_nosteal", "datamind")]
+paired = []
+for scenario, targets in cells.items():
+    for a, b in PAIRS:
+        if a not in targets or b not in targets:
+            continue
+        by_rep = {r["_repeat"]: r["throughput"] for r in targets[b]}
+        ratios = sorted(r["throughput"] / by_rep[r["_repeat"]] for r in targets[a]
+                        if by_rep.get(r["_repeat"]))
+        if ratios:
+            q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+            paired.append(f"| {scenario} | {a} / {b} | {len(ratios)} | {med(ratios):.3f} | "
+                          f"{q[0]:.3f}–{q[2]:.3f} | {ratios[0]:.3f}–{ratios[-1]:.3f} |")
+if paired:
+    out += ["## Paired throughput ratios (same repeat)", "",
+            "| scenario | ratio | repeats | median | quartiles | range |", "|---|---|---|---|---|---|",
+            *paired, ""]
 if soak:
     rss = [r["process"]["rss_mean_mib"] for r in soak if r.get("process")]
     out += ["## soak_c64 (datamind alone, one row per minute)", "",
-            "| minute | req/s | p99 ms | RSS mean MiB | errors | access-log lines dropped (total) | access-log thread CPU s (total) | loadavg |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| minute | req/s | p99 ms | RSS mean MiB | huge pages MiB | errors | access-log lines dropped (total) | access-log thread CPU s (total) | loadavg |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(soak):
         x = r.get("_extra") or {}
         out.append(f"| {i + 1} | {r['throughput']:.0f} | {r['latency_ms']['p99']:.3f} | "
-                   f"{fmt(r['process']['rss_mean_mib'] if r.get('process') else None,1)} | {r['errors']} | "
+                   f"{fmt(r['process']['rss_mean_mib'] if r.get('process') else None,1)} | "
+                   f"{fmt(x.get('anon_huge_mib'), 0)} | {r['errors']} | "
                    f"{fmt(x.get('access_log_dropped'), 0)} | {fmt(x.get('access_log_cpu_s'), 1)} | "
                    f"{fmt(x.get('loadavg'), 2)} |")
     if len(rss) > 1:
