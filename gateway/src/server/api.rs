@@ -164,7 +164,7 @@ impl ApiApp {
                     if self.gw.access_log.takes_spans() {
                         rec.trace = Some(t);
                     } else {
-                        traces.submit(*t, &rec);
+                        traces.submit(&mut t, &rec);
                     }
                 }
             }

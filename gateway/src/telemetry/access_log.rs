@@ -224,10 +224,10 @@ fn write_loop(
         loop {
             match rx.try_recv() {
                 Ok(mut r) => {
-                    if let Some(t) = r.trace.take()
+                    if let Some(mut t) = r.trace.take()
                         && let Some(sink) = spans.get()
                     {
-                        sink.submit(*t, &r);
+                        sink.submit(&mut t, &r);
                     }
                     if let Some(out) = out.as_mut() {
                         line.clear();

@@ -178,12 +178,24 @@ impl<const N: usize> PartialEq<&str> for HexId<N> {
 
 /// Writes the lower-case hex of `bytes` into `out` (twice as long).
 #[inline]
+/// Lower-case hex of `bytes` (a multiple of eight long) into `out`, eight bytes at a time:
+/// the nibbles spread one to a byte in a `u128`, then all made digits at once.
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let out = &mut out[..2 * bytes.len()];
-    for (i, &b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 15)];
+    debug_assert!(bytes.len().is_multiple_of(8) && out.len() >= 2 * bytes.len());
+    const NIBBLES: u128 = 0x0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    for (out, eight) in out.chunks_exact_mut(16).zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(eight);
+        let mut v = u128::from(u64::from_be_bytes(word));
+        v = (v | (v << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+        v = (v | (v << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+        v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+        v = (v | (v << 4)) & NIBBLES;
+        // 1 in each byte whose nibble is 10 or more (`n + 6` reaches bit 4).
+        let letters = ((v + 6 * ONES) >> 4) & ONES;
+        let digits = v + u128::from(b'0') * ONES + letters * u128::from(b'a' - b'0' - 10);
+        out.copy_from_slice(&digits.to_be_bytes());
     }
 }
 
@@ -218,6 +230,20 @@ mod tests {
     use super::*;
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn hex_ids_match_the_formatter() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for n in [0, 1, 9, 10, 15, 16, 0xab, u128::MAX, u128::MAX / 3]
+            .into_iter()
+            .chain((0..500).map(|_| rng.u128(..)))
+        {
+            let trace = HexId::trace(TraceId::from(n));
+            assert_eq!(trace.as_str(), format!("{n:032x}"));
+            let span = HexId::span(SpanId::from(n as u64));
+            assert_eq!(span.as_str(), format!("{:016x}", n as u64));
+        }
+    }
 
     #[test]
     fn parses_the_spec_example_and_formats_it_back() {
@@ -256,9 +282,11 @@ mod tests {
     #[test]
     fn every_byte_formats_as_two_hex_digits() {
         for b in 0..=255u8 {
-            let mut out = [0u8; 2];
-            hex_into(&mut out, &[b]);
-            assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{b:02x}"));
+            let bytes = [b, 0, 255, b, 1, b.wrapping_mul(7), 0x7f, b];
+            let mut out = [0u8; 16];
+            hex_into(&mut out, &bytes);
+            let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(std::str::from_utf8(&out).unwrap(), want);
         }
         let id = TraceId::from(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10_u128);
         let tp = Traceparent::new(id, SpanId::from(0xfeu64), false);

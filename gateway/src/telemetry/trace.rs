@@ -27,6 +27,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrayvec::ArrayString;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
@@ -58,7 +59,7 @@ pub struct Propagation {
 struct AttemptSpan {
     span_id: SpanId,
     start: Instant,
-    end: Instant,
+    took: Duration,
     /// Who was tried (shared with the snapshot: nothing is copied per attempt).
     deployment: Arc<Deployment>,
     outcome: &'static str,
@@ -110,17 +111,18 @@ pub struct RequestTrace {
 /// What the request's end adds to its server span.
 #[derive(Debug, Clone, Copy)]
 struct End {
-    at: Instant,
+    /// After the request's start.
+    took: Duration,
     usage: Usage,
     overhead_ms: f64,
 }
 
-/// A whole answer's id, model and finish reasons, copied into one inline buffer: no
-/// allocation for the usual few dozen bytes, and nothing of the answer itself outlives
-/// the request on its thread.
+/// A whole answer's id, model and finish reasons, copied into one inline string: no
+/// allocation for the usual few dozen bytes, no second UTF-8 check when they are encoded,
+/// and nothing of the answer itself outlives the request on its thread.
 #[derive(Debug, Default)]
 struct Said {
-    text: SmallVec<[u8; 96]>,
+    text: ArrayString<SAID_BYTES>,
     id: Option<Range<usize>>,
     model: Option<Range<usize>>,
     finish_reasons: SmallVec<[Range<usize>; 2]>,
@@ -128,24 +130,30 @@ struct Said {
     noted: bool,
 }
 
+/// Room for an answer's id, model and finish reasons: a longer set keeps the answer
+/// instead (see [`RequestTrace::keep_answer`]).
+const SAID_BYTES: usize = 128;
+
 impl Said {
-    fn copy(f: &FactsRef<'_>) -> Self {
-        let mut text = SmallVec::new();
+    /// The facts, copied; `None` when they do not fit.
+    fn copy(f: &FactsRef<'_>) -> Option<Self> {
+        let mut text = ArrayString::new();
         let mut put = |s: &str| {
             let start = text.len();
-            text.extend_from_slice(s.as_bytes());
-            start..text.len()
+            text.try_push_str(s).ok()?;
+            Some(start..text.len())
         };
         let id = f.id.map(&mut put);
         let model = f.model.map(&mut put);
-        let finish_reasons = f.finish_reasons.iter().map(|r| put(r)).collect();
-        Self {
+        let finish_reasons: SmallVec<[Option<Range<usize>>; 2]> =
+            f.finish_reasons.iter().map(|r| put(r)).collect();
+        Some(Self {
             text,
-            id,
-            model,
-            finish_reasons,
+            id: id.map_or(Some(None), |r| r.map(Some))?,
+            model: model.map_or(Some(None), |r| r.map(Some))?,
+            finish_reasons: finish_reasons.into_iter().collect::<Option<_>>()?,
             noted: true,
-        }
+        })
     }
 
     /// The facts again, borrowed from the buffer (`None` when nothing was copied).
@@ -153,8 +161,8 @@ impl Said {
         if !self.noted {
             return None;
         }
-        // Each piece was a `&str`, so these never fail.
-        let text = |r: &Range<usize>| std::str::from_utf8(&self.text[r.clone()]).ok();
+        // Each piece was a whole `&str`, so every range falls on character boundaries.
+        let text = |r: &Range<usize>| self.text.get(r.clone());
         Some(FactsRef {
             id: self.id.as_ref().and_then(text),
             model: self.model.as_ref().and_then(text),
@@ -291,15 +299,19 @@ impl RequestTrace {
     /// Notes a whole answer (OpenAI format): its id, model and finish reasons are read
     /// here, where the answer is still in this core's cache ([`FactsRef::read`]: the top
     /// level up to `choices`, then a search), and copied into the trace's inline buffer.
-    /// An answer the quick read declines, or whose text the tenant records, is kept
-    /// instead (shared, not copied) and read on the access-log thread.
+    /// An answer the quick read declines, whose facts are longer than the buffer, or whose
+    /// text the tenant records, is kept instead (shared, not copied) and read on the
+    /// access-log thread.
     pub fn keep_answer(&mut self, body: &Bytes) {
         if !self.recording {
             return;
         }
-        match FactsRef::read(body) {
-            Some(f) if !self.record_content => self.said = Said::copy(&f),
-            _ => self.answer = Some(body.clone()),
+        let said = FactsRef::read(body)
+            .filter(|_| !self.record_content)
+            .and_then(|f| Said::copy(&f));
+        match said {
+            Some(said) => self.said = said,
+            None => self.answer = Some(body.clone()),
         }
     }
 
@@ -330,7 +342,7 @@ impl RequestTrace {
         self.attempts.push(AttemptSpan {
             span_id,
             start: at,
-            end: at,
+            took: Duration::ZERO,
             deployment: Arc::clone(d),
             outcome: "failure",
             status: None,
@@ -352,7 +364,7 @@ impl RequestTrace {
         error: Option<&str>,
     ) {
         if let Some(a) = self.attempts.last_mut() {
-            a.end = a.start + took;
+            a.took = took;
             a.outcome = outcome;
             a.status = status;
             a.error_type = error.map(str::to_owned);
@@ -363,7 +375,7 @@ impl RequestTrace {
     /// time spent in the gateway. Cheap: the spans are encoded later, elsewhere.
     pub fn finish(&mut self, usage: Usage, overhead_ms: f64, took: Duration) {
         self.end = Some(End {
-            at: self.start + took,
+            took,
             usage,
             overhead_ms,
         });
@@ -382,7 +394,7 @@ impl RequestTrace {
     /// (`ScopeSpans.spans` fields; nothing when not recording) and returns how many it
     /// wrote. Attributes are written straight from the record and the facts: no
     /// `SpanData`, no per-attribute `String`.
-    pub fn encode(mut self, buf: &mut Vec<u8>, rec: &AccessRecord) -> u32 {
+    pub fn encode(&mut self, buf: &mut Vec<u8>, rec: &AccessRecord) -> u32 {
         if !self.recording {
             return 0;
         }
@@ -397,8 +409,8 @@ impl RequestTrace {
                 self.facts.output = Some(bounded_text(a));
             }
         }
-        let end = self.end.unwrap_or(End {
-            at: Instant::now(),
+        let end = self.end.unwrap_or_else(|| End {
+            took: self.start.elapsed(),
             usage: Usage::default(),
             overhead_ms: 0.0,
         });
@@ -424,14 +436,17 @@ impl RequestTrace {
                     .map(String::as_str)
                     .collect(),
             });
+        // One wall-clock placement; every other time is an offset from it.
+        let start = unix_nanos(self.start);
         let mut w = Writer::new(buf);
         w.message(proto::SCOPE_SPANS_SPANS, |w| {
-            self.server_span(w, rec, &said, &end, &tracestate);
+            self.server_span(w, rec, &said, start, &end, &tracestate);
         });
         let op = self.facts.op.map_or("chat", operation_name);
         for a in &self.attempts {
+            let at = start.saturating_add(nanos(a.start.saturating_duration_since(self.start)));
             w.message(proto::SCOPE_SPANS_SPANS, |w| {
-                self.attempt_span(w, a, op, &tracestate);
+                self.attempt_span(w, a, op, at, &tracestate);
             });
         }
         self.span_count()
@@ -450,11 +465,12 @@ impl RequestTrace {
         w: &mut Writer<'_>,
         rec: &AccessRecord,
         said: &FactsRef<'_>,
+        start: u64,
         end: &End,
         tracestate: &str,
     ) {
         let End {
-            at: end,
+            took,
             ref usage,
             overhead_ms,
         } = *end;
@@ -478,8 +494,8 @@ impl RequestTrace {
             None => w.str_parts(proto::SPAN_NAME, &[&*rec.method, " ", &*rec.path]),
         }
         w.uint(proto::SPAN_KIND, proto::KIND_SERVER);
-        w.fixed64(proto::SPAN_START, unix_nanos(self.start));
-        w.fixed64(proto::SPAN_END, unix_nanos(end));
+        w.fixed64(proto::SPAN_START, start);
+        w.fixed64(proto::SPAN_END, start.saturating_add(nanos(took)));
 
         w.attr_str(A, "http.request.method", &rec.method);
         w.attr_str(A, "url.path", &rec.path);
@@ -575,7 +591,15 @@ impl RequestTrace {
         }
     }
 
-    fn attempt_span(&self, w: &mut Writer<'_>, a: &AttemptSpan, op: &str, tracestate: &str) {
+    /// `start`: the attempt's start, unix nanoseconds.
+    fn attempt_span(
+        &self,
+        w: &mut Writer<'_>,
+        a: &AttemptSpan,
+        op: &str,
+        start: u64,
+        tracestate: &str,
+    ) {
         const A: u32 = proto::SPAN_ATTRIBUTES;
         self.ids(w, a.span_id, tracestate);
         w.bytes(proto::SPAN_PARENT_SPAN_ID, &self.span_id.to_bytes());
@@ -586,8 +610,8 @@ impl RequestTrace {
         let d = &a.deployment;
         w.str_parts(proto::SPAN_NAME, &[op, " ", &d.model]);
         w.uint(proto::SPAN_KIND, proto::KIND_CLIENT);
-        w.fixed64(proto::SPAN_START, unix_nanos(a.start));
-        w.fixed64(proto::SPAN_END, unix_nanos(a.end));
+        w.fixed64(proto::SPAN_START, start);
+        w.fixed64(proto::SPAN_END, start.saturating_add(nanos(a.took)));
         w.attr_str(A, "gen_ai.operation.name", op);
         w.raw(&d.span_attributes);
         w.attr_str(A, "datamind.attempt.outcome", a.outcome);
@@ -634,15 +658,30 @@ fn unix_nanos(at: Instant) -> u64 {
     crate::clock::unix_nanos_at(at)
 }
 
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn bounded_text(v: &[u8]) -> String {
     let v = &v[..v.len().min(MAX_CONTENT)];
     String::from_utf8_lossy(v).into_owned()
 }
 
+/// A random non-zero id: full-range draws (no range arithmetic), redrawn on the one zero.
 fn nonzero_u128() -> u128 {
-    fastrand::u128(1..)
+    loop {
+        let v = fastrand::u128(..);
+        if v != 0 {
+            return v;
+        }
+    }
 }
 
 fn nonzero_u64() -> u64 {
-    fastrand::u64(1..)
+    loop {
+        let v = fastrand::u64(..);
+        if v != 0 {
+            return v;
+        }
+    }
 }

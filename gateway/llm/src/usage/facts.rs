@@ -11,6 +11,9 @@
 //! ([`super::Usage::with_facts_from_openai_json`]) decides. Nothing here judges the rest of
 //! the body, which passed to the client untouched; the facts feed a trace, not accounting.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
 use smallvec::SmallVec;
 
 use super::quick::Walk;
@@ -60,7 +63,7 @@ impl<'a> FactsRef<'a> {
             if std::mem::replace(&mut seen[field], true) {
                 return None;
             }
-            let value = opt_str(&mut w)?;
+            let value = opt_raw(&mut w)?;
             if field == 0 {
                 id = value;
             } else {
@@ -73,52 +76,57 @@ impl<'a> FactsRef<'a> {
         if seen != [true, true] {
             return None;
         }
+        // The id and the model as text: the top level up to `choices` checked at once (one
+        // call, not one per value), each value alone only when that fails.
+        let text = |r: Option<std::ops::Range<usize>>, head: Option<&'a str>| match r {
+            None => Some(None),
+            Some(r) => match head {
+                Some(h) => h.get(r).map(Some),
+                None => std::str::from_utf8(&body[r]).ok().map(Some),
+            },
+        };
+        let head = std::str::from_utf8(&body[..w.i]).ok();
         Some(Self {
-            id,
-            model,
+            id: text(id, head)?,
+            model: text(model, head)?,
             finish_reasons: finish_reasons(&body[w.i..])?,
         })
     }
 }
 
-/// Every `"finish_reason":` value in `rest`, found in one pass over its `_` and `\\`
-/// bytes (SIMD `memchr2`): `_` is rare in JSON answers (the key's `"` is in every member),
-/// and a backslash may start an escape that spells the key differently.
+/// The key the finish reasons are found by, quotes included.
+const FINISH_REASON: &[u8] = b"\"finish_reason\"";
+
+/// A SIMD substring search for [`FINISH_REASON`], built once.
+static FINISH_REASON_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(FINISH_REASON));
+
+/// Every `"finish_reason":` value in `rest`: the key found by a SIMD substring search,
+/// after one pass over the backslashes (a backslash may start an escape that spells the key
+/// differently, and then the full reader decides).
 fn finish_reasons(rest: &[u8]) -> Option<SmallVec<[&str; 2]>> {
-    const HEAD: &[u8] = b"\"finish";
-    const TAIL: &[u8] = b"_reason\"";
+    if memchr::memchr_iter(b'\\', rest).any(|at| escapes_a_letter(&rest[at..])) {
+        return None;
+    }
     let mut out = SmallVec::new();
     let mut from = 0;
-    for at in memchr::memchr2_iter(b'_', b'\\', rest) {
-        if at < from {
+    for key in FINISH_REASON_FINDER.find_iter(rest) {
+        if key < from {
             continue; // inside the value just read
-        }
-        if rest[at] == b'\\' {
-            if escapes_a_letter(&rest[at..]) {
-                return None;
-            }
-            continue;
-        }
-        if !rest[at..].starts_with(TAIL) {
-            continue;
-        }
-        let Some(key) = at.checked_sub(HEAD.len()) else {
-            continue;
-        };
-        if &rest[key..at] != HEAD {
-            continue;
         }
         if key > 0 && rest[key - 1] == b'\\' {
             return None;
         }
         let mut w = Walk {
             b: rest,
-            i: at + TAIL.len(),
+            i: key + FINISH_REASON.len(),
         };
         if !w.eat(b':') {
             return None;
         }
-        out.extend(opt_str(&mut w)?);
+        if let Some(r) = opt_raw(&mut w)? {
+            out.push(std::str::from_utf8(&rest[r]).ok()?);
+        }
         from = w.i;
     }
     Some(out)
@@ -133,8 +141,9 @@ fn escapes_a_letter(escape: &[u8]) -> bool {
     escape.starts_with(b"\\u00") && matches!(escape.get(4), Some(b'5'..=b'7'))
 }
 
-/// `null` or a string without escapes (after whitespace); anything else gives up.
-fn opt_str<'a>(w: &mut Walk<'a>) -> Option<Option<&'a str>> {
+/// `null` or a string without escapes (after whitespace), as the range of its raw
+/// content; anything else gives up.
+fn opt_raw(w: &mut Walk<'_>) -> Option<Option<std::ops::Range<usize>>> {
     if w.null() {
         return Some(None);
     }
@@ -145,7 +154,7 @@ fn opt_str<'a>(w: &mut Walk<'a>) -> Option<Option<&'a str>> {
     if escaped {
         return None;
     }
-    std::str::from_utf8(&w.b[raw]).ok().map(Some)
+    Some(Some(raw))
 }
 
 #[cfg(test)]

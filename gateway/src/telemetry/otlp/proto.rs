@@ -4,9 +4,9 @@
 //! `String`, no second pass to size nested messages.
 //!
 //! Scalar fields and attributes are written with their exact lengths computed up front;
-//! a nested message of unknown size (a span, an array) reserves five bytes for its
-//! length, writes its body, then writes the length and moves the body left over what was
-//! not needed (a `memmove` of the span's own bytes).
+//! a nested message of unknown size (a span, an array) reserves two bytes for its length
+//! (enough for a span), writes its body, then writes the length, moving the body only when
+//! the length takes another number of bytes.
 
 use opentelemetry::{Array, Value};
 
@@ -64,6 +64,10 @@ const ANY_INT: u32 = 3;
 const ANY_DOUBLE: u32 = 4;
 const ANY_ARRAY: u32 = 5;
 const ARRAY_VALUES: u32 = 1;
+
+/// Bytes kept for a nested message's length while its body is written: two hold 128 to
+/// 16,383 (a span's size), so a span's body stays where it was written.
+const RESERVED: usize = 2;
 
 /// Appends protobuf fields to a byte buffer.
 pub struct Writer<'a> {
@@ -182,27 +186,29 @@ impl<'a> Writer<'a> {
     pub fn message(&mut self, field: u32, body: impl FnOnce(&mut Writer<'_>)) {
         self.tag(field, LEN);
         let at = self.buf.len();
-        // Room for the longest length a u32 needs.
-        self.buf.extend_from_slice(&[0; 5]);
+        self.buf.extend_from_slice(&[0; RESERVED]);
         body(&mut Writer {
             buf: &mut *self.buf,
         });
-        let n = self.buf.len() - at - 5;
-        let mut len = [0u8; 5];
+        let end = self.buf.len();
+        let n = end - at - RESERVED;
+        let used = varint_len(n as u64);
+        if used != RESERVED {
+            // Another length's size: the body moves over (or makes room for) the difference.
+            if used > RESERVED {
+                self.buf.resize(end + used - RESERVED, 0);
+            }
+            self.buf.copy_within(at + RESERVED..end, at + used);
+            self.buf.truncate(at + used + n);
+        }
         let mut v = n as u64;
-        let mut used = 0;
-        while v >= 0x80 && used < 4 {
-            len[used] = (v as u8) | 0x80;
+        let mut i = at;
+        while v >= 0x80 {
+            self.buf[i] = (v as u8) | 0x80;
             v >>= 7;
-            used += 1;
+            i += 1;
         }
-        len[used] = v as u8;
-        used += 1;
-        self.buf[at..at + used].copy_from_slice(&len[..used]);
-        if used < 5 {
-            self.buf.copy_within(at + 5.., at + used);
-            self.buf.truncate(self.buf.len() - (5 - used));
-        }
+        self.buf[i] = v as u8;
     }
 
     // --- attributes (`repeated KeyValue` at `field`) ---

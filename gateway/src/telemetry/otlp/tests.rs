@@ -293,7 +293,7 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
 fn long_nested_messages_get_multi_byte_lengths() {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
     use prost::Message as _;
-    for n in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+    for n in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000, 2_100_000] {
         let long = "x".repeat(n);
         let mut buf = Vec::new();
         proto::Writer::new(&mut buf).attr_value(1, "k", &opentelemetry::Value::from(long.clone()));
@@ -372,14 +372,17 @@ fn answers_in_any_member_order_give_the_span_their_facts() {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
     use prost::Message as _;
-    let bodies: [&'static [u8]; 3] = [
-        br#"{"id":"x-1","object":"chat.completion","model":"m","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
-        br#"{"choices":[{"finish_reason":"stop"},{"finish_reason":"length"}],"model":"m","id":"x-1"}"#,
-        br#"{"id":"x\u002d1","model":"m","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
+    // The last: facts longer than the trace's inline buffer (the answer is kept instead).
+    let long = format!("x-1{}", "é".repeat(100));
+    let bodies: [(Vec<u8>, &str); 4] = [
+        (br#"{"id":"x-1","object":"chat.completion","model":"m","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#.to_vec(), "x-1"),
+        (br#"{"choices":[{"finish_reason":"stop"},{"finish_reason":"length"}],"model":"m","id":"x-1"}"#.to_vec(), "x-1"),
+        (br#"{"id":"x\u002d1","model":"m","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#.to_vec(), "x-1"),
+        (format!(r#"{{"id":"{long}","model":"m","choices":[{{"finish_reason":"stop"}},{{"finish_reason":"length"}}]}}"#).into_bytes(), &long),
     ];
-    for body in bodies {
+    for (body, id) in &bodies {
         let mut t = RequestTrace::recording(None, None, std::time::Instant::now());
-        t.keep_answer(&bytes::Bytes::from_static(body));
+        t.keep_answer(&bytes::Bytes::copy_from_slice(body));
         t.finish(Usage::default(), 0.1, Duration::from_millis(1));
         let mut buf = Vec::new();
         assert_eq!(t.encode(&mut buf, &AccessRecord::default()), 1);
@@ -395,7 +398,7 @@ fn answers_in_any_member_order_give_the_span_their_facts() {
         let show = String::from_utf8_lossy(body);
         assert_eq!(
             attr("gen_ai.response.id"),
-            Some(Any::StringValue("x-1".into())),
+            Some(Any::StringValue((*id).into())),
             "{show}"
         );
         let Some(Any::ArrayValue(reasons)) = attr("gen_ai.response.finish_reasons") else {
