@@ -16,7 +16,7 @@
 //! `tracing` span machinery or SDK `SpanData` runs per request, and attribute keys are
 //! static strings written as bytes. A whole answer's id, model and finish reasons are read
 //! on the request's thread while the answer is in its cache (`FactsRef::read`: the top
-//! level up to `choices`, then a search for the finish reasons, ~1k instructions) and
+//! level up to `choices`, then a search for the finish reasons, ~2k instructions) and
 //! copied into the trace; only an answer of another shape (or one whose text is recorded)
 //! travels, shared, to be read on the access-log thread.
 //! Names and attributes follow the OpenTelemetry GenAI semantic conventions; the README
