@@ -4,6 +4,7 @@
 //! with no external service. Timing (time to first token, gap between chunks) is the
 //! caller's business; this module only produces bytes.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{Operation, ParsedRequest, Usage};
@@ -70,19 +71,29 @@ fn text(op: Operation, req: &ParsedRequest, model: &str, id: &str, created: u64)
     });
     let text: String = words.concat();
     let chat = op == Operation::ChatCompletions;
+    let top = |object, choices, usage| Top {
+        id,
+        object,
+        created,
+        model,
+        choices,
+        usage,
+    };
     let body = if chat {
-        json!({
-            "id": id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": null, "finish_reason": finish}],
-            "usage": usage_json,
-        })
+        top(
+            "chat.completion",
+            vec![
+                json!({"index": 0, "message": {"role": "assistant", "content": text},
+                        "logprobs": null, "finish_reason": finish}),
+            ],
+            Some(&usage_json),
+        )
     } else {
-        json!({
-            "id": id, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}],
-            "usage": usage_json,
-        })
+        top(
+            "text_completion",
+            vec![json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})],
+            Some(&usage_json),
+        )
     };
     let object = if chat {
         "chat.completion.chunk"
@@ -101,21 +112,16 @@ fn text(op: Operation, req: &ParsedRequest, model: &str, id: &str, created: u64)
         } else {
             json!({"index": 0, "text": w, "logprobs": null, "finish_reason": null})
         };
-        chunks.push(sse(&json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]})));
+        chunks.push(sse(&top(object, vec![choice], None)));
     }
     let last = if chat {
         json!({"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish})
     } else {
         json!({"index": 0, "text": "", "logprobs": null, "finish_reason": finish})
     };
-    chunks.push(sse(
-        &json!({"id": id, "object": object, "created": created, "model": model, "choices": [last]}),
-    ));
+    chunks.push(sse(&top(object, vec![last], None)));
     if req.include_usage {
-        chunks.push(sse(
-            &json!({"id": id, "object": object, "created": created, "model": model,
-                                "choices": [], "usage": usage_json}),
-        ));
+        chunks.push(sse(&top(object, Vec::new(), Some(&usage_json))));
     }
     chunks.push(b"data: [DONE]\n\n".to_vec());
     MockAnswer {
@@ -221,14 +227,28 @@ fn prompt_text(req: &ParsedRequest) -> String {
     }
 }
 
-fn sse(v: &Value) -> Vec<u8> {
+/// An answer's or a chunk's top level, in OpenAI's member order (`id`, `object`, `created`,
+/// `model`, `choices`, `usage`): what clients see from OpenAI, and the order the trace's
+/// quick read of an answer takes (a `json!` object would sort its keys).
+#[derive(Serialize)]
+struct Top<'a> {
+    id: &'a str,
+    object: &'a str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a Value>,
+}
+
+fn sse(v: &impl Serialize) -> Vec<u8> {
     let mut out = b"data: ".to_vec();
     out.extend_from_slice(&to_vec(v));
     out.extend_from_slice(b"\n\n");
     out
 }
 
-fn to_vec(v: &Value) -> Vec<u8> {
+fn to_vec(v: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
@@ -248,6 +268,13 @@ mod tests {
         let r = req(r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"ping"}]}"#);
         let a = answer(Operation::ChatCompletions, &r, "mock-small", "id1", 1);
         let v: Value = serde_json::from_slice(&a.body).unwrap();
+        // OpenAI's member order, so the trace's quick read takes the answer.
+        let body = String::from_utf8(a.body.clone()).unwrap();
+        assert!(body.starts_with(r#"{"id":"id1","object":"chat.completion","created":1,"model":"mock-small","choices":["#), "{body}");
+        let facts = crate::usage::FactsRef::read(&a.body).unwrap();
+        assert_eq!((facts.id, facts.model), (Some("id1"), Some("mock-small")));
+        assert_eq!(facts.finish_reasons.as_slice(), ["stop"]);
+        assert!(a.chunks[0].starts_with(br#"data: {"id":"id1","object":"chat.completion.chunk","created":1,"model":"mock-small","choices":["#));
         let text = v["choices"][0]["message"]["content"]
             .as_str()
             .unwrap()
