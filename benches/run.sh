@@ -15,7 +15,8 @@
 # shared in a local redis-server), datamind_traced (the gateway exporting OTLP traces of
 # every request to a local discarding collector), datamind_conductor (the gateway with a
 # placement policy shaped like config/examples/conductor.yaml), datamind_nosteal (one
-# current-thread runtime per worker, server.work_stealing: false), and
+# current-thread runtime per worker, server.work_stealing: false), datamind_nolog (the
+# access log off: its cost), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
 # target's CPU and RSS. Results: benches/results/<date>.md, .json and .svg (--out elsewhere).
@@ -136,7 +137,7 @@ server:
   threads: 2
 $server_extra
 access_log:
-  enabled: true
+  enabled: ${ACCESS_LOG_ON:-true}
   path: $WORK/logs/$name-access.log
 auth:
   keys:
@@ -175,6 +176,8 @@ CONF
   fi
 }
 start_datamind_anthropic() { [ -n "${URL[datamind_anthropic]:-}" ]; }
+# The same gateway with its access log off: what the log costs (nginx runs without one).
+start_datamind_nolog() { ACCESS_LOG_ON=false start_datamind datamind_nolog; }
 # One current-thread runtime per worker thread (server.work_stealing: false).
 start_datamind_nosteal() { start_datamind datamind_nosteal "" "  work_stealing: false"; }
 # A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`
@@ -462,7 +465,8 @@ for scenario, targets in cells.items():
 # ratio of two targets' throughput in the same repeat cancels most of what the machine's
 # load did to both; the median and range of those ratios say more than a ratio of medians.
 PAIRS = [("datamind", "nginx"), ("datamind_traced", "datamind"), ("datamind_b", "datamind"),
-         ("datamind_traced_b", "datamind_b"), ("datamind_nosteal", "datamind")]
+         ("datamind_traced_b", "datamind_b"), ("datamind_nosteal", "datamind"),
+         ("datamind_nolog", "datamind")]
 paired = []
 for scenario, targets in cells.items():
     for a, b in PAIRS:

@@ -4,12 +4,16 @@
 # is not counted: pair it with run.sh's CPU ms/req.
 #
 #   benches/profile/callgrind.sh [--gateway BIN] [--requests 2000] [-c 4] [--top 30] [--traced]
+#   benches/profile/callgrind.sh --nginx [--requests 2000] [-c 4]
 #
 # Starts mock-llm and the gateway (under callgrind) with the bench config (API-key auth,
 # metrics, access log), warms up with 300 requests, zeroes the counters, sends N requests,
 # dumps, and prints instructions per request and the functions with the most self cost.
 # --traced: every request's spans exported over OTLP/HTTP to benches/otlp_sink.py (the
 # `datamind_traced` bench target), so the difference to a plain run is the cost of tracing.
+# --nosteal: one runtime per worker thread (server.work_stealing: false).
+# --nginx: the same count for nginx as run.sh configures it (one worker, master_process off,
+# so the one process under callgrind serves everything), the reference the bar is set by.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 REL=${CARGO_TARGET_DIR:-/var/cache/datamind/target}/release
@@ -21,12 +25,15 @@ while [ $# -gt 0 ]; do
     -c) C=$2; shift ;;
     --top) TOP=$2; shift ;;
     --traced) TRACED=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --nginx) NGINX=1 ;;
+    --nosteal) STEAL=", work_stealing: false" ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+[ -z "${NGINX:-}" ] || { GW=/usr/sbin/nginx; [ -x "$GW" ] || { echo "nginx is not installed (apt-get install nginx-light)" >&2; exit 1; }; }
 for b in "$GW" "$REL/mock-llm" "$REL/datamind-bench"; do
   [ -x "$b" ] || { echo "missing $b (cargo build --release -p datamind-gateway -p datamind-benches)" >&2; exit 1; }
 done
@@ -46,16 +53,50 @@ if [ -n "${TRACED:-}" ]; then
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$SINK/healthz" && break; sleep 0.1; done
   TELEMETRY="telemetry: { traces: { enabled: true, protocol: http/protobuf, endpoint: \"http://127.0.0.1:$SINK/v1/traces\" } }"
 fi
+if [ -n "${NGINX:-}" ]; then
+  mkdir -p "$W/nginx"
+  cat >"$W/nginx/nginx.conf" <<CONF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $W/nginx/body; proxy_temp_path $W/nginx/proxy;
+  fastcgi_temp_path $W/nginx/fcgi; uwsgi_temp_path $W/nginx/uwsgi; scgi_temp_path $W/nginx/scgi;
+  client_max_body_size 64m; client_body_buffer_size 2m;
+  upstream mock { server 127.0.0.1:$MPORT; keepalive 256; }
+  server {
+    listen 127.0.0.1:$PORT;
+    location = /readyz { return 200; }
+    location / {
+      if (\$http_authorization != "Bearer $KEY") { return 401; }
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer x";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+  APORT=$PORT
+  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" /usr/sbin/nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" >"$W/gw.out" 2>"$W/gw.err" &
+  GP=$!; PIDS+=($GP)
+else
 cat >"$W/gw.yaml" <<CONF
-server: { listen: "127.0.0.1:$PORT", admin_listen: "127.0.0.1:$APORT", threads: 2 }
+server: { listen: "127.0.0.1:$PORT", admin_listen: "127.0.0.1:$APORT", threads: 2${STEAL:-} }
 access_log: { enabled: true, path: $W/logs/access.log }
 auth: { keys: [ { name: bench, sha256: "$sha" } ] }
 providers: [ { name: up, kind: openai, base_url: "http://127.0.0.1:$MPORT/v1", api_key: x } ]
 models: [ { name: mock, deployments: [ { provider: up, model: mock } ] } ]
 $TELEMETRY
 CONF
-valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$GW" --config "$W/gw.yaml" >"$W/gw.out" 2>"$W/gw.err" &
-GP=$!; PIDS+=($GP)
+  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$GW" --config "$W/gw.yaml" >"$W/gw.out" 2>"$W/gw.err" &
+  GP=$!; PIDS+=($GP)
+fi
 for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$APORT/readyz" && break; sleep 0.2; done
 load() { "$REL/datamind-bench" --url "http://127.0.0.1:$PORT/v1/chat/completions" -H "Authorization: Bearer $KEY" -c "$C" --requests "$1" >/dev/null; }
 load 300

@@ -17,6 +17,73 @@ const REANCHOR: Duration = Duration::from_secs(1);
 thread_local! {
     /// (monotonic reading, unix nanoseconds at that reading).
     static ANCHOR: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
+    /// The last `Date` value formatted on this thread, and its unix second.
+    static HTTP_DATE: Cell<(u64, [u8; HTTP_DATE_LEN])> = const { Cell::new((u64::MAX, [0; HTTP_DATE_LEN])) };
+}
+
+/// Length of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub const HTTP_DATE_LEN: usize = 29;
+
+/// The HTTP `Date` value (IMF-fixdate, RFC 9110) of the second that holds `at`, a monotonic
+/// reading taken just before. Formatted once a second per thread; no clock read when the
+/// thread's anchor is fresh (see [`unix_ms_at`]).
+pub fn http_date(at: Instant) -> [u8; HTTP_DATE_LEN] {
+    let secs = unix_secs_at(at);
+    HTTP_DATE
+        .try_with(|cache| {
+            let (cached_secs, text) = cache.get();
+            if cached_secs == secs {
+                return text;
+            }
+            let text = format_http_date(secs);
+            cache.set((secs, text));
+            text
+        })
+        .unwrap_or_else(|_| format_http_date(secs))
+}
+
+/// `secs` (a Unix time) as an IMF-fixdate.
+pub fn format_http_date(secs: u64) -> [u8; HTTP_DATE_LEN] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    put_digits(&mut out, 5, 2, d);
+    put_digits(&mut out, 12, 4, y.min(9999));
+    put_digits(&mut out, 17, 2, rem / 3600);
+    put_digits(&mut out, 20, 2, rem % 3600 / 60);
+    put_digits(&mut out, 23, 2, rem % 60);
+    out[8..11].copy_from_slice(MONTHS[(m - 1) as usize]);
+    out
+}
+
+/// Writes the last `width` decimal digits of `v` into `out[at..at + width]`, zero-padded:
+/// dates by hand, since `format!` with several arguments costs more than the rest.
+pub fn put_digits(out: &mut [u8], at: usize, width: usize, mut v: u64) {
+    for i in (at..at + width).rev() {
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// (year, month 1–12, day 1–31) of a count of days since 1970-01-01 (Howard Hinnant's
+/// civil-from-days).
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Unix time in milliseconds at `at`, a monotonic reading taken just before (at most about
@@ -77,6 +144,39 @@ mod tests {
 
     fn system_ms() -> u64 {
         system_nanos() / 1_000_000
+    }
+
+    #[test]
+    fn http_dates_match_the_rfc_and_the_wall_clock() {
+        assert_eq!(&format_http_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            &format_http_date(784_111_777),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            &format_http_date(951_825_600),
+            b"Tue, 29 Feb 2000 12:00:00 GMT"
+        );
+        assert_eq!(
+            &format_http_date(1_795_758_462),
+            b"Fri, 27 Nov 2026 05:47:42 GMT"
+        );
+        assert_eq!(
+            &format_http_date(253_402_300_799),
+            b"Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        // Every day of a leap year and the next, against httpdate's formatter.
+        for day in 0..731u64 {
+            let secs = 1_704_067_200 + day * 86_400 + day * 97 % 86_400;
+            let want = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(std::str::from_utf8(&format_http_date(secs)).unwrap(), want);
+        }
+        let now = Instant::now();
+        let wall = system_nanos() / 1_000_000_000;
+        let got = http_date(now);
+        let near = [wall.saturating_sub(1), wall, wall + 1].map(format_http_date);
+        assert!(near.contains(&got), "{}", String::from_utf8_lossy(&got));
+        assert_eq!(http_date(now), got, "the cached value");
     }
 
     #[test]

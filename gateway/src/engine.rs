@@ -87,6 +87,9 @@ pub struct Outcome {
     pub price: Option<crate::pricing::Price>,
     /// Rate-limit and budget holds, released by `limits::gate::finish`.
     pub limits: Option<crate::limits::gate::Hold>,
+    /// When the answer was complete to the client, if the engine read the clock then: the
+    /// request's duration ends here (the caller reads the clock otherwise).
+    pub finished: Option<Instant>,
 }
 
 /// Why an attempt did not produce an answer.
@@ -195,7 +198,9 @@ pub(crate) async fn serve(
                 out.price = d.price;
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
                     Ok(Relayed::Complete) => {
-                        let took = attempt_start.elapsed();
+                        let now = Instant::now();
+                        out.finished = Some(now);
+                        let took = now - attempt_start;
                         d.health.record_success_timed(ttfb, took);
                         d.metrics.record(AttemptOutcome::Success);
                         end_attempt(out, d, job, took, AttemptOutcome::Success, status, None);

@@ -2,7 +2,7 @@
 //! real upstream: a delay before the first token, a gap between chunks, and cancellation
 //! when the client goes away.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::server::Downstream;
 use datamind_llm::mock;
@@ -34,11 +34,10 @@ pub(super) async fn open(
             )));
         }
     }
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let created = crate::clock::unix_secs_at(started);
     let answer = mock::answer(job.op, job.req, &d.model, job.response_id, created);
-    *upstream_wait += started.elapsed();
+    let answered = Instant::now();
+    *upstream_wait += answered - started;
     let stream = job.req.stream && job.op.can_stream();
     let (content_type, chunks) = if stream {
         ("text/event-stream", answer.chunks.into())
@@ -55,5 +54,6 @@ pub(super) async fn open(
         },
         adapter: None,
         usage: Some(answer.usage),
+        answered,
     })
 }

@@ -37,6 +37,9 @@ pub(crate) struct Reply {
     pub adapter: Option<&'static dyn Adapter>,
     /// Usage known up front (the in-process mock).
     pub usage: Option<Usage>,
+    /// When the answer's header was in: the end of the upstream wait so far, and the start
+    /// of the wait for its body.
+    pub answered: Instant,
 }
 
 /// Where the answer's bytes come from.
@@ -148,7 +151,7 @@ async fn relay_whole(
     out: &mut Outcome,
 ) -> Result<Relayed, RelayError> {
     let mut body = Vec::new();
-    let waited = Instant::now();
+    let waited = reply.answered;
     // One deadline over the whole body (not one timer per chunk).
     let read = async {
         while let Some(chunk) = reply.body.next().await.map_err(|e| {
@@ -212,6 +215,7 @@ async fn relay_whole(
     out.ttfb = Some(read_at - job.started);
     let len = decimal::Decimal::new(body.len() as u64);
     let mut h = response_header(reply.status, job, d, out);
+    h.at = Some(read_at);
     if let Some(ct) = &reply.content_type {
         h.insert("content-type", ct.as_ref());
     }
@@ -309,8 +313,10 @@ async fn relay_stream(
         if !buf.is_empty() {
             if h.take().is_some() {
                 out.status = reply.status;
-                out.ttfb = Some(job.started.elapsed());
-                let header = stream_head(reply.status, job, d, out, session.is_http2());
+                let now = Instant::now();
+                out.ttfb = Some(now - job.started);
+                let mut header = stream_head(reply.status, job, d, out, session.is_http2());
+                header.at = Some(now);
                 if session.write_head(&header).await.is_err() {
                     out.client_gone = true;
                     break;
@@ -353,8 +359,10 @@ async fn relay_stream(
     if h.take().is_some() {
         // A clean but empty stream: still a complete answer.
         out.status = reply.status;
-        out.ttfb = Some(job.started.elapsed());
-        let header = stream_head(reply.status, job, d, out, session.is_http2());
+        let now = Instant::now();
+        out.ttfb = Some(now - job.started);
+        let mut header = stream_head(reply.status, job, d, out, session.is_http2());
+        header.at = Some(now);
         if session.write_head(&header).await.is_err() {
             out.client_gone = true;
             return Ok(Relayed::Complete);

@@ -194,6 +194,7 @@ pub(super) async fn open(
         },
         adapter: Some(adapter),
         usage: None,
+        answered,
     })
 }
 

@@ -112,7 +112,7 @@ impl ApiApp {
             out.status = 500;
         }
         crate::limits::gate::finish(&self.gw, &mut out);
-        let duration = started.elapsed();
+        let duration = out.finished.unwrap_or_else(Instant::now) - started;
         let overhead = duration.saturating_sub(out.upstream_wait).as_secs_f64();
         match &out.group {
             Some(g) => {

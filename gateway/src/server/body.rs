@@ -17,17 +17,13 @@ pub(super) async fn read(
     limit: usize,
 ) -> Result<Bytes, GatewayError> {
     let declared = session
-        .header_str("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok());
+        .body_length()
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
     // Only now, with the size known to fit, invite a client that waits for it to send.
-    if session
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
-        && session.write_continue().await.is_err()
-    {
+    if session.expects_continue() && session.write_continue().await.is_err() {
         return Err(GatewayError::BadRequest {
             message: "could not answer Expect: 100-continue".into(),
             param: None,

@@ -65,6 +65,28 @@ impl Downstream<'_> {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The request body's declared length, when known up front. HTTP/1.x: from the head's
+    /// framing, already checked (a head without `content-length` or chunked coding has
+    /// none, 0); otherwise the `content-length` field.
+    pub fn body_length(&self) -> Option<u64> {
+        match self {
+            Self::H1(c) => c.body_length(),
+            Self::Pingora(_) => self
+                .header_str("content-length")
+                .and_then(|v| v.trim().parse().ok()),
+        }
+    }
+
+    /// Whether the client waits for `100 Continue` before it sends the body.
+    pub fn expects_continue(&self) -> bool {
+        match self {
+            Self::H1(c) => c.expects_continue(),
+            Self::Pingora(_) => self
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue")),
+        }
+    }
+
     /// Whether the request came over HTTP/2 (no chunked framing, no `100 Continue`).
     pub fn is_http2(&self) -> bool {
         match self {

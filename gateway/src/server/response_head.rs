@@ -3,6 +3,7 @@
 //! into Pingora's header for HTTP/2. No header map is built on the HTTP/1.1 path.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use pingora_http::ResponseHeader;
 
@@ -13,6 +14,8 @@ pub struct ResponseHead<'a> {
     /// HTTP status code.
     pub status: u16,
     fields: Vec<(&'static str, Cow<'a, str>)>,
+    /// A clock reading taken just before, for the `Date` field (else the writer reads one).
+    pub at: Option<Instant>,
 }
 
 impl<'a> ResponseHead<'a> {
@@ -21,6 +24,7 @@ impl<'a> ResponseHead<'a> {
         Self {
             status,
             fields: Vec::with_capacity(12),
+            at: None,
         }
     }
 

@@ -261,31 +261,19 @@ pub fn rfc3339_ms(unix_ms: u64) -> String {
 fn rfc3339_ms_bytes(unix_ms: u64) -> [u8; 24] {
     let secs = unix_ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    // Digits by hand: `format!` with seven arguments costs more than the rest of this.
+    let (y, m, d) = crate::clock::civil_from_days(days);
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut v: u64| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, y.clamp(0, 9999) as u64);
-    put(5, 2, m as u64);
-    put(8, 2, d as u64);
-    put(11, 2, rem / 3600);
-    put(14, 2, rem % 3600 / 60);
-    put(17, 2, rem % 60);
-    put(20, 3, unix_ms % 1000);
+    for (at, width, v) in [
+        (0, 4, y.min(9999)),
+        (5, 2, m),
+        (8, 2, d),
+        (11, 2, rem / 3600),
+        (14, 2, rem % 3600 / 60),
+        (17, 2, rem % 60),
+        (20, 3, unix_ms % 1000),
+    ] {
+        crate::clock::put_digits(&mut out, at, width, v);
+    }
     out
 }
 

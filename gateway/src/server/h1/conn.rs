@@ -189,6 +189,14 @@ impl Conn {
             .map(|(n, v)| (&self.bytes[n.clone()], &self.bytes[v.clone()]))
     }
 
+    /// The body's length, as the head's framing says (`None`: chunked).
+    pub fn body_length(&self) -> Option<u64> {
+        match self.sem.framing {
+            Framing::Length(n) => Some(n),
+            Framing::Chunked => None,
+        }
+    }
+
     /// Whether the whole request body was read.
     pub fn is_body_done(&self) -> bool {
         matches!(self.body, BodyLeft::Done)
@@ -232,6 +240,11 @@ impl Conn {
                 Err(_) => return Err("could not read the request body"),
             }
         }
+    }
+
+    /// Whether the client waits for `100 Continue` (HTTP/1.1 `Expect: 100-continue`).
+    pub fn expects_continue(&self) -> bool {
+        self.sem.expect_continue && self.head.minor > 0
     }
 
     /// Sends `100 Continue` once, if the client asked for it.

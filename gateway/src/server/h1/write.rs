@@ -1,8 +1,6 @@
 //! Writing a response head as HTTP/1.1 bytes and framing body pieces (length, chunked, or
 //! until close), with the `date` and `connection` fields a server adds.
 
-use pingora_core::protocols::http::date::get_cached_date;
-
 use crate::server::response_head::{ResponseHead, valid_value};
 
 /// How the response body is delimited on the wire.
@@ -69,7 +67,8 @@ pub(crate) fn head(
         }
         field(w, name.as_bytes(), value.as_bytes());
     }
-    field(w, b"date", get_cached_date().as_bytes());
+    let date = crate::clock::http_date(head.at.unwrap_or_else(std::time::Instant::now));
+    field(w, b"date", &date);
     field(
         w,
         b"connection",
@@ -155,6 +154,19 @@ mod tests {
         assert_eq!(get(&f, "connection"), Some("keep-alive"));
         assert_eq!(get(&f, "content-length"), Some("2"));
         assert!(get(&f, "date").is_some_and(|d| d.ends_with(" GMT")));
+
+        // A reading the caller holds gives the date, formatted as `httpdate` would.
+        let mut h = ResponseHead::new(200);
+        let at = std::time::Instant::now();
+        h.at = Some(at);
+        let mut w = Vec::new();
+        head(&mut w, &h, true, 1, false).unwrap();
+        let (_, f) = parse(&w);
+        let want = String::from_utf8(crate::clock::http_date(at).to_vec()).unwrap();
+        assert_eq!(get(&f, "date"), Some(want.as_str()));
+        let parsed = httpdate::parse_http_date(&want).unwrap();
+        let off = parsed.elapsed().unwrap_or_default();
+        assert!(off < std::time::Duration::from_secs(2), "{want}");
     }
 
     #[test]
