@@ -16,10 +16,27 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// How often the writer wakes to write what accumulated (and encode the spans of traced
-/// requests): ~200 records a wake-up at 40,000 requests a second, a small burst on a core
-/// the workers share. Against 20 ms, side by side (`benches/results/2026-11-26T214822Z.md`):
-/// the same throughput, traced p99 at c=32 2.4 → 2.1 ms.
+/// requests) when requests are many: ~200 records a wake-up at 40,000 requests a second, a
+/// small burst on a core the workers share. Against 20 ms, side by side
+/// (`benches/results/2026-11-26T214822Z.md`): the same throughput, traced p99 at c=32
+/// 2.4 → 2.1 ms.
 const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// The longest sleep, when requests are few: lines still leave within 50 ms.
+const FLUSH_MAX: Duration = Duration::from_millis(50);
+/// Records a wake-up aims at. Fewer found: the next sleep is longer (up to `FLUSH_MAX`), so
+/// a lightly loaded gateway is not woken 200 times a second to write a few lines each (at
+/// c=1 those wake-ups were half of the writer's CPU).
+const BATCH: usize = 200;
+
+/// The next sleep after a wake-up that found `n` records in `slept`: long enough for about
+/// `BATCH` records at the rate just seen, within `FLUSH_EVERY..=FLUSH_MAX`.
+fn next_sleep(n: usize, slept: Duration) -> Duration {
+    if n == 0 {
+        return FLUSH_MAX;
+    }
+    let per_record = slept / u32::try_from(n).unwrap_or(u32::MAX);
+    (per_record * BATCH as u32).clamp(FLUSH_EVERY, FLUSH_MAX)
+}
 
 use serde::Serialize;
 
@@ -202,8 +219,8 @@ impl AccessLog {
     }
 }
 
-/// Records that may wait for the writer (which drains every `FLUSH_EVERY`): ~0.4 s at
-/// 40,000 requests a second, eighty drains. A full queue holds ~10 MiB of records (they are
+/// Records that may wait for the writer (which drains every `FLUSH_EVERY` under load):
+/// ~0.4 s at 40,000 requests a second, eighty drains. A full queue holds ~10 MiB of records (they are
 /// a few hundred bytes each), so the bound is on memory too; past it lines are dropped and
 /// counted (`datamind_access_log_dropped_total`).
 const QUEUE_SLOTS: usize = 16_384;
@@ -215,15 +232,18 @@ fn write_loop(
 ) {
     // Poll on a timer instead of blocking in `recv`: a blocked receiver must be woken by
     // every sender (a futex call and a context switch per request); a sleeping one costs
-    // nothing on the request path. Lines (and spans) leave within FLUSH_EVERY.
+    // nothing on the request path. Lines (and spans) leave within FLUSH_MAX.
     let mut out = out.map(|o| std::io::BufWriter::with_capacity(64 * 1024, o));
     let mut line = Vec::with_capacity(1024);
+    let mut sleep = FLUSH_EVERY;
     loop {
-        std::thread::sleep(FLUSH_EVERY);
+        std::thread::sleep(sleep);
         let mut wrote = false;
+        let mut n = 0;
         loop {
             match rx.try_recv() {
                 Ok(mut r) => {
+                    n += 1;
                     if let Some(mut t) = r.trace.take()
                         && let Some(sink) = spans.get()
                     {
@@ -249,6 +269,7 @@ fn write_loop(
         if wrote && let Some(out) = out.as_mut() {
             let _ = out.flush();
         }
+        sleep = next_sleep(n, sleep);
     }
 }
 
@@ -280,6 +301,21 @@ fn rfc3339_ms_bytes(unix_ms: u64) -> [u8; 24] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_sleeps_longer_when_requests_are_few() {
+        let five = FLUSH_EVERY;
+        // 40,000 a second: 200 in 5 ms, the shortest sleep.
+        assert_eq!(next_sleep(200, five), FLUSH_EVERY);
+        assert_eq!(next_sleep(5_000, five), FLUSH_EVERY);
+        // 10,000 a second (50 in 5 ms): 20 ms for the next 200.
+        assert_eq!(next_sleep(50, five), Duration::from_millis(20));
+        // A few, or none: the longest sleep.
+        assert_eq!(next_sleep(1, five), FLUSH_MAX);
+        assert_eq!(next_sleep(0, FLUSH_MAX), FLUSH_MAX);
+        // Load returns: back to the shortest within one wake-up.
+        assert_eq!(next_sleep(2_000, FLUSH_MAX), FLUSH_EVERY);
+    }
 
     #[test]
     fn formats_timestamps() {
