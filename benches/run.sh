@@ -24,6 +24,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=peers/nginx_conf.sh
+source "$ROOT/benches/peers/nginx_conf.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/datamind/target}
 REL="$CARGO_TARGET_DIR/release"
 PEERS_DIR=${PEERS_DIR:-/var/cache/datamind/peers}
@@ -94,31 +96,8 @@ URL[direct]="http://$MOCK_ADDR"; PID[direct]=$MOCK_PID; HDR[direct]=""; STREAMS[
 
 start_nginx() {
   local nginx=/usr/sbin/nginx port; [ -x "$nginx" ] || return 1
-  port=$(free_port); mkdir -p "$WORK/nginx/logs"
-  cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 2;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  client_max_body_size 64m; client_body_buffer_size 2m;
-  upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 256; }
-  server {
-    listen 127.0.0.1:$port reuseport;
-    location / {
-      if (\$http_authorization != "Bearer $KEY") { return 401; }
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer x";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
+  port=$(free_port)
+  nginx_conf "$WORK/nginx" "$port" "$MOCK_PORT" "$KEY" 2
   "$nginx" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/stderr" &
   PID[nginx]=$!; PIDS+=("${PID[nginx]}")
   URL[nginx]="http://127.0.0.1:$port"; HDR[nginx]="Authorization: Bearer $KEY"; STREAMS[nginx]=1

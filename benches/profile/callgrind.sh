@@ -54,36 +54,12 @@ if [ -n "${TRACED:-}" ]; then
   TELEMETRY="telemetry: { traces: { enabled: true, protocol: http/protobuf, endpoint: \"http://127.0.0.1:$SINK/v1/traces\" } }"
 fi
 if [ -n "${NGINX:-}" ]; then
-  mkdir -p "$W/nginx"
-  cat >"$W/nginx/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $W/nginx/body; proxy_temp_path $W/nginx/proxy;
-  fastcgi_temp_path $W/nginx/fcgi; uwsgi_temp_path $W/nginx/uwsgi; scgi_temp_path $W/nginx/scgi;
-  client_max_body_size 64m; client_body_buffer_size 2m;
-  upstream mock { server 127.0.0.1:$MPORT; keepalive 256; }
-  server {
-    listen 127.0.0.1:$PORT;
-    location = /readyz { return 200; }
-    location / {
-      if (\$http_authorization != "Bearer $KEY") { return 401; }
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Authorization "Bearer x";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
-  APORT=$PORT
-  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" /usr/sbin/nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" >"$W/gw.out" 2>"$W/gw.err" &
+  # shellcheck source=../peers/nginx_conf.sh
+  source "$ROOT/benches/peers/nginx_conf.sh"
+  nginx_conf "$W/nginx" "$PORT" "$MPORT" "$KEY" 1
+  READY=(-H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/v1/models")
+  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" /usr/sbin/nginx -p "$W/nginx" \
+    -c "$W/nginx/nginx.conf" -g 'daemon off; master_process off;' >"$W/gw.out" 2>"$W/gw.err" &
   GP=$!; PIDS+=($GP)
 else
 cat >"$W/gw.yaml" <<CONF
@@ -97,7 +73,8 @@ CONF
   valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$GW" --config "$W/gw.yaml" >"$W/gw.out" 2>"$W/gw.err" &
   GP=$!; PIDS+=($GP)
 fi
-for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$APORT/readyz" && break; sleep 0.2; done
+[ -n "${READY:-}" ] || READY=("http://127.0.0.1:$APORT/readyz")
+for _ in $(seq 300); do curl -sf -o /dev/null "${READY[@]}" && break; sleep 0.2; done
 load() { "$REL/datamind-bench" --url "http://127.0.0.1:$PORT/v1/chat/completions" -H "Authorization: Bearer $KEY" -c "$C" --requests "$1" >/dev/null; }
 load 300
 callgrind_control -z "$GP" >/dev/null
