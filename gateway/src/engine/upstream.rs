@@ -459,11 +459,28 @@ fn push_header(w: &mut Vec<u8>, k: &[u8], v: &[u8]) {
     w.extend_from_slice(b"\r\n");
 }
 
-/// RFC 9110 token characters.
+/// RFC 9110 token characters, one entry per byte value: a name is checked with one table
+/// lookup per byte (it runs for every header of every upstream request).
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// A header name: RFC 9110 token characters only.
 fn valid_name(k: &[u8]) -> bool {
-    !k.is_empty()
-        && k.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !k.is_empty() && k.iter().all(|&b| TOKEN[usize::from(b)])
 }
 
 /// Visible ASCII, spaces, tabs and obs-text; never CR, LF or NUL.
@@ -482,6 +499,35 @@ fn valid_target(pieces: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_are_tokens() {
+        for name in [
+            "content-type",
+            "x-api-key",
+            "X_Custom.1",
+            "a!#$%&'*+-.^_`|~z",
+        ] {
+            assert!(valid_name(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "",
+            "bad name",
+            "a:b",
+            "a\r\nb",
+            "caf\u{e9}",
+            "a(b)",
+            "a\"b",
+            "a/b",
+        ] {
+            assert!(!valid_name(name.as_bytes()), "{name:?}");
+        }
+        // The table agrees with the definition for every byte.
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(valid_name(&[b]), want, "{b}");
+        }
+    }
     use datamind_llm::providers::RequestPath;
 
     fn outgoing<'a>(path: &str, headers: &[(&'static str, &'static str)]) -> Outgoing<'a> {
