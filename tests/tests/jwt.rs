@@ -299,8 +299,14 @@ async fn a_stale_key_set_is_refreshed_in_the_background() -> Result<()> {
     jwks.set_keys(vec![new.jwk()]).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(send(&gw, &old.sign(&claims("b"))?, MODEL).await?.0, 200);
+    // The identity provider saw the refetch; the gateway counts it once the new set is in
+    // use (the provider's count alone raced the set's installation).
     datamind_e2e::eventually("the background refetch", Duration::from_secs(3), || async {
-        Ok((jwks.fetches() == 2).then_some(()))
+        let installed = gw.metrics().await?.sum(
+            "datamind_jwks_fetches_total",
+            &[("issuer", ISS), ("result", "ok")],
+        );
+        Ok((jwks.fetches() == 2 && installed == 2.0).then_some(()))
     })
     .await?;
     let (status, err) = send(&gw, &old.sign(&claims("c"))?, MODEL).await?;

@@ -157,11 +157,15 @@ impl Jwks {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok(keys) => {
-                self.fetched_ok.inc();
                 tracing::info!(host = %self.url.host, keys = keys.len(), "JWKS fetched");
-                let mut c = self.cached.lock();
-                c.keys = Arc::new(keys);
-                c.fetched = Some(Instant::now());
+                {
+                    let mut c = self.cached.lock();
+                    c.keys = Arc::new(keys);
+                    c.fetched = Some(Instant::now());
+                }
+                // Counted once the set is in use, so a reader of the metric that sees the
+                // fetch also sees its keys.
+                self.fetched_ok.inc();
             }
             Err(e) => {
                 self.fetch_failed.inc();
