@@ -14,8 +14,8 @@
 # (rate limits, a budget and spend tracking on, in-process), datamind_limits_redis (the same
 # shared in a local redis-server), datamind_traced (the gateway exporting OTLP traces of
 # every request to a local discarding collector), datamind_conductor (the gateway with a
-# placement policy shaped like config/examples/conductor.yaml), datamind_nosteal (one
-# current-thread runtime per worker, server.work_stealing: false), datamind_nolog (the
+# placement policy shaped like config/examples/conductor.yaml), datamind_steal (one
+# work-stealing runtime over all workers, server.work_stealing: true), datamind_nolog (the
 # access log off: its cost), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
@@ -157,8 +157,9 @@ CONF
 start_datamind_anthropic() { [ -n "${URL[datamind_anthropic]:-}" ]; }
 # The same gateway with its access log off: what the log costs (nginx runs without one).
 start_datamind_nolog() { ACCESS_LOG_ON=false start_datamind datamind_nolog; }
-# One current-thread runtime per worker thread (server.work_stealing: false).
-start_datamind_nosteal() { start_datamind datamind_nosteal "" "  work_stealing: false"; }
+# One work-stealing runtime over all worker threads (server.work_stealing: true; the
+# default is one runtime per thread).
+start_datamind_steal() { start_datamind datamind_steal "" "  work_stealing: true"; }
 # A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`
 # (datamind_b) or `datamind_traced` (datamind_traced_b).
 start_datamind_b() { [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind datamind_b; }
@@ -444,7 +445,7 @@ for scenario, targets in cells.items():
 # ratio of two targets' throughput in the same repeat cancels most of what the machine's
 # load did to both; the median and range of those ratios say more than a ratio of medians.
 PAIRS = [("datamind", "nginx"), ("datamind_traced", "datamind"), ("datamind_b", "datamind"),
-         ("datamind_traced_b", "datamind_b"), ("datamind_nosteal", "datamind"),
+         ("datamind_traced_b", "datamind_b"), ("datamind_steal", "datamind"),
          ("datamind_nolog", "datamind")]
 paired = []
 for scenario, targets in cells.items():

@@ -11,7 +11,7 @@
 # dumps, and prints instructions per request and the functions with the most self cost.
 # --traced: every request's spans exported over OTLP/HTTP to benches/otlp_sink.py (the
 # `datamind_traced` bench target), so the difference to a plain run is the cost of tracing.
-# --nosteal: one runtime per worker thread (server.work_stealing: false).
+# --steal: one work-stealing runtime over all worker threads (server.work_stealing: true).
 # --nginx: the same count for nginx as run.sh configures it (one worker, master_process off,
 # so the one process under callgrind serves everything), the reference the bar is set by.
 set -euo pipefail
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     --top) TOP=$2; shift ;;
     --traced) TRACED=1 ;;
     --nginx) NGINX=1 ;;
-    --nosteal) STEAL=", work_stealing: false" ;;
+    --steal) STEAL=", work_stealing: true" ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac

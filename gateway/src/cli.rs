@@ -156,7 +156,10 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut api = Service::new("api".to_owned(), ApiListener::new(ApiApp::new(gw.clone())));
+    let mut api = Service::new(
+        "api".to_owned(),
+        ApiListener::new(ApiApp::new(gw.clone()), !server_cfg.work_stealing),
+    );
     match &server_cfg.tls {
         Some(tls) => match TlsSettings::intermediate(&tls.cert_file, &tls.key_file) {
             Ok(mut settings) => {

@@ -8,6 +8,7 @@
 
 mod conn;
 mod head;
+mod placement;
 mod write;
 
 use std::sync::Arc;
@@ -29,18 +30,57 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #[derive(Debug)]
 pub struct ApiListener {
     api: Arc<ApiApp>,
+    /// Set with one runtime per worker thread: plain-text connections are moved to the
+    /// runtime serving the fewest (see `placement`).
+    placement: Option<placement::Placement>,
 }
 
 impl ApiListener {
-    /// The listener over the API application.
-    pub fn new(api: ApiApp) -> Self {
-        Self { api: Arc::new(api) }
+    /// The listener over the API application; `per_thread_runtimes` when Pingora runs one
+    /// runtime per worker thread (`server.work_stealing: false`).
+    pub fn new(api: ApiApp, per_thread_runtimes: bool) -> Self {
+        Self {
+            api: Arc::new(api),
+            placement: per_thread_runtimes.then(placement::Placement::default),
+        }
     }
 }
 
 #[async_trait]
 impl ServerApp for ApiListener {
     async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let Some(placement) = &self.placement else {
+            return self.serve_here(stream, shutdown).await;
+        };
+        let tcp = match placement::detach(stream) {
+            Ok(tcp) => tcp,
+            Err(stream) => return self.serve_here(stream, shutdown).await,
+        };
+        let target = placement.choose();
+        let this = Arc::clone(self);
+        let shutdown = shutdown.clone();
+        target.handle.spawn(async move {
+            let _live = target.live;
+            match placement::attach(tcp) {
+                Ok(stream) => {
+                    // Pingora would loop over a stream handed back for reuse (HTTP/2
+                    // never does here); the connection ends when this returns.
+                    let _ = this.serve_here(stream, &shutdown).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "could not register a moved connection"),
+            }
+        });
+        None
+    }
+}
+
+impl ApiListener {
+    /// Serves a connection on the calling runtime.
+    async fn serve_here(
         self: &Arc<Self>,
         stream: Stream,
         shutdown: &ShutdownWatch,
