@@ -139,11 +139,19 @@ pub(crate) fn detach(stream: Stream) -> Result<std::net::TcpStream, Stream> {
     }
 }
 
-/// Registers a detached socket with the calling runtime, as a Pingora stream.
+/// Registers a detached socket with the calling runtime, as a Pingora stream with its
+/// socket digest (peer and local address, read lazily from the new descriptor) as
+/// Pingora's accept gives one.
 pub(crate) fn attach(tcp: std::net::TcpStream) -> std::io::Result<Stream> {
+    use pingora_core::protocols::GetSocketDigest;
+    use pingora_core::protocols::SocketDigest;
+    use std::os::fd::AsRawFd;
     tcp.set_nonblocking(true)?;
     let tcp = tokio::net::TcpStream::from_std(tcp)?;
-    Ok(Box::new(L4Stream::from(tcp)))
+    let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+    let mut stream = L4Stream::from(tcp);
+    stream.set_socket_digest(digest);
+    Ok(Box::new(stream))
 }
 
 #[cfg(test)]
@@ -181,6 +189,7 @@ mod tests {
 
     #[test]
     fn a_moved_socket_keeps_its_connection_and_pending_bytes() {
+        use pingora_core::protocols::GetSocketDigest;
         use std::io::{Read, Write};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let accepting = tokio::runtime::Builder::new_current_thread()
@@ -217,6 +226,14 @@ mod tests {
                 moved.id(),
                 first_fd,
                 "a second descriptor of the same socket"
+            );
+            let peer = moved
+                .get_socket_digest()
+                .and_then(|d| d.peer_addr().cloned());
+            assert_eq!(
+                peer.and_then(|p| p.as_inet().copied()),
+                Some(client.local_addr().unwrap()),
+                "the digest names the client"
             );
             let mut got = [0u8; 4];
             moved.read_exact(&mut got).await.unwrap();
