@@ -189,7 +189,6 @@ mod tests {
 
     #[test]
     fn a_moved_socket_keeps_its_connection_and_pending_bytes() {
-        use pingora_core::protocols::GetSocketDigest;
         use std::io::{Read, Write};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let accepting = tokio::runtime::Builder::new_current_thread()
