@@ -126,6 +126,7 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
         AccessLog::disabled()
     };
     let server_cfg = config.server.clone();
+    let work_stealing = crate::server::work_stealing(&server_cfg);
     let telemetry_cfg = config.telemetry.clone();
     let gw = Gateway::new(config, access_log);
     match Traces::start(&telemetry_cfg, &gw.metrics) {
@@ -143,7 +144,7 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
     // Draining is ours (see reload.rs): Pingora's grace period is only a backstop.
     let conf = ServerConf {
         threads: server_cfg.threads,
-        work_stealing: server_cfg.work_stealing,
+        work_stealing,
         grace_period_seconds: Some(server_cfg.shutdown_grace_seconds + 1),
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: 1024,
@@ -158,7 +159,7 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
 
     let mut api = Service::new(
         "api".to_owned(),
-        ApiListener::new(ApiApp::new(gw.clone()), !server_cfg.work_stealing),
+        ApiListener::new(ApiApp::new(gw.clone()), !work_stealing),
     );
     match &server_cfg.tls {
         Some(tls) => match TlsSettings::intermediate(&tls.cert_file, &tls.key_file) {

@@ -59,7 +59,7 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Builds the shared state around a validated config.
     pub fn new(config: crate::config::Config, access_log: AccessLog) -> Arc<Self> {
-        let work_stealing = config.server.work_stealing;
+        let work_stealing = crate::server::work_stealing(&config.server);
         let metrics = Arc::new(Metrics::new());
         let health = HealthRegistry::default();
         let redis = config.redis.as_ref().and_then(|r| {

@@ -79,10 +79,12 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// One work-stealing runtime for all worker threads (true), or one runtime per thread
     /// with each plain-text connection moved to, and registered with, the runtime serving
-    /// the fewest (false, the default: no cross-thread wake-ups; about 10% more requests
-    /// per second at c=32 and c=64 on 2 cores, `benches/results/`).
-    #[serde(default = "default_work_stealing")]
-    pub work_stealing: bool,
+    /// the fewest (false: no cross-thread wake-ups; 5–10% more requests per second at c=32
+    /// and c=64 on 2 cores, `benches/results/2026-11-27T091513Z.md`). Unset (the default):
+    /// false where the gateway may duplicate its own sockets (`pidfd_getfd`, which some
+    /// seccomp profiles refuse), else true. See [`crate::server::work_stealing`].
+    #[serde(default)]
+    pub work_stealing: Option<bool>,
 }
 
 /// TLS certificate and key files (PEM).
@@ -480,9 +482,6 @@ fn default_max_body() -> usize {
 }
 fn default_grace() -> u64 {
     30
-}
-fn default_work_stealing() -> bool {
-    false
 }
 fn yes() -> bool {
     true

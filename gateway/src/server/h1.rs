@@ -20,6 +20,7 @@ use pingora_core::protocols::{ALPN, Stream};
 use pingora_core::server::ShutdownWatch;
 
 pub(crate) use conn::Conn;
+pub(crate) use placement::available as placement_available;
 
 use super::api::ApiApp;
 use super::downstream::Downstream;

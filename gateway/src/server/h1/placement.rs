@@ -13,7 +13,9 @@
 //! target runtime wraps the duplicate. Nothing has been read from the socket yet, so no
 //! byte is lost. TLS connections stay where they are (their session lives in the stream).
 //! Where the kernel or a seccomp profile refuses `pidfd_getfd` (containers without
-//! `CAP_SYS_PTRACE` often do), connections are served where Pingora put them, as before.
+//! `CAP_SYS_PTRACE` often do), an unset `server.work_stealing` picks the work-stealing
+//! runtime instead ([`available`], `crate::server::work_stealing`); with an explicit `false`
+//! connections are served where Pingora put them.
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,6 +103,24 @@ fn own_pidfd() -> Option<&'static OwnedFd> {
                 .ok()
         })
         .as_ref()
+}
+
+/// Whether this process may duplicate its own descriptors with `pidfd_getfd` (probed once,
+/// on the pidfd itself): what the per-thread runtimes need to place connections.
+pub(crate) fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        use std::os::fd::AsRawFd;
+        own_pidfd().is_some_and(|pidfd| {
+            rustix::process::pidfd_getfd(
+                pidfd,
+                pidfd.as_raw_fd(),
+                rustix::process::PidfdGetfdFlags::empty(),
+            )
+            .inspect_err(|e| tracing::info!(error = %e, "pidfd_getfd refused: connections cannot be moved between runtimes"))
+            .is_ok()
+        })
+    })
 }
 
 /// Whether moving sockets has failed once (then it is not tried again).
