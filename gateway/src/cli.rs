@@ -159,7 +159,11 @@ fn run(config: Config, path: &Path, upgrade: bool) -> i32 {
 
     let mut api = Service::new(
         "api".to_owned(),
-        ApiListener::new(ApiApp::new(gw.clone()), !work_stealing),
+        ApiListener::new(
+            ApiApp::new(gw.clone()),
+            !work_stealing,
+            crate::server::pinned_cpus(&server_cfg, work_stealing),
+        ),
     );
     match &server_cfg.tls {
         Some(tls) => match TlsSettings::intermediate(&tls.cert_file, &tls.key_file) {

@@ -3,3 +3,4 @@
 
 pub(crate) mod chunked;
 pub(crate) mod decimal;
+pub(crate) mod transport;

@@ -70,6 +70,12 @@ impl Config {
         if s.threads == 0 {
             p.add("server.threads", "must be at least 1");
         }
+        if s.pin_threads == Some(true) && s.work_stealing == Some(true) {
+            p.add(
+                "server.pin_threads",
+                "needs one runtime per thread: set server.work_stealing to false or leave it unset",
+            );
+        }
         if s.max_body_bytes < 1024 {
             p.add("server.max_body_bytes", "must be at least 1024");
         }
@@ -280,7 +286,7 @@ mod tests {
     #[test]
     fn reports_every_problem_with_its_path() {
         let yaml = r#"
-server: { listen: "127.0.0.1:1", admin_listen: "nope" }
+server: { listen: "127.0.0.1:1", admin_listen: "nope", work_stealing: true, pin_threads: true }
 cooldown: { failures: 0 }
 cache: { ttl_seconds: 0, max_entry_bytes: 4096, max_total_bytes: 2048, store: redis }
 auth: { keys: [ { name: a, sha256: "XYZ", models: [ghost] } ] }
@@ -295,6 +301,7 @@ models:
         let err = parse_str(yaml, &|_| None).unwrap_err().to_string();
         for needle in [
             "server.admin_listen: \"nope\" is not an IP:port address",
+            "server.pin_threads: needs one runtime per thread",
             "cooldown.failures: must be at least 1",
             "cache.ttl_seconds: must be at least 1",
             "cache.max_total_bytes: must be at least cache.max_entry_bytes",

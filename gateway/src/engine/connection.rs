@@ -1,10 +1,9 @@
 //! HTTP/1.1 upstream connections the gateway reads and writes itself.
 //!
-//! A plain `http://` upstream is a bare [`TcpStream`], opened here: reads and writes go
-//! straight to tokio's socket, without Pingora's stream layers (read/write buffers, timing
-//! and digest bookkeeping, dynamic dispatch) that every I/O call would otherwise pay.
-//! Pingora still opens TLS connections (and every HTTP/2 session, see `upstream.rs`); an
-//! HTTP/1.1 stream over TLS is kept as Pingora's [`Stream`].
+//! A plain `http://` upstream is a bare [`TcpStream`](tokio::net::TcpStream), opened here:
+//! reads and writes go straight to tokio's socket, without the layers of Pingora's stream
+//! (see [`crate::http1::transport`]). Pingora still opens TLS connections (and every
+//! HTTP/2 session, see `upstream.rs`); an HTTP/1.1 stream over TLS is kept as Pingora's.
 //!
 //! The socket is set up as Pingora's connector sets up the peers the gateway builds
 //! (`snapshot::make_peer`): `TCP_NODELAY`, no keepalive, the peer's connect timeout, and
@@ -15,28 +14,20 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
-use pingora_core::protocols::Stream;
 use pingora_core::protocols::tls::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpSocket;
 
 use super::AttemptError;
 use super::timer::within;
 
 /// An HTTP/1.1 connection to an upstream.
-#[derive(Debug)]
-pub(crate) enum H1Conn {
-    /// Plain TCP, opened by [`connect`].
-    Plain(TcpStream),
-    /// A stream Pingora's connector opened (TLS).
-    Pingora(Stream),
-}
+pub(crate) type H1Conn = crate::http1::transport::Transport;
 
 /// The address to open a plain TCP connection to, when the gateway connects to `peer`
 /// itself: plain HTTP/1.1 with no option only Pingora's connector would apply.
@@ -142,59 +133,6 @@ pub(crate) fn quiet(conn: &mut H1Conn) -> bool {
             let read = std::pin::pin!(tokio::task::unconstrained(s.read(&mut byte)));
             read.poll(&mut Context::from_waker(std::task::Waker::noop()))
                 .is_pending()
-        }
-    }
-}
-
-// === impl H1Conn ===
-
-impl H1Conn {
-    /// A plain connection's local port, to tell connections apart in tests.
-    #[cfg(test)]
-    pub(crate) fn local_port(&self) -> Option<u16> {
-        match self {
-            Self::Plain(s) => s.local_addr().ok().map(|a| a.port()),
-            Self::Pingora(_) => None,
-        }
-    }
-}
-
-impl AsyncRead for H1Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Pingora(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for H1Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Pingora(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Pingora(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Pingora(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
-use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::{ALPN, Stream};
 use pingora_core::server::ShutdownWatch;
 
+use crate::http1::transport::Transport;
 pub(crate) use conn::Conn;
 pub(crate) use placement::available as placement_available;
 
@@ -38,11 +38,12 @@ pub struct ApiListener {
 
 impl ApiListener {
     /// The listener over the API application; `per_thread_runtimes` when Pingora runs one
-    /// runtime per worker thread (`server.work_stealing: false`).
-    pub fn new(api: ApiApp, per_thread_runtimes: bool) -> Self {
+    /// runtime per worker thread (`server.work_stealing: false`), their threads pinned to
+    /// `cpus` in turn (empty: not pinned; `crate::server::pinned_cpus`).
+    pub fn new(api: ApiApp, per_thread_runtimes: bool, cpus: Vec<usize>) -> Self {
         Self {
             api: Arc::new(api),
-            placement: per_thread_runtimes.then(placement::Placement::default),
+            placement: per_thread_runtimes.then(|| placement::Placement::new(cpus)),
         }
     }
 }
@@ -67,10 +68,10 @@ impl ServerApp for ApiListener {
         target.handle.spawn(async move {
             let _live = target.live;
             match placement::attach(tcp) {
-                Ok(stream) => {
+                Ok(tcp) => {
                     // Pingora would loop over a stream handed back for reuse (HTTP/2
                     // never does here); the connection ends when this returns.
-                    let _ = this.serve_here(stream, &shutdown).await;
+                    let _ = this.serve_plain(Transport::Plain(tcp), &shutdown).await;
                 }
                 Err(e) => tracing::warn!(error = %e, "could not register a moved connection"),
             }
@@ -90,22 +91,28 @@ impl ApiListener {
             if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
                 return ServerApp::process_new(&self.api, stream, shutdown).await;
             }
-            serve(&self.api, Conn::new(stream), shutdown).await;
+            serve(&self.api, Conn::new(Transport::Pingora(stream)), shutdown).await;
             return None;
         }
-        // Plain text: h2c with prior knowledge starts with the preface. The first bytes are
-        // read (not peeked for a fixed length, which would stall a request shorter than
-        // the preface) and put back for Pingora's HTTP/2 server when they are the preface.
-        let mut conn = Conn::new(stream);
+        self.serve_plain(Transport::Pingora(stream), shutdown).await
+    }
+
+    /// Serves a plain-text connection: HTTP/1.x here, h2c handed to Pingora.
+    async fn serve_plain(
+        self: &Arc<Self>,
+        io: Transport,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // h2c with prior knowledge starts with the preface. The first bytes are read (not
+        // peeked for a fixed length, which would stall a request shorter than the preface)
+        // and put back for Pingora's HTTP/2 server when they are the preface.
+        let mut conn = Conn::new(io);
         match conn.sniff(H2_PREFACE).await {
             Some(false) => serve(&self.api, conn, shutdown).await,
             Some(true) => {
-                let (stream, read) = conn.into_parts();
-                let Ok(mut l4) = stream.into_any().downcast::<L4Stream>() else {
-                    return None;
-                };
-                l4.rewind(&read);
-                return ServerApp::process_new(&self.api, l4, shutdown).await;
+                let (io, read) = conn.into_parts();
+                let stream = io.into_pingora(&read)?;
+                return ServerApp::process_new(&self.api, stream, shutdown).await;
             }
             None => {}
         }

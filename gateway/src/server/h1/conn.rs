@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pingora_core::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::head::{self, Framing, Head, HeadError, MAX_HEAD, Semantics};
 use super::write::{self, BodyMode};
 use crate::engine::timer::within;
 use crate::http1::chunked::{Decoder, Step};
+use crate::http1::transport::Transport;
 use crate::server::response_head::ResponseHead;
 
 /// Longest wait for the next request on an idle connection.
@@ -44,7 +44,7 @@ pub(crate) struct WriteFailed;
 /// An HTTP/1.x client connection between requests or inside one.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: Stream,
+    stream: Transport,
     /// Bytes read but not consumed: the rest of a body, or pipelined requests.
     buf: BytesMut,
     /// The current request's head bytes, which `head` indexes.
@@ -66,7 +66,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// A connection that has not read anything yet.
-    pub fn new(stream: Stream) -> Self {
+    pub fn new(stream: Transport) -> Self {
         Self {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -161,8 +161,8 @@ impl Conn {
         }
     }
 
-    /// The stream and the bytes read from it so far.
-    pub fn into_parts(self) -> (Stream, BytesMut) {
+    /// The transport and the bytes read from it so far.
+    pub fn into_parts(self) -> (Transport, BytesMut) {
         (self.stream, self.buf)
     }
 

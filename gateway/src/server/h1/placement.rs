@@ -22,13 +22,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pingora_core::protocols::Stream;
-use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use tokio::runtime::Handle;
 
 /// The runtimes seen so far and how many connections each serves.
 #[derive(Debug, Default)]
 pub(crate) struct Placement {
     runtimes: Mutex<Vec<Runtime>>,
+    /// CPUs to pin runtimes' threads to, one each in the order they are seen (empty: not
+    /// pinned; see `crate::server::pinned_cpus`).
+    cpus: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,14 @@ pub(crate) struct Target {
 }
 
 impl Placement {
+    /// Placement over the runtimes as they show up, pinning their threads to `cpus`.
+    pub fn new(cpus: Vec<usize>) -> Self {
+        Self {
+            runtimes: Mutex::default(),
+            cpus,
+        }
+    }
+
     /// Registers the calling runtime (once) and picks the runtime with the fewest
     /// connections, preferring the calling one on ties. The count is taken at once.
     pub fn choose(&self) -> Target {
@@ -67,6 +77,11 @@ impl Placement {
         let mine = match runtimes.iter().position(|r| r.id == me) {
             Some(i) => i,
             None => {
+                // Seen for the first time, on its own thread (a current-thread runtime runs
+                // on the one thread that drives it): pin that thread now.
+                if !self.cpus.is_empty() {
+                    pin_current_thread(self.cpus[runtimes.len() % self.cpus.len()]);
+                }
                 runtimes.push(Runtime {
                     id: me,
                     handle: here,
@@ -87,6 +102,16 @@ impl Placement {
             handle: best.handle.clone(),
             live: Live(best.live.clone()),
         }
+    }
+}
+
+/// Pins the calling thread to `cpu`; a refusal is logged and the thread left as it was.
+fn pin_current_thread(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    match rustix::thread::sched_setaffinity(None, &set) {
+        Ok(()) => tracing::info!(cpu, "API worker thread pinned"),
+        Err(e) => tracing::warn!(cpu, error = %e, "could not pin an API worker thread"),
     }
 }
 
@@ -159,24 +184,17 @@ pub(crate) fn detach(stream: Stream) -> Result<std::net::TcpStream, Stream> {
     }
 }
 
-/// Registers a detached socket with the calling runtime, as a Pingora stream with its
-/// socket digest (peer and local address, read lazily from the new descriptor) as
-/// Pingora's accept gives one.
-pub(crate) fn attach(tcp: std::net::TcpStream) -> std::io::Result<Stream> {
-    use pingora_core::protocols::GetSocketDigest;
-    use pingora_core::protocols::SocketDigest;
-    use std::os::fd::AsRawFd;
+/// Registers a detached socket with the calling runtime. The connection is served on the
+/// tokio socket itself (see `io`).
+pub(crate) fn attach(tcp: std::net::TcpStream) -> std::io::Result<tokio::net::TcpStream> {
     tcp.set_nonblocking(true)?;
-    let tcp = tokio::net::TcpStream::from_std(tcp)?;
-    let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
-    let mut stream = L4Stream::from(tcp);
-    stream.set_socket_digest(digest);
-    Ok(Box::new(stream))
+    tokio::net::TcpStream::from_std(tcp)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pingora_core::protocols::l4::stream::Stream as L4Stream;
 
     #[test]
     fn connections_go_to_the_runtime_with_the_fewest() {
@@ -205,6 +223,35 @@ mod tests {
         drop(third);
         let fifth = runtimes[1].block_on(async { placement.choose() });
         assert_eq!(fifth.handle.id(), runtimes[0].handle().id());
+    }
+
+    #[test]
+    fn a_runtime_s_thread_is_pinned_when_first_seen() {
+        let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+        let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&c| allowed.is_set(c))
+            .collect();
+        // The last allowed CPU, so the pin is visible on a machine with more than one.
+        let cpu = *cpus.last().unwrap();
+        let placement = Placement::new(vec![cpu]);
+        let pinned = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let _ = placement.choose();
+            });
+            rustix::thread::sched_getaffinity(None).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert!(pinned.is_set(cpu));
+        assert_eq!(pinned.count(), 1, "only the chosen CPU");
+        // Threads that were not seen are left alone.
+        assert_eq!(
+            rustix::thread::sched_getaffinity(None).unwrap().count() as usize,
+            cpus.len()
+        );
     }
 
     #[test]
@@ -242,17 +289,9 @@ mod tests {
         serving.block_on(async {
             let mut moved = attach(tcp).unwrap();
             assert_ne!(
-                moved.id(),
+                std::os::fd::AsRawFd::as_raw_fd(&moved),
                 first_fd,
                 "a second descriptor of the same socket"
-            );
-            let peer = moved
-                .get_socket_digest()
-                .and_then(|d| d.peer_addr().cloned());
-            assert_eq!(
-                peer.and_then(|p| p.as_inet().copied()),
-                Some(client.local_addr().unwrap()),
-                "the digest names the client"
             );
             let mut got = [0u8; 4];
             moved.read_exact(&mut got).await.unwrap();
