@@ -15,8 +15,9 @@
 # shared in a local redis-server), datamind_traced (the gateway exporting OTLP traces of
 # every request to a local discarding collector), datamind_conductor (the gateway with a
 # placement policy shaped like config/examples/conductor.yaml), datamind_steal (one
-# work-stealing runtime over all workers, server.work_stealing: true), datamind_nolog (the
-# access log off: its cost), and
+# work-stealing runtime over all workers, server.work_stealing: true), datamind_unpinned
+# (worker threads not pinned, server.pin_threads: false), datamind_nolog (the access log
+# off: its cost), nginx_pinned (nginx with worker_cpu_affinity auto), and
 # litellm / portkey when benches/peers/setup.sh installed them. Each scenario runs every target
 # in turn, rotating the order each repeat (A B C, B C A, ...); the load generator samples the
 # target's CPU and RSS. Results: benches/results/<date>.md, .json and .svg (--out elsewhere).
@@ -94,15 +95,18 @@ log "mock-llm on $MOCK_ADDR"
 declare -A URL PID HDR STREAMS MODEL ADMIN
 URL[direct]="http://$MOCK_ADDR"; PID[direct]=$MOCK_PID; HDR[direct]=""; STREAMS[direct]=1
 
-start_nginx() {
-  local nginx=/usr/sbin/nginx port; [ -x "$nginx" ] || return 1
+start_nginx() { # [target name] [main-context directive]
+  local name=${1:-nginx} nginx=/usr/sbin/nginx port; [ -x "$nginx" ] || return 1
   port=$(free_port)
-  nginx_conf "$WORK/nginx" "$port" "$MOCK_PORT" "$KEY" 2
-  "$nginx" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/stderr" &
-  PID[nginx]=$!; PIDS+=("${PID[nginx]}")
-  URL[nginx]="http://127.0.0.1:$port"; HDR[nginx]="Authorization: Bearer $KEY"; STREAMS[nginx]=1
-  wait_http "${URL[nginx]}/v1/models" 10 -H "Authorization: Bearer $KEY"
+  nginx_conf "$WORK/$name" "$port" "$MOCK_PORT" "$KEY" 2 "${2:-}"
+  "$nginx" -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -g 'daemon off;' 2>"$WORK/$name/stderr" &
+  PID[$name]=$!; PIDS+=("${PID[$name]}")
+  URL[$name]="http://127.0.0.1:$port"; HDR[$name]="Authorization: Bearer $KEY"; STREAMS[$name]=1
+  wait_http "${URL[$name]}/v1/models" 10 -H "Authorization: Bearer $KEY"
 }
+# nginx with each worker pinned to a CPU (not its default): the reference for the
+# gateway's pinned threads (server.pin_threads, on by default where threads = CPUs).
+start_nginx_pinned() { start_nginx nginx_pinned "worker_cpu_affinity auto;"; }
 
 start_datamind() { # [target name] [extra YAML] [extra server YAML, indented]
   local name=${1:-datamind} extra=${2:-} server_extra=${3:-}
@@ -160,6 +164,9 @@ start_datamind_nolog() { ACCESS_LOG_ON=false start_datamind datamind_nolog; }
 # One work-stealing runtime over all worker threads (server.work_stealing: true; the
 # default is one runtime per thread).
 start_datamind_steal() { start_datamind datamind_steal "" "  work_stealing: true"; }
+# Per-thread runtimes left to the scheduler (server.pin_threads: false; the default pins
+# them here, where the bench's 2 threads match the machine's 2 CPUs).
+start_datamind_unpinned() { start_datamind datamind_unpinned "" "  pin_threads: false"; }
 # A/B of two builds: GATEWAY_B=/path/to/other/datamind-gateway, same config as `datamind`
 # (datamind_b) or `datamind_traced` (datamind_traced_b).
 start_datamind_b() { [ -x "${GATEWAY_B:-}" ] && GW_BIN=$GATEWAY_B start_datamind datamind_b; }
@@ -446,7 +453,8 @@ for scenario, targets in cells.items():
 # load did to both; the median and range of those ratios say more than a ratio of medians.
 PAIRS = [("datamind", "nginx"), ("datamind_traced", "datamind"), ("datamind_b", "datamind"),
          ("datamind_traced_b", "datamind_b"), ("datamind_steal", "datamind"),
-         ("datamind_nolog", "datamind")]
+         ("datamind_nolog", "datamind"), ("datamind_unpinned", "datamind"),
+         ("datamind", "nginx_pinned"), ("nginx_pinned", "nginx")]
 paired = []
 for scenario, targets in cells.items():
     for a, b in PAIRS:

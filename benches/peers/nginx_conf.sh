@@ -2,12 +2,14 @@
 # a plain keep-alive reverse proxy to the mock with a bearer check, no buffering, no access
 # log (shared/notes/benchmarking.md).
 #   source benches/peers/nginx_conf.sh
-#   nginx_conf DIR LISTEN_PORT MOCK_PORT KEY WORKERS   # writes DIR/nginx.conf
+#   nginx_conf DIR LISTEN_PORT MOCK_PORT KEY WORKERS [MAIN_DIRECTIVE]   # writes DIR/nginx.conf
+# MAIN_DIRECTIVE: one more main-context line, e.g. "worker_cpu_affinity auto;" (nginx_pinned).
 nginx_conf() {
-  local dir=$1 port=$2 mock_port=$3 key=$4 workers=$5
+  local dir=$1 port=$2 mock_port=$3 key=$4 workers=$5 main=${6:-}
   mkdir -p "$dir/logs"
   cat >"$dir/nginx.conf" <<CONF
 worker_processes $workers;
+$main
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
 events { worker_connections 4096; }
