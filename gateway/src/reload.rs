@@ -142,10 +142,16 @@ impl BackgroundService for Reloader {
                 dirs.push(d);
             }
         }
+        // Events that may change the config: the file itself, a policy file, or a
+        // Kubernetes ConfigMap update. The kubelet never touches the mounted file names
+        // (each is a symlink through `..data`); it writes a new directory and renames a
+        // `..data` symlink onto the old one, so that rename is the only event an update
+        // makes.
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             if let Ok(ev) = ev
                 && ev.paths.iter().any(|p| {
                     p.file_name() == file_name.as_deref()
+                        || p.file_name().is_some_and(|n| n == "..data")
                         || p.extension().is_some_and(|e| e == "cel")
                 })
             {

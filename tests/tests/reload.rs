@@ -113,6 +113,48 @@ async fn invalid_edit_keeps_running_config_and_counts_failure() -> Result<()> {
     Ok(())
 }
 
+/// A ConfigMap volume as the kubelet lays it out and updates it: the file is a symlink
+/// through `..data` to a timestamped directory, and an update writes a new directory and
+/// renames a new `..data` symlink over the old one. No event names the file itself.
+#[tokio::test]
+async fn a_configmap_style_update_reloads() -> Result<()> {
+    use std::os::unix::fs::symlink;
+    let s = OneUpstream::start(MockSpec::named("up1")).await?;
+    let dir = s.gateway.dir();
+    let (api, admin) = (s.gateway.api_addr(), s.gateway.admin_addr());
+    let same = one_upstream_config(&s.mock).render(api, admin);
+    // Lay the volume out under the running gateway: `gateway.yaml -> ..data/gateway.yaml`.
+    std::fs::create_dir(dir.join("..2026_11_27_first"))?;
+    std::fs::write(dir.join("..2026_11_27_first/gateway.yaml"), &same)?;
+    symlink("..2026_11_27_first", dir.join("..data"))?;
+    symlink("..data/gateway.yaml", dir.join("gateway.yaml.tmp"))?;
+    std::fs::rename(dir.join("gateway.yaml.tmp"), s.gateway.config_path())?;
+    eventually(
+        "the relinked file to reload",
+        Duration::from_secs(3),
+        || async { Ok((reloads(&s.gateway, "success").await? >= 1.0).then_some(())) },
+    )
+    .await?;
+    assert!(!lists_model(&s.gateway, NEW_MODEL).await?);
+
+    // The update, as the kubelet makes it.
+    let edited = one_upstream_config(&s.mock)
+        .model(ModelGroup::new(NEW_MODEL).deployment("up1", "reloaded-upstream"))
+        .render(api, admin);
+    std::fs::create_dir(dir.join("..2026_11_27_second"))?;
+    std::fs::write(dir.join("..2026_11_27_second/gateway.yaml"), edited)?;
+    symlink("..2026_11_27_second", dir.join("..data_tmp"))?;
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data"))?;
+    std::fs::remove_dir_all(dir.join("..2026_11_27_first"))?;
+    eventually(
+        "the model the update added to be listed",
+        Duration::from_secs(3),
+        || async { Ok(lists_model(&s.gateway, NEW_MODEL).await?.then_some(())) },
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn sighup_reloads_the_config() -> Result<()> {
     let s = OneUpstream::start(MockSpec::named("up1")).await?;
