@@ -90,8 +90,8 @@ pub struct ServerConfig {
     /// the gateway runs per-thread runtimes and `threads` equals the number of CPUs it may
     /// run on (a machine, VM or exclusive CPU set of its own), else not. The threads never
     /// trade connections, so the scheduler moving them only costs: pinned, the gateway
-    /// leaves ~2 points less CPU idle and serves ~3% more at c=32 on 2 cores. See
-    /// [`crate::server::pinned_cpus`].
+    /// leaves ~2 points less CPU idle and serves 8% more at c=32, 1% more at c=64 on 2
+    /// cores (`benches/results/2026-11-27T105746Z.md`). See [`crate::server::pinned_cpus`].
     #[serde(default)]
     pub pin_threads: Option<bool>,
 }
