@@ -1,7 +1,10 @@
 //! Hot reload and graceful drain, as one Pingora background service.
 //!
 //! - The config file is watched (its directory, so editors that replace the file by rename
-//!   are seen too), and so are the `.cel` files of its policy; SIGHUP forces a reload. A reload parses, validates and builds a new
+//!   are seen too, and Kubernetes ConfigMap updates), and so are the `.cel` files of its
+//!   policy; SIGHUP forces a reload. The watch is inotify's, asked only for files closed
+//!   after writing, renamed in and created: a process appending to a file in the same
+//!   directory (an access log beside the config) does not wake it per write. A reload parses, validates and builds a new
 //!   snapshot, then swaps it in; an invalid file keeps the running config, is logged with
 //!   every problem, and counts as `datamind_config_reloads_total{result="failure"}`.
 //! - SIGTERM marks the gateway draining (`/readyz` turns 503, new LLM requests get 503,
@@ -14,7 +17,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use notify::{RecursiveMode, Watcher};
+use futures_util::StreamExt;
+use inotify::{Inotify, WatchMask};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use tokio::signal::unix::{SignalKind, signal};
@@ -122,6 +126,18 @@ impl Reloader {
     }
 }
 
+/// Events in `dirs` that can change a file: closed after writing, renamed in, created.
+fn watch(dirs: &[PathBuf]) -> std::io::Result<inotify::EventStream<[u8; 4096]>> {
+    let inotify = Inotify::init()?;
+    for d in dirs {
+        inotify.watches().add(
+            d,
+            WatchMask::CLOSE_WRITE | WatchMask::MOVED_TO | WatchMask::CREATE,
+        )?;
+    }
+    inotify.into_event_stream([0u8; 4096])
+}
+
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -147,33 +163,32 @@ impl BackgroundService for Reloader {
         // (each is a symlink through `..data`); it writes a new directory and renames a
         // `..data` symlink onto the old one, so that rename is the only event an update
         // makes.
-        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Ok(ev) = ev
-                && ev.paths.iter().any(|p| {
-                    p.file_name() == file_name.as_deref()
-                        || p.file_name().is_some_and(|n| n == "..data")
-                        || p.extension().is_some_and(|e| e == "cel")
-                })
-            {
-                let _ = tx.try_send(());
-            }
-        });
-        let _watcher = match watcher {
-            Ok(mut w) => match dirs
-                .iter()
-                .try_for_each(|d| w.watch(d, RecursiveMode::NonRecursive))
-            {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch the config directory; reload with SIGHUP");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "no file watcher; reload with SIGHUP");
-                None
-            }
+        let relevant = move |name: &std::ffi::OsStr| {
+            Some(name) == file_name.as_deref()
+                || name == "..data"
+                || Path::new(name).extension().is_some_and(|e| e == "cel")
         };
+        match watch(&dirs) {
+            Ok(mut events) => {
+                tokio::spawn(async move {
+                    while let Some(ev) = events.next().await {
+                        match ev {
+                            Ok(ev) if ev.name.as_deref().is_some_and(&relevant) => {
+                                let _ = tx.try_send(());
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "config watch failed; reload with SIGHUP");
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config directory; reload with SIGHUP");
+            }
+        }
         let (Ok(mut hup), Ok(mut term)) = (
             signal(SignalKind::hangup()),
             signal(SignalKind::terminate()),
@@ -202,5 +217,53 @@ impl BackgroundService for Reloader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_watch_sees_whole_writes_and_renames_but_not_appends() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut events = watch(&[dir.path().to_path_buf()]).unwrap();
+        // An access log beside the config, held open and appended to: no event at all.
+        let mut log = std::fs::File::create(dir.path().join("access.log")).unwrap();
+        let first = tokio::time::timeout(Duration::from_millis(200), events.next()).await;
+        assert_eq!(
+            first.unwrap().unwrap().unwrap().name.as_deref(),
+            Some(std::ffi::OsStr::new("access.log")),
+            "creating a file is seen"
+        );
+        for _ in 0..100 {
+            log.write_all(b"{\"status\":200}\n").unwrap();
+            log.flush().unwrap();
+        }
+        // The config written whole, then replaced by rename: those are the next events.
+        std::fs::write(dir.path().join("gateway.yaml"), "a: 1\n").unwrap();
+        std::fs::write(dir.path().join("new.tmp"), "a: 2\n").unwrap();
+        std::fs::rename(dir.path().join("new.tmp"), dir.path().join("gateway.yaml")).unwrap();
+        let mut names = Vec::new();
+        while names.len() < 5 {
+            let ev = tokio::time::timeout(Duration::from_secs(2), events.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            names.push(ev.name.unwrap().to_string_lossy().into_owned());
+        }
+        assert_eq!(
+            names,
+            [
+                "gateway.yaml",
+                "gateway.yaml",
+                "new.tmp",
+                "new.tmp",
+                "gateway.yaml"
+            ],
+            "create and close of each file, then the rename; no event for the appends"
+        );
     }
 }
