@@ -322,11 +322,10 @@ async fn relay_stream(
                     break;
                 }
             }
-            let data = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(4096)));
             if let Some(c) = capture.as_mut() {
-                c.push(&data);
+                c.push(&buf);
             }
-            if session.write_body(data, false).await.is_err() {
+            if session.write_body_vec(&mut buf).await.is_err() {
                 out.client_gone = true;
                 break;
             }

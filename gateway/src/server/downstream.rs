@@ -176,6 +176,24 @@ impl Downstream<'_> {
         }
     }
 
+    /// Writes the bytes in `buf` as a piece of the response body and leaves `buf` empty
+    /// with room for the next piece: HTTP/1.x copies from it (no allocation per piece, the
+    /// stream relay's case); Pingora's sessions take it as `Bytes` and `buf` gets a fresh
+    /// allocation of the same capacity.
+    pub async fn write_body_vec(&mut self, buf: &mut Vec<u8>) -> Result<(), WriteFailed> {
+        match self {
+            Self::H1(c) => {
+                let r = c.write_body(buf, false).await.map_err(|_| WriteFailed);
+                buf.clear();
+                r
+            }
+            Self::Pingora(_) => {
+                let data = std::mem::replace(buf, Vec::with_capacity(buf.capacity()));
+                self.write_body(Bytes::from(data), false).await
+            }
+        }
+    }
+
     /// Writes a piece of the response body; `end` finishes the response.
     pub async fn write_body(&mut self, data: Bytes, end: bool) -> Result<(), WriteFailed> {
         match self {
