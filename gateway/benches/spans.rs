@@ -57,12 +57,12 @@ fn drained<T: Send + 'static>() -> SyncSender<T> {
     tx
 }
 
-fn server_attrs(rec: &AccessRecord) -> Vec<KeyValue> {
+fn server_attrs(rec: &AccessRecord<'_>) -> Vec<KeyValue> {
     vec![
         KeyValue::new("http.request.method", rec.method.clone()),
         KeyValue::new("url.path", rec.path.clone()),
         KeyValue::new("http.response.status_code", 200_i64),
-        KeyValue::new("datamind.request_id", rec.request_id.clone()),
+        KeyValue::new("datamind.request_id", rec.request_id.to_string()),
         KeyValue::new("gen_ai.operation.name", "chat"),
         KeyValue::new("gen_ai.request.model", "gpt-4o-mini"),
         KeyValue::new("gen_ai.request.stream", false),

@@ -164,7 +164,7 @@ impl Conductor {
 pub fn log_fields(
     snapshot: &crate::snapshot::Snapshot,
     out: &crate::engine::Outcome,
-    rec: &mut crate::telemetry::AccessRecord,
+    rec: &mut crate::telemetry::AccessRecord<'_>,
 ) {
     if let Some(r) = &out.route {
         rec.rule = Some(r.rule.to_string());

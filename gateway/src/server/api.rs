@@ -75,13 +75,16 @@ impl ApiApp {
         let snapshot = self.gw.snapshot.load_full();
         let ids = request_ids(session);
         let request_id = &ids[RESPONSE_ID_PREFIX.len()..];
-        // Boxed now, sent in this box to the access log at the end (see `AccessLog::log`).
-        let mut rec = Box::new(AccessRecord {
+        // Who made the request, once authenticated: the record names its tenant and key by
+        // reference when the request ends.
+        let mut caller = None;
+        let mut rec = AccessRecord {
             ts: Timestamp(ts),
+            request_id: Cow::Borrowed(request_id),
             method: known(session.method(), &["POST", "GET"]),
             path: known(session.path(), &API_PATHS),
             ..AccessRecord::default()
-        });
+        };
         let mut out = Outcome {
             client: if rec.path.starts_with("/v1/messages") {
                 ClientFormat::Anthropic
@@ -98,7 +101,7 @@ impl ApiApp {
         );
 
         let result = self
-            .route(session, &snapshot, &ids, &mut rec, &mut out, started)
+            .route(session, &snapshot, &ids, &mut caller, &mut rec, &mut out, started)
             .await;
         if let Err(e) = result {
             out.status = e.status();
@@ -112,6 +115,21 @@ impl ApiApp {
             out.status = 500;
         }
         crate::limits::gate::finish(&self.gw, &mut out);
+        if let Some(c) = &caller {
+            rec.tenant = Some(Cow::Borrowed(&*c.tenant));
+            rec.key_name = Some(Cow::Borrowed(&*c.key_name));
+            // Metric label: tenants of keys are configured; a JWT's tenant only when listed.
+            rec.tenant_is_label = !c.key_id.starts_with("jwt:")
+                || snapshot
+                    .config
+                    .tenants
+                    .iter()
+                    .any(|t| *t.name == *c.tenant);
+        }
+        if let Some(g) = &out.group {
+            // The group's name is the requested model.
+            rec.model = Some(Cow::Borrowed(&*g.name));
+        }
         let duration = out.finished.unwrap_or_else(Instant::now) - started;
         let overhead = duration.saturating_sub(out.upstream_wait).as_secs_f64();
         match &out.group {
@@ -141,10 +159,8 @@ impl ApiApp {
             ),
         }
         crate::conductor::log_fields(&snapshot, &out, &mut rec);
-        rec.request_id = ids;
-        rec.request_id.replace_range(..RESPONSE_ID_PREFIX.len(), "");
         rec.status = out.status;
-        rec.deployment = out.deployment;
+        rec.deployment = out.deployment.as_deref().map(Cow::Borrowed);
         rec.attempts = out.attempts;
         rec.duration_ms = ms(duration);
         rec.ttfb_ms = out.ttfb.map(ms);
@@ -169,20 +185,23 @@ impl ApiApp {
                 }
             }
         }
-        if !self.gw.access_log.log(rec) {
+        if !self.gw.access_log.log(&mut rec) {
             self.gw.metrics.record_access_log_drop();
         }
         self.gw.metrics.requests_in_flight().dec();
         !out.client_gone
     }
 
-    /// The request's phases up to the answer; `ids` as [`request_ids`] makes them.
+    /// The request's phases up to the answer; `ids` as [`request_ids`] makes them. The
+    /// authenticated caller is left in `caller_out` (the access log names it at the end).
+    #[allow(clippy::too_many_arguments)]
     async fn route(
         &self,
         session: &mut Downstream<'_>,
         snapshot: &Snapshot,
         ids: &str,
-        rec: &mut AccessRecord,
+        caller_out: &mut Option<Arc<crate::auth::Caller>>,
+        rec: &mut AccessRecord<'_>,
         out: &mut Outcome,
         started: Instant,
     ) -> Result<(), GatewayError> {
@@ -230,15 +249,7 @@ impl ApiApp {
             crate::clock::unix_secs_at(started) as i64,
         )
         .await?;
-        rec.tenant = Some(Arc::clone(&caller.tenant));
-        // Metric label: tenants of keys are configured; a JWT's tenant only when listed.
-        rec.tenant_is_label = !caller.key_id.starts_with("jwt:")
-            || snapshot
-                .config
-                .tenants
-                .iter()
-                .any(|t| *t.name == *caller.tenant);
-        rec.key_name = Some(Arc::clone(&caller.key_name));
+        let caller = &*caller_out.insert(caller);
         let op = match route {
             Route::Models => {
                 let data: Vec<_> = snapshot
@@ -288,17 +299,18 @@ impl ApiApp {
             t.note_request(op, &req, content);
         }
         rec.stream = req.stream && op.can_stream();
+        // A matched group's name is logged when the request ends (`handle`); a refused
+        // request's model is copied here.
         let Some(group) = snapshot.groups.get(&req.model) else {
-            rec.model = Some(Arc::from(&*req.model));
+            rec.model = Some(Cow::Owned(req.model.clone()));
             return Err(GatewayError::ModelNotFound(req.model.clone()));
         };
-        // The group's name is the requested model: logged without a copy.
-        rec.model = Some(Arc::clone(&group.name));
         if !caller.may_use(&req.model) {
+            rec.model = Some(Cow::Owned(req.model.clone()));
             return Err(GatewayError::ModelNotAllowed(req.model.clone()));
         }
         out.group = Some(group.clone());
-        crate::limits::gate::admit(&self.gw, snapshot, &caller, &req, op, group, out).await?;
+        crate::limits::gate::admit(&self.gw, snapshot, caller, &req, op, group, out).await?;
         let step = self
             .cache_plan(session, snapshot, &caller.tenant, op, out.client, &req)
             .await;
@@ -326,7 +338,7 @@ impl ApiApp {
         let placed = {
             let input = conductor
                 .is_active()
-                .then(|| conductor.request_input(&caller, &req, op, session.fields()));
+                .then(|| conductor.request_input(caller, &req, op, session.fields()));
             let now_ms = crate::clock::unix_ms_at(started);
             routing::place(snapshot, group, input.as_ref(), now_ms)
         };

@@ -15,7 +15,7 @@ macro_rules! key {
 }
 
 /// Appends `r` as one JSON object (no newline) to `w`.
-pub fn write(r: &AccessRecord, w: &mut Vec<u8>) {
+pub fn write(r: &AccessRecord<'_>, w: &mut Vec<u8>) {
     // Digits and separators only: nothing to escape.
     w.extend_from_slice(b"{\"ts\":\"");
     w.extend_from_slice(&r.ts.rfc3339());
@@ -233,7 +233,7 @@ mod tests {
         }
     }
 
-    fn same_as_serde(r: &AccessRecord) {
+    fn same_as_serde(r: &AccessRecord<'_>) {
         let mut w = Vec::new();
         write(r, &mut w);
         let ours: Value = serde_json::from_slice(&w)

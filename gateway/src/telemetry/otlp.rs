@@ -135,7 +135,7 @@ impl Traces {
 
     /// Encodes a finished request's spans into the exporter's spool on this thread (see
     /// [`SpanSink::submit`]).
-    pub fn submit(&self, trace: &mut RequestTrace, rec: &AccessRecord) {
+    pub fn submit(&self, trace: &mut RequestTrace, rec: &AccessRecord<'_>) {
         submit(&self.spool, &self.dropped_queue_full, trace, rec);
     }
 
@@ -157,7 +157,7 @@ pub struct SpanSink {
 impl SpanSink {
     /// Encodes a finished request's spans into the exporter's spool; drops (and counts)
     /// them when the spool is full. Never blocks on the exporter, never wakes it.
-    pub fn submit(&self, trace: &mut RequestTrace, rec: &AccessRecord) {
+    pub fn submit(&self, trace: &mut RequestTrace, rec: &AccessRecord<'_>) {
         submit(&self.spool, &self.dropped_queue_full, trace, rec);
     }
 
@@ -169,7 +169,7 @@ impl SpanSink {
 }
 
 /// (The trace is encoded where it lies, in its box: not moved out of it.)
-fn submit(spool: &Spool, dropped: &Counter, trace: &mut RequestTrace, rec: &AccessRecord) {
+fn submit(spool: &Spool, dropped: &Counter, trace: &mut RequestTrace, rec: &AccessRecord<'_>) {
     if !trace.is_recording() {
         return;
     }

@@ -394,7 +394,7 @@ impl RequestTrace {
     /// (`ScopeSpans.spans` fields; nothing when not recording) and returns how many it
     /// wrote. Attributes are written straight from the record and the facts: no
     /// `SpanData`, no per-attribute `String`.
-    pub fn encode(&mut self, buf: &mut Vec<u8>, rec: &AccessRecord) -> u32 {
+    pub fn encode(&mut self, buf: &mut Vec<u8>, rec: &AccessRecord<'_>) -> u32 {
         if !self.recording {
             return 0;
         }
@@ -463,7 +463,7 @@ impl RequestTrace {
     fn server_span(
         &self,
         w: &mut Writer<'_>,
-        rec: &AccessRecord,
+        rec: &AccessRecord<'_>,
         said: &FactsRef<'_>,
         start: u64,
         end: &End,

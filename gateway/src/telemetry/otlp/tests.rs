@@ -139,7 +139,7 @@ models: [ { name: gpt-4o-mini, deployments: [ { provider: up, model: mock-chat-a
         request_id: "req-1".into(),
         model: Some("gpt-4o-mini".into()),
         tenant: Some("team-a".into()),
-        deployment: Some(d.id.clone()),
+        deployment: Some((*d.id).into()),
         rule: Some("default".into()),
         tags: Some([("tier".to_owned(), "gold".to_owned())].into()),
         status: 200,
