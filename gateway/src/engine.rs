@@ -150,7 +150,7 @@ pub(crate) async fn serve(
     snapshot: &Snapshot,
     session: &mut Downstream<'_>,
     job: &Job<'_>,
-    plan: Plan,
+    plan: Plan<'_>,
     out: &mut Outcome,
 ) -> Result<(), GatewayError> {
     for d in &plan.cooling {
@@ -171,7 +171,7 @@ pub(crate) async fn serve(
         if attempt_start >= job.deadline {
             break;
         }
-        let d: &Arc<Deployment> = &cand.deployment;
+        let d: &Arc<Deployment> = cand.deployment;
         out.attempts += 1;
         let mut in_flight = d.health.start();
         let propagation = out

@@ -111,12 +111,12 @@ pub fn evaluate<'s>(
 }
 
 /// Plans a request: by the policy when rules are configured, else by [`plan`].
-pub fn place(
-    snapshot: &Snapshot,
-    group: &Arc<ModelGroup>,
+pub fn place<'s>(
+    snapshot: &'s Snapshot,
+    group: &'s Arc<ModelGroup>,
     request: Option<&RequestInput>,
     now: u64,
-) -> Result<(Plan, Option<RouteInfo>), GatewayError> {
+) -> Result<(Plan<'s>, Option<RouteInfo>), GatewayError> {
     let c = &snapshot.conductor;
     let Some(request) = request else {
         return Ok((plan(snapshot, group, now), None));
@@ -180,7 +180,7 @@ pub fn place(
     for (i, x) in &e.ranking.excluded {
         match x {
             Exclusion::CoolingDown { left_ms } => {
-                out.cooling.push(e.deployments[*i].0.clone());
+                out.cooling.push(e.deployments[*i].0);
                 out.min_cooldown_ms = out.min_cooldown_ms.min(*left_ms);
                 waiting = true;
             }
@@ -201,7 +201,7 @@ pub fn place(
         .map(|(i, _)| {
             let (d, tier) = e.deployments[*i];
             Candidate {
-                deployment: d.clone(),
+                deployment: d,
                 fallback: tier > 0,
             }
         })
@@ -307,26 +307,27 @@ fn gather<'s>(
 
 /// One deployment to try.
 #[derive(Debug, Clone)]
-pub struct Candidate {
-    /// The deployment.
-    pub deployment: Arc<Deployment>,
+pub struct Candidate<'s> {
+    /// The deployment, borrowed from the snapshot the request holds (no reference count
+    /// shared by the worker threads is touched).
+    pub deployment: &'s Arc<Deployment>,
     /// It belongs to a fallback group, not the requested one.
     pub fallback: bool,
 }
 
 /// The ordered candidates for one request.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct Plan<'s> {
     /// In attempt order. Inline: a plan rarely has more than a few.
-    pub candidates: SmallVec<[Candidate; 4]>,
+    pub candidates: SmallVec<[Candidate<'s>; 4]>,
     /// Deployments left out because they are cooling down.
-    pub cooling: Vec<Arc<Deployment>>,
+    pub cooling: Vec<&'s Arc<Deployment>>,
     /// Smallest remaining cooldown among them, in ms.
     pub min_cooldown_ms: u64,
 }
 
 /// Builds the plan for `group` at `now` (unix ms: cooldowns end at wall-clock instants).
-pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>, now: u64) -> Plan {
+pub fn plan<'s>(snapshot: &'s Snapshot, group: &'s Arc<ModelGroup>, now: u64) -> Plan<'s> {
     let mut out = Plan {
         min_cooldown_ms: u64::MAX,
         ..Plan::default()
@@ -349,7 +350,7 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>, now: u64) -> Plan {
             }
             let left = d.health.cooldown_left_ms(now);
             if left > 0 {
-                out.cooling.push(d.clone());
+                out.cooling.push(d);
                 out.min_cooldown_ms = out.min_cooldown_ms.min(left);
                 continue;
             }
@@ -357,7 +358,7 @@ pub fn plan(snapshot: &Snapshot, group: &Arc<ModelGroup>, now: u64) -> Plan {
                 continue;
             }
             out.candidates.push(Candidate {
-                deployment: d.clone(),
+                deployment: d,
                 fallback: i > 1,
             });
         }
@@ -436,7 +437,7 @@ mod tests {
         Snapshot::build(cfg, &HealthRegistry::default(), &Metrics::new())
     }
 
-    fn ids(p: &Plan) -> Vec<&str> {
+    fn ids<'a>(p: &Plan<'a>) -> Vec<&'a str> {
         p.candidates
             .iter()
             .map(|c| c.deployment.id.as_ref())

@@ -27,7 +27,7 @@ fn serve_size<'a>() -> usize {
          s: &'a Snapshot,
          d: &'a mut Downstream<'a>,
          j: &'a Job<'a>,
-         p: routing::Plan,
+         p: routing::Plan<'a>,
          o: &'a mut Outcome| engine::serve(g, s, d, j, p, o),
     )
 }
@@ -37,6 +37,8 @@ fn request_futures_stay_small() {
     let handle = handle_size();
     eprintln!("ApiApp::handle future: {handle} bytes");
     eprintln!("engine::serve future: {} bytes", serve_size());
-    // 5,416 bytes once the llm crate kept the request's top-level fields inline (+320).
-    assert!(handle <= 5632, "handle future grew to {handle} bytes");
+    // 5,416 bytes once the llm crate kept the request's top-level fields inline (+320);
+    // 5,928 with the access-log record inline instead of boxed (+512: no allocation, and
+    // the record is formatted where it was built).
+    assert!(handle <= 6144, "handle future grew to {handle} bytes");
 }

@@ -17,7 +17,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// Shards per metric: threads beyond this many share shards (still correct, just shared).
-const SHARDS: usize = 8;
+pub const SHARDS: usize = 8;
 /// 64-bit slots per line.
 const SLOTS: usize = 16;
 
@@ -28,7 +28,7 @@ const SLOTS: usize = 16;
 struct Line([AtomicU64; SLOTS]);
 
 /// This thread's shard (threads are numbered by their first update).
-fn shard() -> usize {
+pub fn shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
