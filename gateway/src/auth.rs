@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod secret;
 pub mod tenant;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -45,16 +46,16 @@ use crate::state::Gateway;
 /// lookup in the config keys and the runtime keys. Every refusal is a 401
 /// `invalid_api_key` whose message says what was wrong without echoing the credential.
 /// `now` is the unix time in seconds (expiry is checked against it).
-pub async fn authenticate(
+pub async fn authenticate<'s>(
     gw: &Gateway,
-    snapshot: &Snapshot,
+    snapshot: &'s Snapshot,
     authorization: Option<&[u8]>,
     x_api_key: Option<&[u8]>,
     now: i64,
-) -> Result<Arc<Caller>, GatewayError> {
+) -> Result<CallerRef<'s>, GatewayError> {
     let keys = &snapshot.keys;
     if !keys.enabled() {
-        return Ok(keys.anonymous().clone());
+        return Ok(Cow::Borrowed(keys.anonymous()));
     }
     let (method, result) = match credential::presented(authorization, x_api_key) {
         Ok(credential) if snapshot.jwt.enabled() && jwt::looks_like_jwt(credential) => (
@@ -71,13 +72,13 @@ pub async fn authenticate(
     result
 }
 
-async fn check(
+async fn check<'s>(
     gw: &Gateway,
-    snapshot: &Snapshot,
+    snapshot: &'s Snapshot,
     credential: &str,
     jwt: bool,
     now: i64,
-) -> Result<Arc<Caller>, GatewayError> {
+) -> Result<CallerRef<'s>, GatewayError> {
     let keys = &snapshot.keys;
     if credential.len() > snapshot.jwt.max_token_bytes() {
         return Err(GatewayError::Unauthorized("the credential is too long"));
@@ -85,16 +86,24 @@ async fn check(
     if jwt {
         // Boxed: verification may fetch a JWKS (a whole HTTP client future), and an inline
         // future that size would be copied around on every API-key request too.
-        return Box::pin(snapshot.jwt.verify(credential, now, &keys.tenants)).await;
+        return Box::pin(snapshot.jwt.verify(credential, now, &keys.tenants))
+            .await
+            .map(Cow::Owned);
     }
     let d = keys::digest(credential);
     if let Some(c) = keys.lookup(&d, now)? {
-        return Ok(c);
+        return Ok(Cow::Borrowed(c));
     }
     gw.runtime_keys
         .lookup(&d, now)?
+        .map(Cow::Owned)
         .ok_or(GatewayError::Unauthorized("invalid API key"))
 }
+
+/// The caller of one request: a config key's caller borrowed from the snapshot the request
+/// holds (no reference count shared by the worker threads is touched), or a runtime key's
+/// or a token's, shared.
+pub type CallerRef<'s> = Cow<'s, Arc<Caller>>;
 
 /// An authenticated caller. Built once per key (or cached per token), shared by `Arc`.
 #[derive(Debug, Clone, PartialEq)]

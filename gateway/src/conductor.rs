@@ -163,7 +163,7 @@ impl Conductor {
 /// region, tags.
 pub fn log_fields(
     snapshot: &crate::snapshot::Snapshot,
-    out: &crate::engine::Outcome,
+    out: &crate::engine::Outcome<'_>,
     rec: &mut crate::telemetry::AccessRecord<'_>,
 ) {
     if let Some(r) = &out.route {
@@ -178,7 +178,6 @@ pub fn log_fields(
     }
     if let Some((cloud, region)) = out
         .deployment
-        .as_deref()
         .and_then(|d| snapshot.conductor.places.get(d))
     {
         rec.cloud = (!cloud.is_empty()).then(|| cloud.clone());

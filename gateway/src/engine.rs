@@ -52,13 +52,13 @@ pub enum ClientFormat {
 
 /// What the engine learnt while serving one request (for logs and metrics).
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct Outcome<'s> {
     /// The client's API format.
     pub client: ClientFormat,
     /// Status sent to the client.
     pub status: u16,
-    /// Deployment that answered.
-    pub deployment: Option<Arc<str>>,
+    /// Deployment that answered (its id, borrowed from the request's snapshot).
+    pub deployment: Option<&'s str>,
     /// Attempts made.
     pub attempts: u32,
     /// Time from request start to the first byte written to the client.
@@ -70,7 +70,7 @@ pub struct Outcome {
     /// Failure description (no secrets).
     pub error: Option<String>,
     /// The model group the request matched.
-    pub group: Option<Arc<crate::snapshot::ModelGroup>>,
+    pub group: Option<&'s crate::snapshot::ModelGroup>,
     /// The client went away before the answer was complete.
     pub client_gone: bool,
     /// The complete 200 answer copied for the response cache (when `Job::capture_limit`).
@@ -145,13 +145,13 @@ pub(crate) struct Job<'a> {
 }
 
 /// Serves `job` along `plan`, writing the whole response to `session`.
-pub(crate) async fn serve(
+pub(crate) async fn serve<'s>(
     gw: &Gateway,
     snapshot: &Snapshot,
     session: &mut Downstream<'_>,
     job: &Job<'_>,
-    plan: Plan<'_>,
-    out: &mut Outcome,
+    plan: Plan<'s>,
+    out: &mut Outcome<'s>,
 ) -> Result<(), GatewayError> {
     for d in &plan.cooling {
         d.metrics.record(AttemptOutcome::CooldownSkip);
@@ -193,7 +193,7 @@ pub(crate) async fn serve(
             attempt_start + Duration::from_millis(d.provider.timeouts.first_byte_ms);
         let err = match opened {
             Ok(reply) => {
-                out.deployment = Some(Arc::clone(&d.id));
+                out.deployment = Some(&*d.id);
                 let status = Some(reply.status);
                 out.price = d.price;
                 match relay::relay(gw, session, job, d, reply, first_byte_deadline, out).await {
@@ -348,7 +348,7 @@ pub(crate) async fn serve(
 /// Ends one attempt in telemetry: `gen_ai_client_*` metrics (duration; token usage when it
 /// answered) and, when the request is traced, its span.
 fn end_attempt(
-    out: &mut Outcome,
+    out: &mut Outcome<'_>,
     d: &Deployment,
     job: &Job<'_>,
     took: Duration,
@@ -418,9 +418,9 @@ mod tests {
                  s: &'a mut Downstream<'a>,
                  j: &'a Job<'a>,
                  d: &'a Deployment,
-                 r: relay::Reply,
+                 r: relay::Reply<'a>,
                  f: Instant,
-                 o: &'a mut Outcome| relay::relay(g, s, j, d, r, f, o),
+                 o: &'a mut Outcome<'a>| relay::relay(g, s, j, d, r, f, o),
             );
             (open, relay)
         }

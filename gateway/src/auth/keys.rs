@@ -111,13 +111,17 @@ impl KeyTable {
 
     /// The configured key with this digest: `Ok(None)` when there is none, an error when it
     /// has expired.
-    pub fn lookup(&self, digest: &Digest32, now: i64) -> Result<Option<Arc<Caller>>, GatewayError> {
+    pub fn lookup(
+        &self,
+        digest: &Digest32,
+        now: i64,
+    ) -> Result<Option<&Arc<Caller>>, GatewayError> {
         match self.by_digest.get_key_value(digest) {
             Some((stored, e)) if bool::from(stored.ct_eq(digest)) => {
                 if e.expires_at.is_some_and(|t| now >= t) {
                     return Err(GatewayError::Unauthorized("the API key has expired"));
                 }
-                Ok(Some(e.caller.clone()))
+                Ok(Some(&e.caller))
             }
             _ => Ok(None),
         }
@@ -154,6 +158,7 @@ mod tests {
         ) -> Result<Arc<Caller>, GatewayError> {
             let key = crate::auth::credential::presented(authorization, x_api_key)?;
             self.lookup(&digest(key), now_secs())?
+                .cloned()
                 .ok_or(GatewayError::Unauthorized("invalid API key"))
         }
     }

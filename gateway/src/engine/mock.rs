@@ -17,7 +17,7 @@ pub(super) async fn open(
     job: &Job<'_>,
     downstream: &mut Downstream<'_>,
     upstream_wait: &mut Duration,
-) -> Result<Reply, AttemptError> {
+) -> Result<Reply<'static>, AttemptError> {
     let p = &d.provider;
     let started = Instant::now();
     if !p.mock_latency.is_zero() {

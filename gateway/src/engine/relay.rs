@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,10 +28,10 @@ use crate::state::Gateway;
 const MAX_RESPONSE_BODY: usize = 64 << 20;
 
 /// An upstream's answer, before any byte went to the client.
-pub(crate) struct Reply {
+pub(crate) struct Reply<'a> {
     pub status: u16,
     pub content_type: Option<Cow<'static, str>>,
-    pub body: BodySource,
+    pub body: BodySource<'a>,
     /// Translates the provider format; `None` when the body is already client-format.
     pub adapter: Option<&'static dyn Adapter>,
     /// Usage known up front (the in-process mock).
@@ -43,11 +42,12 @@ pub(crate) struct Reply {
 }
 
 /// Where the answer's bytes come from.
-pub(crate) enum BodySource {
+pub(crate) enum BodySource<'a> {
     /// A provider connection.
     Http {
         up: super::upstream::Answer,
-        peer: Arc<HttpPeer>,
+        /// Borrowed from the deployment's provider (no shared reference count touched).
+        peer: &'a HttpPeer,
         pool_key: u64,
     },
     /// The in-process mock: ready chunks, with a pause before each after the first.
@@ -58,7 +58,7 @@ pub(crate) enum BodySource {
     },
 }
 
-impl BodySource {
+impl BodySource<'_> {
     /// The next piece of body; `None` at the end.
     async fn next(&mut self) -> Result<Option<Bytes>, String> {
         match self {
@@ -85,7 +85,7 @@ impl BodySource {
         } = self
             && up.is_done()
         {
-            super::upstream::release(gw, up, &peer, pool_key, now).await;
+            super::upstream::release(gw, up, peer, pool_key, now).await;
         }
     }
 }
@@ -126,9 +126,9 @@ pub(super) async fn relay(
     session: &mut Downstream<'_>,
     job: &Job<'_>,
     d: &Deployment,
-    reply: Reply,
+    reply: Reply<'_>,
     first_byte_deadline: Instant,
-    out: &mut Outcome,
+    out: &mut Outcome<'_>,
 ) -> Result<Relayed, RelayError> {
     let ct = reply.content_type.as_deref().unwrap_or("");
     let streaming = match reply.adapter {
@@ -147,8 +147,8 @@ async fn relay_whole(
     session: &mut Downstream<'_>,
     job: &Job<'_>,
     d: &Deployment,
-    mut reply: Reply,
-    out: &mut Outcome,
+    mut reply: Reply<'_>,
+    out: &mut Outcome<'_>,
 ) -> Result<Relayed, RelayError> {
     let mut body = Vec::new();
     let waited = reply.answered;
@@ -239,9 +239,9 @@ async fn relay_stream(
     session: &mut Downstream<'_>,
     job: &Job<'_>,
     d: &Deployment,
-    mut reply: Reply,
+    mut reply: Reply<'_>,
     first_byte_deadline: Instant,
-    out: &mut Outcome,
+    out: &mut Outcome<'_>,
 ) -> Result<Relayed, RelayError> {
     let mut translator: Box<dyn StreamTranslator> = match reply.adapter {
         Some(a) => a.stream_translator_with(job.op, job.req, &meta(job, &d.model)),
@@ -409,7 +409,7 @@ pub(super) async fn upstream_error(
     session: &mut Downstream<'_>,
     job: &Job<'_>,
     e: UpstreamError,
-    out: &mut Outcome,
+    out: &mut Outcome<'_>,
 ) -> Result<(), GatewayError> {
     let body = match job.client {
         ClientFormat::OpenAi => e.body,
@@ -452,7 +452,7 @@ fn response_header<'a>(
     status: u16,
     job: &'a Job<'_>,
     d: &'a Deployment,
-    out: &'a Outcome,
+    out: &'a Outcome<'a>,
 ) -> ResponseHead<'a> {
     let mut h = ResponseHead::new(status);
     for (k, v) in &out.headers {
@@ -488,7 +488,7 @@ fn stream_head<'a>(
     status: u16,
     job: &'a Job<'_>,
     d: &'a Deployment,
-    out: &'a Outcome,
+    out: &'a Outcome<'a>,
     http2: bool,
 ) -> ResponseHead<'a> {
     let mut h = response_header(status, job, d, out);

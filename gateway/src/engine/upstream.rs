@@ -2,7 +2,6 @@
 //! HTTP/2 through Pingora), send, wait for the response header.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::server::Downstream;
@@ -30,15 +29,15 @@ use crate::telemetry::trace::Propagation;
 const MAX_ERROR_BODY: usize = 1 << 20;
 
 /// Opens one attempt. `Ok` means the upstream answered with a status the client should see.
-pub(super) async fn open(
+pub(super) async fn open<'d>(
     gw: &Gateway,
-    d: &Deployment,
+    d: &'d Deployment,
     adapter: &'static dyn Adapter,
     job: &Job<'_>,
     downstream: &mut Downstream<'_>,
     upstream_wait: &mut Duration,
     propagation: Option<&Propagation>,
-) -> Result<Reply, AttemptError> {
+) -> Result<Reply<'d>, AttemptError> {
     let p = &d.provider;
     let peer = p.peer.as_ref().ok_or_else(|| {
         AttemptError::Network(format!("host of provider `{}` did not resolve", p.name))
@@ -189,7 +188,7 @@ pub(super) async fn open(
         content_type,
         body: BodySource::Http {
             up,
-            peer: Arc::clone(peer),
+            peer,
             pool_key: key,
         },
         adapter: Some(adapter),

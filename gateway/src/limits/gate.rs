@@ -34,7 +34,7 @@ pub async fn admit(
     req: &ParsedRequest,
     op: Operation,
     group: &ModelGroup,
-    out: &mut Outcome,
+    out: &mut Outcome<'_>,
 ) -> Result<(), GatewayError> {
     let has_limits = rules::any(caller);
     let has_budget = caller.budget.is_some() || caller.tenant_info.budget.is_some();
@@ -112,7 +112,7 @@ pub async fn admit(
 /// for every other exit path. The token reservation is reconciled with the real usage
 /// (kept whole when the usage is unknown though an upstream answered), in-flight slots are
 /// freed, and the answering deployment's price × usage is recorded as spend.
-pub fn finish(gw: &Gateway, out: &mut Outcome) {
+pub fn finish(gw: &Gateway, out: &mut Outcome<'_>) {
     let Some(hold) = out.limits.take() else {
         return;
     };

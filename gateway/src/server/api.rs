@@ -62,17 +62,22 @@ impl ApiApp {
         Self { gw, options }
     }
 
+    /// The swappable config snapshot requests are served under.
+    pub(super) fn snapshots(&self) -> &arc_swap::ArcSwap<Snapshot> {
+        &self.gw.snapshot
+    }
+
     /// Whether the gateway is draining for shutdown (connections close after their request).
     pub(super) fn draining(&self) -> bool {
         self.gw.draining.load(Ordering::Acquire)
     }
 
-    /// Serves one request; false when the client went away (the connection is not reused).
-    pub(super) async fn handle(&self, session: &mut Downstream<'_>) -> bool {
+    /// Serves one request under `snapshot` (the connection's current one); false when the
+    /// client went away (the connection is not reused).
+    pub(super) async fn handle(&self, session: &mut Downstream<'_>, snapshot: &Snapshot) -> bool {
         let started = Instant::now();
         let ts = crate::clock::unix_ms_at(started);
         self.gw.metrics.requests_in_flight().inc();
-        let snapshot = self.gw.snapshot.load_full();
         let ids = request_ids(session);
         let request_id = &ids[RESPONSE_ID_PREFIX.len()..];
         // Who made the request, once authenticated: the record names its tenant and key by
@@ -101,7 +106,15 @@ impl ApiApp {
         );
 
         let result = self
-            .route(session, &snapshot, &ids, &mut caller, &mut rec, &mut out, started)
+            .route(
+                session,
+                snapshot,
+                &ids,
+                &mut caller,
+                &mut rec,
+                &mut out,
+                started,
+            )
             .await;
         if let Err(e) = result {
             out.status = e.status();
@@ -120,11 +133,7 @@ impl ApiApp {
             rec.key_name = Some(Cow::Borrowed(&*c.key_name));
             // Metric label: tenants of keys are configured; a JWT's tenant only when listed.
             rec.tenant_is_label = !c.key_id.starts_with("jwt:")
-                || snapshot
-                    .config
-                    .tenants
-                    .iter()
-                    .any(|t| *t.name == *c.tenant);
+                || snapshot.config.tenants.iter().any(|t| *t.name == *c.tenant);
         }
         if let Some(g) = &out.group {
             // The group's name is the requested model.
@@ -158,9 +167,9 @@ impl ApiApp {
                 overhead,
             ),
         }
-        crate::conductor::log_fields(&snapshot, &out, &mut rec);
+        crate::conductor::log_fields(snapshot, &out, &mut rec);
         rec.status = out.status;
-        rec.deployment = out.deployment.as_deref().map(Cow::Borrowed);
+        rec.deployment = out.deployment.map(Cow::Borrowed);
         rec.attempts = out.attempts;
         rec.duration_ms = ms(duration);
         rec.ttfb_ms = out.ttfb.map(ms);
@@ -195,14 +204,14 @@ impl ApiApp {
     /// The request's phases up to the answer; `ids` as [`request_ids`] makes them. The
     /// authenticated caller is left in `caller_out` (the access log names it at the end).
     #[allow(clippy::too_many_arguments)]
-    async fn route(
+    async fn route<'s>(
         &self,
         session: &mut Downstream<'_>,
-        snapshot: &Snapshot,
+        snapshot: &'s Snapshot,
         ids: &str,
-        caller_out: &mut Option<Arc<crate::auth::Caller>>,
+        caller_out: &mut Option<crate::auth::CallerRef<'s>>,
         rec: &mut AccessRecord<'_>,
-        out: &mut Outcome,
+        out: &mut Outcome<'s>,
         started: Instant,
     ) -> Result<(), GatewayError> {
         let request_id = &ids[RESPONSE_ID_PREFIX.len()..];
@@ -249,7 +258,7 @@ impl ApiApp {
             crate::clock::unix_secs_at(started) as i64,
         )
         .await?;
-        let caller = &*caller_out.insert(caller);
+        let caller: &Arc<crate::auth::Caller> = caller_out.insert(caller);
         let op = match route {
             Route::Models => {
                 let data: Vec<_> = snapshot
@@ -309,7 +318,7 @@ impl ApiApp {
             rec.model = Some(Cow::Owned(req.model.clone()));
             return Err(GatewayError::ModelNotAllowed(req.model.clone()));
         }
-        out.group = Some(group.clone());
+        out.group = Some(group);
         crate::limits::gate::admit(&self.gw, snapshot, caller, &req, op, group, out).await?;
         let step = self
             .cache_plan(session, snapshot, &caller.tenant, op, out.client, &req)
@@ -437,7 +446,8 @@ impl HttpServerApp for ApiApp {
         session.set_read_timeout(Some(Duration::from_secs(60)));
         // Pingora moves this future by value once per request on a kept-alive connection:
         // the request's own state lives in a box so what is copied stays small.
-        if !Box::pin(self.handle(&mut Downstream::Pingora(&mut session))).await {
+        let snapshot = self.gw.snapshot.load_full();
+        if !Box::pin(self.handle(&mut Downstream::Pingora(&mut session), &snapshot)).await {
             return None;
         }
         let settings = HttpPersistentSettings::for_session(&session);

@@ -122,6 +122,11 @@ impl ApiListener {
 
 /// Serves requests on one HTTP/1.x connection until it closes or may not be reused.
 async fn serve(api: &ApiApp, mut conn: Conn, shutdown: &ShutdownWatch) {
+    // The connection keeps the config snapshot it last used and checks before each request
+    // whether a reload replaced it (one shared read): requests do not count references on
+    // the snapshot both worker threads share. An idle connection holds a replaced snapshot
+    // until its next request or its close.
+    let mut snapshots = arc_swap::Cache::new(api.snapshots());
     loop {
         match conn.next_request().await {
             Ok(true) => {}
@@ -138,7 +143,8 @@ async fn serve(api: &ApiApp, mut conn: Conn, shutdown: &ShutdownWatch) {
         // (`process_new`) and never moved, so the request's state is built where it runs —
         // no allocation and no copy of it per request, at the price of a connection's
         // future holding room for one request's state while idle.
-        let kept = api.handle(&mut Downstream::H1(&mut conn)).await;
+        let snapshot = snapshots.load();
+        let kept = api.handle(&mut Downstream::H1(&mut conn), snapshot).await;
         if !kept || !conn.finish().await {
             break;
         }

@@ -39,7 +39,6 @@ pub struct Health {
     shards: Box<[Shard; SHARDS]>,
 }
 
-
 /// One thread's share of a deployment's health, alone on its cache lines.
 #[derive(Debug, Default)]
 #[repr(align(128))]
@@ -153,7 +152,9 @@ impl InFlightGuard<'_> {
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
         self.first_byte();
-        self.health.shards[self.shard].in_flight.fetch_sub(1, Relaxed);
+        self.health.shards[self.shard]
+            .in_flight
+            .fetch_sub(1, Relaxed);
         self.health.in_flight_gauge.dec();
     }
 }
@@ -371,12 +372,17 @@ mod tests {
         let h = Health::new(Gauge::default());
         std::thread::scope(|s| {
             let guards: Vec<_> = (0..3)
-                .map(|_| s.spawn(|| {
-                    let mut g = h.start();
-                    g.first_byte();
-                    h.record_success_timed(Duration::from_millis(10), Duration::from_millis(20));
-                    g
-                }))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut g = h.start();
+                        g.first_byte();
+                        h.record_success_timed(
+                            Duration::from_millis(10),
+                            Duration::from_millis(20),
+                        );
+                        g
+                    })
+                })
                 .map(|t| t.join().unwrap())
                 .collect();
             // Three threads' attempts in flight, none waiting; ended here, on a fourth.
@@ -412,7 +418,10 @@ mod tests {
         assert!((m.ttft.p95() - 36.45).abs() < 1e-9, "{}", m.ttft.p95());
         assert!((m.error_rate - 0.5).abs() < 1e-9);
         let alone = Live::merge([Live::default(), one(7.0, 0.25)].into_iter());
-        assert_eq!((alone.ttft.p50(), alone.error_rate, alone.samples), (7.0, 0.25, 5));
+        assert_eq!(
+            (alone.ttft.p50(), alone.error_rate, alone.samples),
+            (7.0, 0.25, 5)
+        );
     }
 
     #[test]

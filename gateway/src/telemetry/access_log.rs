@@ -513,7 +513,10 @@ mod tests {
         let ids = logged_ids(&path, 2000);
         assert_eq!(ids.len(), 2000);
         for t in 0..4 {
-            let mine: Vec<&String> = ids.iter().filter(|s| s.starts_with(&format!("t{t}-"))).collect();
+            let mine: Vec<&String> = ids
+                .iter()
+                .filter(|s| s.starts_with(&format!("t{t}-")))
+                .collect();
             let want: Vec<String> = (0..500).map(|i| format!("t{t}-{i:04}")).collect();
             assert_eq!(mine, want.iter().collect::<Vec<_>>(), "thread {t}");
         }

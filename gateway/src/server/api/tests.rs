@@ -5,16 +5,16 @@
 
 use super::*;
 
-/// The size of the future a closure returns, without running it.
-fn future_size<A, B, F>(_: impl FnOnce(A, B) -> F) -> usize {
+/// The size of the future a closure of three arguments returns, without running it.
+fn future_size3<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize {
     std::mem::size_of::<F>()
 }
 
 fn handle_size<'a, 'b, 'c: 'b>() -> usize {
-    future_size(|api: &'a ApiApp, d: &'b mut Downstream<'c>| api.handle(d))
+    future_size3(|api: &'a ApiApp, d: &'b mut Downstream<'c>, s: &'a Snapshot| api.handle(d, s))
 }
 
-/// [`future_size`] for six arguments.
+/// [`future_size3`] for six arguments.
 fn future_size6<A, B, C, D, E, G, F>(_: impl FnOnce(A, B, C, D, E, G) -> F) -> usize {
     std::mem::size_of::<F>()
 }
@@ -28,7 +28,7 @@ fn serve_size<'a>() -> usize {
          d: &'a mut Downstream<'a>,
          j: &'a Job<'a>,
          p: routing::Plan<'a>,
-         o: &'a mut Outcome| engine::serve(g, s, d, j, p, o),
+         o: &'a mut Outcome<'a>| engine::serve(g, s, d, j, p, o),
     )
 }
 
