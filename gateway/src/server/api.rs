@@ -185,7 +185,7 @@ impl ApiApp {
                 rec.span_id = Some(t.span_id());
                 if let Some(traces) = self.gw.traces.get() {
                     t.finish(out.usage, overhead * 1000.0, duration);
-                    // Encoded by the access-log thread, which has the record anyway.
+                    // Encoded by the access-log thread, sent an owned copy of the record.
                     if self.gw.access_log.takes_spans() {
                         rec.trace = Some(t);
                     } else {
