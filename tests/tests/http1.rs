@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use datamind_e2e::KEY_ALL;
-use datamind_e2e::MockSpec;
-use datamind_e2e::fixture::{CHAT_MODEL, OneUpstream};
+use datamind_e2e::fixture::{CHAT_MODEL, OneUpstream, one_upstream_config};
+use datamind_e2e::{KEY_ALL, KEY_LIMITED, MockSpec, eventually, sha256_hex};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -138,12 +137,48 @@ fn chat(model: &str) -> String {
 }
 
 fn post(body: &str, extra: &str) -> Vec<u8> {
+    post_as(KEY_ALL, body, extra)
+}
+
+fn post_as(key: &str, body: &str, extra: &str) -> Vec<u8> {
     format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {KEY_ALL}\r\n\
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {key}\r\n\
          content-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n{body}",
         body.len()
     )
     .into_bytes()
+}
+
+/// A connection keeps the config snapshot it last used between requests; each request
+/// checks for a newer one. A key removed by a reload is refused on a connection that used
+/// it before, without reconnecting.
+#[tokio::test]
+async fn a_reload_applies_to_the_next_request_on_a_kept_alive_connection() -> Result<()> {
+    let s = OneUpstream::start(MockSpec::named("up1")).await?;
+    let mut c = Raw::connect(&s).await?;
+    c.send(&post_as(KEY_LIMITED, &chat(CHAT_MODEL), "")).await?;
+    assert_eq!(c.response().await?.status, 200);
+
+    let only_all = serde_json::json!([
+        {"name": "all", "sha256": sha256_hex(KEY_ALL), "tenant": "team-a", "models": ["*"]}
+    ]);
+    s.gateway
+        .rewrite_config(&one_upstream_config(&s.mock).set("/auth/keys", only_all))?;
+    eventually("the reload", Duration::from_secs(5), || async {
+        let m = s.gateway.metrics().await?;
+        Ok((m.sum("datamind_config_reloads_total", &[("result", "success")]) >= 1.0).then_some(()))
+    })
+    .await?;
+
+    c.send(&post_as(KEY_LIMITED, &chat(CHAT_MODEL), "")).await?;
+    let refused = c.response().await?;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()?["error"]["code"], "invalid_api_key");
+    c.send(&post(&chat(CHAT_MODEL), "")).await?;
+    let ok = c.response().await?;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("connection"), Some("keep-alive"));
+    Ok(())
 }
 
 #[tokio::test]
