@@ -27,6 +27,9 @@ use crate::telemetry::trace::Propagation;
 
 /// Largest upstream error body kept for relaying.
 const MAX_ERROR_BODY: usize = 1 << 20;
+/// Request bodies up to this size leave in one write with the head (see
+/// `Outgoing::h1_wire_parts`).
+const INLINE_BODY_MAX: usize = 64 << 10;
 
 /// Opens one attempt. `Ok` means the upstream answered with a status the client should see.
 pub(super) async fn open<'d>(
@@ -233,11 +236,17 @@ async fn exchange(
                 // Header and body leave in one write (Pingora's client would flush the
                 // header on its own first): one segment and one wake-up of the upstream
                 // instead of two.
-                let wire = request.h1_wire().map_err(|e| e.to_owned())?;
+                let (wire, body) = request.h1_wire_parts().map_err(|e| e.to_owned())?;
                 stream
                     .write_all(&wire)
                     .await
                     .map_err(|e| format!("write: {e}"))?;
+                if !body.is_empty() {
+                    stream
+                        .write_all(body)
+                        .await
+                        .map_err(|e| format!("write: {e}"))?;
+                }
                 stream.flush().await.map_err(|e| format!("write: {e}"))?;
                 let answer = H1Answer::read(stream).await?;
                 Ok(Answer::H1(Box::new(answer)))
@@ -378,7 +387,18 @@ struct Outgoing<'a> {
 impl Outgoing<'_> {
     /// The whole HTTP/1.1 request (head and body) as one buffer. Header names and values are
     /// checked so nothing from the config or a model name can split the request.
+    #[cfg(test)]
     fn h1_wire(&self) -> Result<Vec<u8>, &'static str> {
+        let (mut w, rest) = self.h1_wire_parts()?;
+        w.extend_from_slice(rest);
+        Ok(w)
+    }
+
+    /// The request's bytes as (head, body that follows it): a body up to
+    /// [`INLINE_BODY_MAX`] is copied behind the head (one write, one segment); a larger one
+    /// is written from where it lies rather than copied (a 1 MiB prompt: a memcpy of it
+    /// cost more than the second write).
+    fn h1_wire_parts(&self) -> Result<(Vec<u8>, &[u8]), &'static str> {
         let u = &self.upreq;
         let [prefix, rest] = u.path.pieces();
         if !valid_target(&[prefix, rest]) {
@@ -388,8 +408,14 @@ impl Outgoing<'_> {
         let trace = self.propagation.map_or(0, |p| {
             70 + p.tracestate.as_ref().map_or(0, |t| t.len() + 14)
         });
+        let inline = u.body.len() <= INLINE_BODY_MAX;
         let mut w = Vec::with_capacity(
-            u.path.len() + head + self.request_id.len() + 64 + trace + u.body.len(),
+            u.path.len()
+                + head
+                + self.request_id.len()
+                + 64
+                + trace
+                + if inline { u.body.len() } else { 0 },
         );
         w.extend_from_slice(u.method.as_bytes());
         w.push(b' ');
@@ -420,8 +446,11 @@ impl Outgoing<'_> {
             }
         }
         w.extend_from_slice(b"\r\n");
+        if !inline {
+            return Ok((w, &u.body));
+        }
         w.extend_from_slice(&u.body);
-        Ok(w)
+        Ok((w, &[]))
     }
 
     /// The request as Pingora's header and body (HTTP/2).
@@ -541,6 +570,22 @@ mod tests {
             request_id: "req-1",
             propagation: None,
         }
+    }
+
+    #[test]
+    fn a_large_body_follows_the_head_uncopied() {
+        let mut o = outgoing("/v1/chat/completions", &[("host", "up:8000")]);
+        o.upreq.body = vec![b'x'; INLINE_BODY_MAX + 1];
+        let (head, body) = o.h1_wire_parts().unwrap();
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+        assert!(head.contains(&format!("content-length: {}\r\n", INLINE_BODY_MAX + 1)));
+        assert_eq!(body.len(), INLINE_BODY_MAX + 1);
+        assert!(std::ptr::eq(body, &o.upreq.body[..]));
+        let mut small = outgoing("/v1/chat/completions", &[("host", "up:8000")]);
+        small.upreq.body = vec![b'y'; INLINE_BODY_MAX];
+        let (whole, rest) = small.h1_wire_parts().unwrap();
+        assert!(rest.is_empty() && whole.ends_with(&[b'y'; 16]));
     }
 
     #[test]

@@ -115,6 +115,15 @@ impl Downstream<'_> {
         }
     }
 
+    /// The rest of a body of declared length in one piece read into one buffer (HTTP/1.x);
+    /// `None` where that does not apply (chunked, HTTP/2): read it piece by piece.
+    pub async fn read_body_whole(&mut self) -> Option<Result<Bytes, String>> {
+        match self {
+            Self::H1(c) => c.read_body_whole().await.map(|r| r.map_err(str::to_owned)),
+            Self::Pingora(_) => None,
+        }
+    }
+
     /// Reads and drops the rest of the request body.
     pub async fn drain_body(&mut self) {
         match self {

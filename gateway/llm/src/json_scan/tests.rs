@@ -197,3 +197,43 @@ fn differential_strings() {
         assert_eq!(raw, skip_all(&doc, Strings::Checked).is_ok());
     }
 }
+
+#[test]
+fn long_strings_find_every_special_byte_at_every_offset() {
+    // Runs long enough for the 32-byte blocks, with one special piece at each offset.
+    let specials: &[&[u8]] = &[
+        b"\"",
+        b"\\n",
+        b"\\u00e9",
+        b"\x01",
+        b"\x1f",
+        b"\\",
+        b"\xc3\xa9",
+        b"\xc3",
+    ];
+    for len in [31usize, 32, 33, 64, 95, 100] {
+        for at in 0..=len {
+            for piece in specials {
+                let mut doc = b"\"".to_vec();
+                doc.extend(std::iter::repeat_n(b'a', at));
+                doc.extend_from_slice(piece);
+                doc.extend(std::iter::repeat_n(b'b', len - at));
+                doc.push(b'"');
+                let text = serde_json::from_slice::<String>(&doc).ok();
+                let ours = whole(&doc, |s| s.read_str().map(Cow::into_owned));
+                assert_eq!(text, ours, "{}", String::from_utf8_lossy(&doc));
+                let raw = serde_json::from_slice::<&RawValue>(&doc).is_ok();
+                assert_eq!(
+                    raw,
+                    skip_all(&doc, Strings::Checked).is_ok(),
+                    "{at} {piece:?}"
+                );
+            }
+        }
+        // Unterminated: the end of input inside a long run.
+        let doc: Vec<u8> = std::iter::once(b'"')
+            .chain(std::iter::repeat_n(b'a', len))
+            .collect();
+        assert!(skip_all(&doc, Strings::Checked).is_err());
+    }
+}

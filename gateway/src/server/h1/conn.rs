@@ -242,6 +242,35 @@ impl Conn {
         }
     }
 
+    /// The rest of a body of declared length, read into one buffer sized for it and
+    /// handed out whole (no piece copied together). `None` when the body is chunked. The
+    /// caller has checked the length against its limit: this reserves all of it.
+    pub async fn read_body_whole(&mut self) -> Option<Result<Bytes, &'static str>> {
+        let BodyLeft::Length(left) = self.body else {
+            return None;
+        };
+        let left = usize::try_from(left).ok()?;
+        if self.buf.len() < left {
+            self.buf.reserve(left - self.buf.len());
+        }
+        while self.buf.len() < left {
+            match self.fill(IO_WAIT).await {
+                Ok(n) if n > 0 => {}
+                Ok(_) => {
+                    return Some(Err(
+                        "the client closed the connection before the body ended",
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Some(Err("timed out reading the request body"));
+                }
+                Err(_) => return Some(Err("could not read the request body")),
+            }
+        }
+        self.body = BodyLeft::Done;
+        Some(Ok(self.buf.split_to(left).freeze()))
+    }
+
     /// Whether the client waits for `100 Continue` (HTTP/1.1 `Expect: 100-continue`).
     pub fn expects_continue(&self) -> bool {
         self.sem.expect_continue && self.head.minor > 0
