@@ -41,23 +41,11 @@ impl<'a> Scanner<'a> {
         let mut seen = 0u64;
         let mut flags = 0;
         loop {
-            // Long content (a prompt) 32 bytes at a time, one branch per block: the four
-            // words' tests compile to vector instructions. A block with a special byte
-            // is left to the word loop below, which finds where.
-            while let Some(block) = bytes.get(i..).and_then(<[u8]>::first_chunk::<32>) {
-                let (mut any, mut all) = (0, 0);
-                for word in block.chunks_exact(8) {
-                    let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
-                    all |= w;
-                    any |= special_bytes(w);
-                }
-                if any != 0 {
-                    break;
-                }
-                seen |= all;
-                i += 32;
-            }
-            // Eight bytes at a time through plain content.
+            // Eight bytes at a time through plain content; after four plain words (long
+            // content, a prompt), 32 bytes a block with one branch each: the four words'
+            // tests compile to vector instructions. A block with a special byte is left to
+            // the word loop, which finds where. Short strings never pay for a block test.
+            let mut plain = 0;
             while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
                 let w = u64::from_le_bytes(*chunk);
                 seen |= w;
@@ -67,6 +55,22 @@ impl<'a> Scanner<'a> {
                     break;
                 }
                 i += 8;
+                plain += 1;
+                if plain == 4 {
+                    while let Some(block) = bytes.get(i..).and_then(<[u8]>::first_chunk::<32>) {
+                        let (mut any, mut all) = (0, 0);
+                        for word in block.chunks_exact(8) {
+                            let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+                            all |= w;
+                            any |= special_bytes(w);
+                        }
+                        if any != 0 {
+                            break;
+                        }
+                        seen |= all;
+                        i += 32;
+                    }
+                }
             }
             match bytes.get(i) {
                 Some(b'"') => break,
